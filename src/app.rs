@@ -1,0 +1,252 @@
+//! Runs a parsed command line: resolves settings, computes plans, prints or applies them.
+
+use crate::apply::ApplyError;
+use crate::cli::{Cli, Command, GlobalArgs, NodeArgs, OutputFormat};
+use crate::host;
+use crate::image::ImageError;
+use crate::join::JoinInputs;
+use crate::layout::{Layout, Os};
+use crate::plan::{Plan, Step, render_all};
+use crate::settings::{self, DiscoverError, Origin, PartialSettings, Settings, SettingsError};
+use crate::state::{State, StateError};
+use crate::{fetch, image, kubeconfig, routes, services};
+use serde::Serialize;
+use std::io::Write;
+use std::time::Duration;
+
+/// Exit codes, as documented in the README and `wkjoin --help`.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const VALIDATION_FAILED: i32 = 3;
+    pub const NOT_AVAILABLE: i32 = 4;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("cannot load kubeconfig{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Kubeconfig { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("`wkjoin {command}` is not available in this build of wkjoin yet (only --dry-run is); nothing was changed")]
+    NotAvailable { command: &'static str },
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AppError::Settings(_) => exit::USAGE,
+            AppError::Apply(ApplyError::ForeignOs { .. }) => exit::USAGE,
+            AppError::NotAvailable { .. } => exit::NOT_AVAILABLE,
+            _ => exit::FAILED,
+        }
+    }
+}
+
+/// Runs the command and returns the process exit code.
+pub async fn run(cli: Cli) -> Result<i32, AppError> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Fetch { node, dry, out } => {
+            let s = resolve_settings(g, node, dry.dry_run).await?;
+            step_command("fetch", &s, vec![fetch::plan(&s)], dry.dry_run, out.output)
+        }
+        Command::Pause { image_archive, node, dry } => {
+            let s = resolve_settings(g, node, dry.dry_run).await?;
+            let plan = image::plan(&s, image_archive.as_deref(), host::windows_build())?;
+            step_command("pause", &s, vec![plan], dry.dry_run, OutputFormat::Table)
+        }
+        Command::Config { from, node, dry } => {
+            let s = resolve_settings(g, node, dry.dry_run).await?;
+            let source = from.clone().or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string()));
+            step_command("config", &s, vec![kubeconfig::plan(&s, source.as_deref())], dry.dry_run, OutputFormat::Table)
+        }
+        Command::Routes { next_hop, node, dry, out } => {
+            let s = resolve_settings(g, node, dry.dry_run).await?;
+            step_command("routes", &s, vec![routes::plan(&s, *next_hop)], dry.dry_run, out.output)
+        }
+        Command::Start { node, dry } => {
+            let s = resolve_settings(g, node, dry.dry_run).await?;
+            let plan = services::plan(&s, s.kubernetes_version.exact(), &image::pause_image(&s));
+            step_command("start", &s, vec![plan], dry.dry_run, OutputFormat::Table)
+        }
+        Command::Join { image_archive, next_hop, no_validate, node, dry, out } => {
+            let s = resolve_settings(g, node, dry.dry_run).await?;
+            let inputs = JoinInputs {
+                kubeconfig: g.kubeconfig.as_ref().map(|p| p.display().to_string()),
+                image_archive: image_archive.clone(),
+                next_hop: Some(*next_hop),
+                windows_build: host::windows_build(),
+                validate: !no_validate,
+            };
+            let plans = crate::join::plan(&s, &inputs)?;
+            step_command("join", &s, plans, dry.dry_run, out.output)
+        }
+        Command::Preflight { .. } => Err(AppError::NotAvailable { command: "preflight" }),
+        Command::Validate { .. } => Err(AppError::NotAvailable { command: "validate" }),
+        Command::Reset { dry, .. } => {
+            let _ = dry;
+            Err(AppError::NotAvailable { command: "reset" })
+        }
+        Command::Status { out } => status(g, out.output),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "wkjoin", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// Layers flags/env, the config file, the cluster and defaults into validated settings.
+async fn resolve_settings(g: &GlobalArgs, node: &NodeArgs, dry_run: bool) -> Result<Settings, AppError> {
+    let flags = node.to_partial();
+    let file = match &g.config {
+        Some(path) => Some((path.clone(), settings::load_file(path)?)),
+        None => None,
+    };
+    let cluster = discover(g, dry_run).await?;
+    let mut layers: Vec<(Origin, &PartialSettings)> = vec![(Origin::CommandLine, &flags)];
+    if let Some((path, f)) = &file {
+        layers.push((Origin::File(path.clone()), f));
+    }
+    if let Some(c) = &cluster {
+        layers.push((Origin::Cluster("kubeadm-config, kube-dns"), c));
+    }
+    let os = node.os.unwrap_or(Os::host());
+    // Host facts describe this machine; they only apply when planning for its own OS.
+    let facts = if os == Os::host() { host::facts() } else { Default::default() };
+    Ok(settings::resolve(os, g.root_dir.as_deref(), &layers, &facts)?)
+}
+
+/// Reads settings from the cluster when a kubeconfig was given explicitly (flag or $KUBECONFIG).
+async fn discover(g: &GlobalArgs, dry_run: bool) -> Result<Option<PartialSettings>, AppError> {
+    if g.kubeconfig.is_none() && std::env::var_os("KUBECONFIG").is_none() {
+        return Ok(None);
+    }
+    let client = match client(g).await {
+        Ok(c) => c,
+        Err(e) if dry_run => {
+            tracing::warn!("{e}; planning without the cluster's settings");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    match settings::discover(&client).await {
+        Ok(found) => Ok(Some(found)),
+        Err(DiscoverError::Api { source: kube::Error::Api(status), what }) if status.code == 403 => {
+            tracing::debug!("not allowed to read {what} ({}); not discovering it", status.message);
+            Ok(None)
+        }
+        Err(e) if dry_run => {
+            tracing::warn!("{e}; planning with flags, config file and defaults only");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The one kube client of a run.
+pub async fn client(g: &GlobalArgs) -> Result<kube::Client, AppError> {
+    let opts = kube::config::KubeConfigOptions { context: g.context.clone(), ..Default::default() };
+    let err = |source: Box<dyn std::error::Error + Send + Sync>| AppError::Kubeconfig { path: g.kubeconfig.clone(), source };
+    let mut config = match &g.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(Box::new(e)))?;
+            kube::Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| err(Box::new(e)))?
+        }
+        None => kube::Config::from_kubeconfig(&opts).await.map_err(|e| err(Box::new(e)))?,
+    };
+    config.connect_timeout = Some(Duration::from_secs(5));
+    config.read_timeout = Some(Duration::from_secs(30));
+    kube::Client::try_from(config).map_err(|e| err(Box::new(e)))
+}
+
+#[derive(Serialize)]
+struct PlanOutput<'a> {
+    node: &'a str,
+    os: Os,
+    root_dir: &'a str,
+    settings: &'a Settings,
+    plans: &'a [Plan],
+}
+
+fn step_command(command: &'static str, s: &Settings, plans: Vec<Plan>, dry_run: bool, format: OutputFormat) -> Result<i32, AppError> {
+    if !dry_run {
+        return Err(AppError::NotAvailable { command });
+    }
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutputFormat::Table => {
+            let header = format!(
+                "wkjoin {command} plan for node {} ({}, root {}, Kubernetes {})",
+                s.node_name, s.os, s.root_dir, s.kubernetes_version
+            );
+            stdout.write_all(render_all(&header, &plans).as_bytes())?;
+        }
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let value = PlanOutput { node: &s.node_name, os: s.os, root_dir: &s.root_dir, settings: s, plans: &plans };
+            write_data(&mut stdout, format, &value)?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn write_data(w: &mut impl Write, format: OutputFormat, value: &impl Serialize) -> Result<(), AppError> {
+    match format {
+        OutputFormat::Yaml => {
+            w.write_all(serde_yaml::to_string(value).expect("serializable").as_bytes())?;
+        }
+        _ => {
+            serde_json::to_writer_pretty(&mut *w, value).expect("serializable");
+            w.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+fn status(g: &GlobalArgs, format: OutputFormat) -> Result<i32, AppError> {
+    let os = Os::host();
+    let layout = Layout::new(os, g.root_dir.clone().unwrap_or_else(|| os.default_root_dir().to_string()));
+    let path = layout.state_file();
+    let state = State::load(std::path::Path::new(&path))?;
+    let mut out = std::io::stdout().lock();
+    match (format, state) {
+        (OutputFormat::Table, None) => {
+            writeln!(out, "not joined: no wkjoin state at {path} (run `wkjoin join`)")?;
+        }
+        (OutputFormat::Table, Some(st)) => {
+            writeln!(out, "node: {}", st.node_name.as_deref().unwrap_or("(unknown)"))?;
+            writeln!(out, "state: {path} (written by wkjoin {})", st.wkjoin_version)?;
+            writeln!(out, "{:<10} {:<10} {:<22} DIGEST", "STEP", "STATE", "COMPLETED")?;
+            for step in Step::ALL {
+                match st.steps.get(&step) {
+                    Some(r) => writeln!(out, "{:<10} {:<10} {:<22} {}", step, "done", r.completed_at, &r.digest[..12.min(r.digest.len())])?,
+                    None => writeln!(out, "{:<10} {:<10} {:<22} -", step, "not run", "-")?,
+                }
+            }
+        }
+        (format, state) => {
+            #[derive(Serialize)]
+            struct StatusOutput<'a> {
+                state_file: &'a str,
+                joined: bool,
+                state: Option<State>,
+            }
+            let joined = state.is_some();
+            write_data(&mut out, format, &StatusOutput { state_file: &path, joined, state })?;
+        }
+    }
+    Ok(exit::OK)
+}

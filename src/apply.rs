@@ -1,0 +1,62 @@
+//! Executes a plan through a host backend, action by action, stopping at the first failure.
+
+use crate::host::{Host, HostError};
+use crate::layout::Os;
+use crate::plan::{Action, Contents, Plan, Step};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{step}: {action}: {source}")]
+    Host { step: Step, action: String, source: HostError },
+    #[error("{step}: cannot read the credentials to install from {source_path}: {source}")]
+    ReadSource { step: Step, source_path: String, source: std::io::Error },
+    #[error("{step}: `{action}` is not supported by this build of wkjoin yet; nothing after it was done")]
+    Unsupported { step: Step, action: String },
+    #[error("{step}: `{action}` cannot run until {needs}")]
+    Deferred { step: Step, action: String, needs: String },
+    #[error("this plan is for {plan_os} but this host runs {host_os}: run wkjoin on the {plan_os} node itself (or add --dry-run to only print it)")]
+    ForeignOs { plan_os: Os, host_os: Os },
+}
+
+/// Applies every action of `plan` in order.
+pub fn apply(plan: &Plan, os: Os, host: &mut impl Host) -> Result<(), ApplyError> {
+    if os != Os::host() {
+        return Err(ApplyError::ForeignOs { plan_os: os, host_os: Os::host() });
+    }
+    for action in &plan.actions {
+        let step = plan.step;
+        let wrap = |source| ApplyError::Host { step, action: action.to_string(), source };
+        tracing::debug!(%step, "{action}");
+        match action {
+            Action::CreateDir { path } => host.create_dir(Path::new(path)).map_err(wrap)?,
+            Action::WriteFile { path, contents, private } => {
+                let bytes = match contents {
+                    Contents::Text { text } => text.clone().into_bytes(),
+                    Contents::Credentials { source } => std::fs::read(source).map_err(|e| ApplyError::ReadSource {
+                        step,
+                        source_path: source.clone(),
+                        source: e,
+                    })?,
+                };
+                host.write_file(Path::new(path), &bytes, *private).map_err(wrap)?;
+            }
+            Action::RemovePath { path } => host.remove_path(Path::new(path)).map_err(wrap)?,
+            Action::Run { program, args, .. } => {
+                let out = host.run(program, args).map_err(wrap)?;
+                if out.status != Some(0) {
+                    return Err(wrap(HostError::CommandFailed {
+                        command: format!("{program} {}", args.join(" ")),
+                        status: out.status,
+                        stderr: out.stderr,
+                    }));
+                }
+            }
+            Action::Deferred { what, needs } => {
+                return Err(ApplyError::Deferred { step, action: what.clone(), needs: needs.clone() });
+            }
+            other => return Err(ApplyError::Unsupported { step, action: other.to_string() }),
+        }
+    }
+    Ok(())
+}

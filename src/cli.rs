@@ -1,0 +1,287 @@
+//! The command line (clap derive). Definitions only: `app` runs them.
+
+use crate::layout::Os;
+use crate::plan::NextHop;
+use crate::settings::{NetworkMode, PartialSettings, Runtime};
+use crate::version::VersionSpec;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wkjoin",
+    version,
+    about = "Join a Windows worker node to a Kubernetes cluster with a Linux control plane, and prove its networking works",
+    long_about = "Join a Windows worker node to a Kubernetes cluster with a Linux control plane, and prove its \
+networking works.\n\n\
+wkjoin does what Microsoft's \"Kubernetes on Windows\" guide does by hand: it downloads and verifies the node \
+binaries (fetch), provides the pause image (pause), installs least-privilege credentials (config), sets up \
+host-gateway routes (routes), runs kubelet and kube-proxy as services (start), and checks the guide's \
+connectivity matrix (validate). `wkjoin join` runs all of it, idempotently; every command that changes the \
+host accepts --dry-run to print its exact plan instead.\n\n\
+Settings are layered: flags > WKJOIN_* environment variables > --config file > the cluster (kubeadm-config, \
+kube-dns) > defaults.",
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad usage or settings, 3 validation found failures, \
+4 not available in this build yet, 130 interrupted.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config). For join/config: the node's credentials
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use (default: its current-context)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only print warnings and errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Where wkjoin installs binaries, config and state [default: C:\k on Windows, /var/lib/wkjoin on Linux]
+    #[arg(long, global = true, env = "WKJOIN_ROOT_DIR", value_name = "DIR")]
+    pub root_dir: Option<String>,
+
+    /// Settings file (YAML; keys are the long flag names, e.g. `cluster-cidr: 10.244.0.0/16`)
+    #[arg(long, global = true, env = "WKJOIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Output format for commands that print data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct DryRunArgs {
+    /// Print the exact plan of what would change, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The node's settings; each also comes from `WKJOIN_<NAME>` or the --config file.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Node settings")]
+pub struct NodeArgs {
+    /// Cluster (pod) CIDR the node pod ranges are carved from [default: kubeadm-config podSubnet, else 10.244.0.0/16]
+    #[arg(long, env = "WKJOIN_CLUSTER_CIDR", value_name = "CIDR")]
+    pub cluster_cidr: Option<IpNet>,
+
+    /// Service CIDR [default: kubeadm-config serviceSubnet, else 10.96.0.0/12]
+    #[arg(long, env = "WKJOIN_SERVICE_CIDR", value_name = "CIDR")]
+    pub service_cidr: Option<IpNet>,
+
+    /// This node's pod CIDR, normally allocated by the controller manager; give it to plan fully offline
+    #[arg(long, env = "WKJOIN_POD_CIDR", value_name = "CIDR")]
+    pub pod_cidr: Option<IpNet>,
+
+    /// Node name [default: the lower-case hostname]
+    #[arg(long, env = "WKJOIN_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// The node's address on the external network (kubelet --node-ip)
+    #[arg(long, env = "WKJOIN_NODE_IP", value_name = "IP")]
+    pub node_ip: Option<IpAddr>,
+
+    /// The management network interface (Windows: the NIC the pod network bridges to)
+    #[arg(long, env = "WKJOIN_INTERFACE", value_name = "NAME")]
+    pub interface: Option<String>,
+
+    /// Kubernetes version as kubeadm names it (v1.20.2), or a release marker: stable, latest, stable-1.20
+    /// [default: the cluster's version, else stable]
+    #[arg(long, env = "WKJOIN_KUBERNETES_VERSION", value_name = "VERSION")]
+    pub kubernetes_version: Option<VersionSpec>,
+
+    /// Name of the pod network, used by both the CNI config and kube-proxy's KUBE_NETWORK [default: cbr0]
+    #[arg(long, env = "WKJOIN_NETWORK_NAME", value_name = "NAME")]
+    pub network_name: Option<String>,
+
+    /// Windows pod network type [default: l2bridge]
+    #[arg(long, env = "WKJOIN_NETWORK_MODE", value_enum, value_name = "MODE")]
+    pub network_mode: Option<NetworkMode>,
+
+    /// Cluster DNS Service IP [default: kube-system/kube-dns, else the 10th address of the service CIDR]
+    #[arg(long, env = "WKJOIN_CLUSTER_DNS", value_name = "IP")]
+    pub cluster_dns: Option<IpAddr>,
+
+    /// Cluster DNS domain [default: kubeadm-config dnsDomain, else cluster.local]
+    #[arg(long, env = "WKJOIN_CLUSTER_DOMAIN", value_name = "DOMAIN")]
+    pub cluster_domain: Option<String>,
+
+    /// Container runtime [default: containerd; docker only before Kubernetes 1.24]
+    #[arg(long, env = "WKJOIN_RUNTIME", value_enum, value_name = "RUNTIME")]
+    pub runtime: Option<Runtime>,
+
+    /// CRI endpoint [default: containerd's standard socket or named pipe]
+    #[arg(long, env = "WKJOIN_RUNTIME_ENDPOINT", value_name = "URL")]
+    pub runtime_endpoint: Option<String>,
+
+    /// Release mirror with the {version}/kubernetes-node-{os}-{arch}.tar.gz layout [default: https://dl.k8s.io/release]
+    #[arg(long, env = "WKJOIN_MIRROR", value_name = "URL")]
+    pub mirror: Option<String>,
+
+    /// Directory of the CNI plugins [default: C:\k\cni on Windows; /opt/cni/bin or /usr/lib/cni on Linux]
+    #[arg(long, env = "WKJOIN_CNI_BIN_DIR", value_name = "DIR")]
+    pub cni_bin_dir: Option<String>,
+
+    /// Plan for this OS instead of the host's (with --dry-run, e.g. to review a Windows plan from Linux)
+    #[arg(long, value_enum, value_name = "OS")]
+    pub os: Option<Os>,
+}
+
+impl NodeArgs {
+    pub fn to_partial(&self) -> PartialSettings {
+        PartialSettings {
+            cluster_cidr: self.cluster_cidr,
+            service_cidr: self.service_cidr,
+            pod_cidr: self.pod_cidr,
+            node_name: self.node_name.clone(),
+            node_ip: self.node_ip,
+            interface: self.interface.clone(),
+            kubernetes_version: self.kubernetes_version.clone(),
+            network_name: self.network_name.clone(),
+            network_mode: self.network_mode,
+            cluster_dns: self.cluster_dns,
+            cluster_domain: self.cluster_domain.clone(),
+            runtime: self.runtime,
+            runtime_endpoint: self.runtime_endpoint.clone(),
+            mirror: self.mirror.clone(),
+            cni_bin_dir: self.cni_bin_dir.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the host and the cluster before joining; every check prints pass/warn/fail and the fix
+    Preflight {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Download the node archive (kubelet, kube-proxy, kubectl), verify its checksum, install it
+    Fetch {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        dry: DryRunArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Build or import the pause (pod infrastructure) image matching this host
+    Pause {
+        /// Import this OCI image archive (file or URL) instead of pulling or building
+        #[arg(long, value_name = "FILE|URL")]
+        image_archive: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        dry: DryRunArgs,
+    },
+    /// Install the cluster credentials on the node: validated, self-contained, owner-only
+    Config {
+        /// The kubeconfig to install ('-' for standard input) [default: --kubeconfig]
+        #[arg(long, value_name = "FILE")]
+        from: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        dry: DryRunArgs,
+    },
+    /// Reconcile host-gateway routes to every node's pod CIDR (adds, fixes and removes only wkjoin's routes)
+    Routes {
+        /// Next hop for other nodes' pod CIDRs
+        #[arg(long, value_enum, default_value_t = NextHop::NodeIp)]
+        next_hop: NextHop,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        dry: DryRunArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Create the pod network and run kubelet and kube-proxy as services, then wait for the node to be Ready
+    Start {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        dry: DryRunArgs,
+    },
+    /// Run every step (fetch, pause, config, routes, start, validate); safe to re-run
+    Join {
+        /// Import this OCI pause image archive (file or URL) instead of pulling or building
+        #[arg(long, value_name = "FILE|URL")]
+        image_archive: Option<String>,
+        /// Next hop for other nodes' pod CIDRs
+        #[arg(long, value_enum, default_value_t = NextHop::NodeIp)]
+        next_hop: NextHop,
+        /// Stop after the node is Ready, without the connectivity matrix
+        #[arg(long)]
+        no_validate: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        dry: DryRunArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Check node, pod and service connectivity (the guide's matrix) and explain failures
+    Validate {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Undo a join: services, routes, pod network, binaries and config (the download cache is kept)
+    Reset {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        dry: DryRunArgs,
+    },
+    /// Show what previous wkjoin runs recorded on this host
+    Status {
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Print a shell completion script (e.g. `wkjoin completions bash > /etc/bash_completion.d/wkjoin`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

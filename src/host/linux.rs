@@ -1,0 +1,69 @@
+//! The Linux host: files with Unix permissions, processes, and host facts from the kernel.
+
+use super::{CommandOutput, Host, HostError, files};
+use crate::settings::HostFacts;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// The real Linux host.
+#[derive(Debug, Default)]
+pub struct Native;
+
+impl Host for Native {
+    fn create_dir(&mut self, path: &Path) -> Result<(), HostError> {
+        files::create_dir(path)
+    }
+
+    fn write_file(&mut self, path: &Path, contents: &[u8], private: bool) -> Result<(), HostError> {
+        let mode = if private { 0o600 } else { 0o644 };
+        files::write_atomic(path, contents, |tmp| {
+            std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode)).map_err(|source| HostError::Io {
+                op: "set permissions on",
+                path: tmp.to_path_buf(),
+                source,
+            })
+        })
+    }
+
+    fn remove_path(&mut self, path: &Path) -> Result<(), HostError> {
+        files::remove_path(path)
+    }
+
+    fn run(&mut self, program: &str, args: &[String]) -> Result<CommandOutput, HostError> {
+        files::run(program, args)
+    }
+}
+
+/// Hostname, interface addresses and CNI plugin directories of this host.
+pub fn facts() -> HostFacts {
+    let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok());
+    let mut interfaces = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            let (Some(addr), Some(mask)) = (a.address, a.netmask) else { continue };
+            let net = match (addr.as_sockaddr_in(), mask.as_sockaddr_in(), addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
+                (Some(ip), Some(m), _, _) => {
+                    ipnet::Ipv4Net::with_netmask(ip.ip(), m.ip()).ok().map(ipnet::IpNet::V4)
+                }
+                (_, _, Some(ip), Some(m)) => {
+                    ipnet::Ipv6Net::with_netmask(ip.ip(), m.ip()).ok().map(ipnet::IpNet::V6)
+                }
+                _ => None,
+            };
+            if let Some(net) = net {
+                interfaces.push((a.interface_name, net));
+            }
+        }
+    }
+    let cni_bin_dirs = ["/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"]
+        .into_iter()
+        .filter(|d| Path::new(d).join("bridge").exists())
+        .map(str::to_string)
+        .collect();
+    HostFacts { hostname, interfaces, cni_bin_dirs }
+}
+
+/// Linux has no Windows build.
+pub fn windows_build() -> Option<u32> {
+    None
+}

@@ -1,0 +1,63 @@
+//! The Windows host: files with ACLs, processes, and host facts. Thin: decisions are made elsewhere.
+
+use super::{CommandOutput, Host, HostError, files};
+use crate::settings::HostFacts;
+use std::path::Path;
+
+/// The real Windows host.
+#[derive(Debug, Default)]
+pub struct Native;
+
+impl Host for Native {
+    fn create_dir(&mut self, path: &Path) -> Result<(), HostError> {
+        files::create_dir(path)
+    }
+
+    fn write_file(&mut self, path: &Path, contents: &[u8], private: bool) -> Result<(), HostError> {
+        files::write_atomic(path, contents, |tmp| {
+            if !private {
+                return Ok(());
+            }
+            // Drop inherited ACEs and grant only Administrators and SYSTEM (well-known SIDs, any locale).
+            let args: Vec<String> = [
+                tmp.to_string_lossy().as_ref(),
+                "/inheritance:r",
+                "/grant:r",
+                "*S-1-5-32-544:F",
+                "/grant:r",
+                "*S-1-5-18:F",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let out = files::run("icacls", &args)?;
+            if out.status == Some(0) {
+                Ok(())
+            } else {
+                Err(HostError::CommandFailed { command: format!("icacls {}", args.join(" ")), status: out.status, stderr: out.stderr + &out.stdout })
+            }
+        })
+    }
+
+    fn remove_path(&mut self, path: &Path) -> Result<(), HostError> {
+        files::remove_path(path)
+    }
+
+    fn run(&mut self, program: &str, args: &[String]) -> Result<CommandOutput, HostError> {
+        files::run(program, args)
+    }
+}
+
+/// Hostname and CNI directory of this host; interface addresses come with the routes backend.
+pub fn facts() -> HostFacts {
+    HostFacts {
+        hostname: std::env::var("COMPUTERNAME").ok(),
+        interfaces: Vec::new(),
+        cni_bin_dirs: Vec::new(),
+    }
+}
+
+/// The OS build (17763, 20348, ...), read from the registry by the pause-image work; unknown until then.
+pub fn windows_build() -> Option<u32> {
+    None
+}

@@ -1,0 +1,31 @@
+//! The pipeline: fetch → pause → config → routes → start → validate, as one list of plans.
+
+use crate::plan::{NextHop, Plan};
+use crate::settings::Settings;
+use crate::{fetch, image, kubeconfig, routes, services, validate};
+
+/// Inputs of a join beyond the node settings.
+#[derive(Debug, Clone, Default)]
+pub struct JoinInputs {
+    /// The node's kubeconfig to install.
+    pub kubeconfig: Option<String>,
+    pub image_archive: Option<String>,
+    pub next_hop: Option<NextHop>,
+    pub windows_build: Option<u32>,
+    pub validate: bool,
+}
+
+pub fn plan(s: &Settings, inputs: &JoinInputs) -> Result<Vec<Plan>, image::ImageError> {
+    let pause = image::plan(s, inputs.image_archive.as_deref(), inputs.windows_build)?;
+    let mut plans = vec![
+        fetch::plan(s),
+        pause,
+        kubeconfig::plan(s, inputs.kubeconfig.as_deref()),
+        routes::plan(s, inputs.next_hop.unwrap_or(NextHop::NodeIp)),
+        services::plan(s, s.kubernetes_version.exact(), &image::pause_image(s)),
+    ];
+    if inputs.validate {
+        plans.push(validate::plan(s));
+    }
+    Ok(plans)
+}

@@ -1,0 +1,22 @@
+//! wkjoin: join a Windows (or Linux) worker node to a Kubernetes cluster with a Linux control plane.
+//!
+//! Every step computes a [`plan::Plan`] (pure, printable, testable); [`apply`] executes it through the
+//! [`host`] backend of the OS wkjoin was built for.
+
+pub mod app;
+pub mod apply;
+pub mod cli;
+pub mod fetch;
+pub mod host;
+pub mod image;
+pub mod join;
+pub mod kubeconfig;
+pub mod layout;
+pub mod network;
+pub mod plan;
+pub mod routes;
+pub mod services;
+pub mod settings;
+pub mod state;
+pub mod validate;
+pub mod version;

@@ -1,0 +1,299 @@
+//! A plan is what a step would do, as typed values: printed by `--dry-run`, compared by tests, hashed into
+//! the state file, and executed by `apply` through a host backend.
+
+use ipnet::IpNet;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+/// The steps of a join, in pipeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Fetch,
+    Pause,
+    Config,
+    Routes,
+    Start,
+    Validate,
+}
+
+impl Step {
+    pub const ALL: [Step; 6] = [Step::Fetch, Step::Pause, Step::Config, Step::Routes, Step::Start, Step::Validate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Fetch => "fetch",
+            Step::Pause => "pause",
+            Step::Config => "config",
+            Step::Routes => "routes",
+            Step::Start => "start",
+            Step::Validate => "validate",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a written file holds. Credentials are never printed, only where they come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Contents {
+    Text { text: String },
+    Credentials { source: String },
+}
+
+/// Where the next hop of a pod-CIDR route points (issue: routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NextHop {
+    /// The other node's InternalIP (modern host-gw, as flannel does).
+    NodeIp,
+    /// `<podCIDR>.2` with the cluster CIDR on-link (the guide's scheme).
+    PodGateway,
+}
+
+/// How a service is restarted when it exits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Restart {
+    pub delay_secs: u64,
+    pub max_delay_secs: u64,
+}
+
+/// A long-running node service (kubelet, kube-proxy): a Windows SCM service, a systemd unit, or a process
+/// under `wkjoin start --foreground`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ServiceSpec {
+    pub name: String,
+    pub description: String,
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub depends_on: Vec<String>,
+    pub log_file: String,
+    pub restart: Restart,
+}
+
+/// One typed effect on the host or the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Download the node archive, verify it against its published checksum, install the binaries.
+    FetchRelease {
+        url: String,
+        checksum_url: String,
+        binaries: Vec<String>,
+        bin_dir: String,
+        cache_dir: String,
+    },
+    CreateDir { path: String },
+    WriteFile { path: String, contents: Contents, private: bool },
+    RemovePath { path: String },
+    /// A program run on the host (container runtime, firewall, ...).
+    Run { program: String, args: Vec<String>, purpose: String },
+    /// Import an OCI image archive into the container runtime.
+    ImportImage { source: String, image: String },
+    /// Wait until the controller manager gives the Node a `spec.podCIDR`.
+    AwaitPodCidr { node: String, timeout_secs: u64 },
+    /// An HNS network (Windows) from its JSON definition.
+    CreateHnsNetwork { name: String, definition: String },
+    /// Compute host-gateway routes from the Node list and reconcile the routes wkjoin owns.
+    ReconcileRoutes { node: String, cluster_cidr: IpNet, service_cidr: IpNet, next_hop: NextHop },
+    InstallService(ServiceSpec),
+    StartService { name: String },
+    StopService { name: String },
+    RemoveService { name: String },
+    AllowFirewallPort { rule: String, protocol: String, port: u16 },
+    AwaitNodeReady { node: String, timeout_secs: u64 },
+    /// Run the connectivity matrix for this node.
+    Validate { node: String },
+    /// Part of a step that can only be planned once a value exists (e.g. the pod CIDR after registration).
+    Deferred { what: String, needs: String },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::FetchRelease { url, checksum_url, binaries, bin_dir, .. } => write!(
+                f,
+                "download {url}, verify it against {checksum_url}, install {} into {bin_dir}",
+                binaries.join(", ")
+            ),
+            Action::CreateDir { path } => write!(f, "create directory {path}"),
+            Action::WriteFile { path, contents, private } => {
+                let access = if *private { " (owner-only access)" } else { "" };
+                match contents {
+                    Contents::Text { text } => write!(f, "write {path}{access}, {} bytes", text.len()),
+                    Contents::Credentials { source } => {
+                        write!(f, "write {path}{access} with the credentials from {source}")
+                    }
+                }
+            }
+            Action::RemovePath { path } => write!(f, "remove {path}"),
+            Action::Run { program, args, purpose } => {
+                write!(f, "run {} ({purpose})", shell_words(program, args))
+            }
+            Action::ImportImage { source, image } => write!(f, "import image {image} from {source}"),
+            Action::AwaitPodCidr { node, timeout_secs } => {
+                write!(f, "wait up to {timeout_secs}s for node {node} to be given a pod CIDR")
+            }
+            Action::CreateHnsNetwork { name, .. } => write!(f, "create HNS network {name}"),
+            Action::ReconcileRoutes { node, cluster_cidr, service_cidr, next_hop } => write!(
+                f,
+                "reconcile host-gateway routes on {node}: every other node's pod CIDR in {cluster_cidr} via its {}, service CIDR {service_cidr} on the primary interface",
+                match next_hop {
+                    NextHop::NodeIp => "InternalIP",
+                    NextHop::PodGateway => "pod gateway (.2)",
+                }
+            ),
+            Action::InstallService(s) => write!(f, "install service {} ({})", s.name, s.description),
+            Action::StartService { name } => write!(f, "start service {name}"),
+            Action::StopService { name } => write!(f, "stop service {name}"),
+            Action::RemoveService { name } => write!(f, "remove service {name}"),
+            Action::AllowFirewallPort { rule, protocol, port } => {
+                write!(f, "allow inbound {protocol}/{port} in the firewall (rule \"{rule}\")")
+            }
+            Action::AwaitNodeReady { node, timeout_secs } => {
+                write!(f, "wait up to {timeout_secs}s for node {node} to be Ready")
+            }
+            Action::Validate { node } => write!(f, "run the connectivity matrix for node {node}"),
+            Action::Deferred { what, needs } => write!(f, "{what} (planned once {needs})"),
+        }
+    }
+}
+
+/// Quotes arguments only where a shell reader would need it, for display.
+fn shell_words(program: &str, args: &[String]) -> String {
+    let mut out = program.to_string();
+    for a in args {
+        out.push(' ');
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+            let _ = write!(out, "\"{}\"", a.replace('"', "\\\""));
+        } else {
+            out.push_str(a);
+        }
+    }
+    out
+}
+
+/// The ordered actions of one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub step: Step,
+    pub summary: String,
+    pub actions: Vec<Action>,
+}
+
+impl Plan {
+    pub fn new(step: Step, summary: impl Into<String>) -> Self {
+        Plan { step, summary: summary.into(), actions: Vec::new() }
+    }
+
+    pub fn push(&mut self, action: Action) -> &mut Self {
+        self.actions.push(action);
+        self
+    }
+
+    /// A stable digest of everything the plan would do: the state file's record of a step's inputs.
+    pub fn digest(&self) -> String {
+        let json = serde_json::to_vec(self).expect("plans serialize");
+        hex::encode(Sha256::digest(&json))
+    }
+
+    /// The human rendering used by `--dry-run`: one numbered line per action, file contents and service
+    /// command lines indented below it.
+    pub fn render(&self, index: usize, total: usize) -> String {
+        let mut out = format!("[{index}/{total}] {}: {}\n", self.step, self.summary);
+        for (i, action) in self.actions.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {action}", i + 1);
+            match action {
+                Action::WriteFile { contents: Contents::Text { text }, .. }
+                | Action::CreateHnsNetwork { definition: text, .. } => {
+                    for line in text.lines() {
+                        let _ = writeln!(out, "       | {line}");
+                    }
+                }
+                Action::InstallService(s) => {
+                    let _ = writeln!(out, "       command: {}", shell_words(&s.program, &s.args));
+                    for (k, v) in &s.env {
+                        let _ = writeln!(out, "       env: {k}={v}");
+                    }
+                    if !s.depends_on.is_empty() {
+                        let _ = writeln!(out, "       depends on: {}", s.depends_on.join(", "));
+                    }
+                    let _ = writeln!(
+                        out,
+                        "       log: {}; restart after {}s (backoff to {}s)",
+                        s.log_file, s.restart.delay_secs, s.restart.max_delay_secs
+                    );
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Renders several plans as `wkjoin join --dry-run` prints them.
+pub fn render_all(header: &str, plans: &[Plan]) -> String {
+    let mut out = format!("{header}\n");
+    for (i, p) in plans.iter().enumerate() {
+        out.push_str(&p.render(i + 1, plans.len()));
+    }
+    out.push_str("dry run: nothing was changed\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Plan {
+        let mut p = Plan::new(Step::Config, "install the cluster credentials");
+        p.push(Action::WriteFile {
+            path: "/k/config".into(),
+            contents: Contents::Credentials { source: "node.kubeconfig".into() },
+            private: true,
+        })
+        .push(Action::Run {
+            program: "ctr".into(),
+            args: vec!["-n".into(), "k8s.io".into(), "two words".into(), "".into()],
+            purpose: "demo".into(),
+        });
+        p
+    }
+
+    #[test]
+    fn rendering_never_prints_credentials_and_quotes_arguments() {
+        let text = sample().render(1, 1);
+        assert_eq!(
+            text,
+            "[1/1] config: install the cluster credentials\n  \
+             1. write /k/config (owner-only access) with the credentials from node.kubeconfig\n  \
+             2. run ctr -n k8s.io \"two words\" \"\" (demo)\n"
+        );
+    }
+
+    #[test]
+    fn digest_changes_with_any_input() {
+        let a = sample();
+        let mut b = sample();
+        assert_eq!(a.digest(), b.digest());
+        b.actions.pop();
+        assert_ne!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn json_is_tagged_by_action() {
+        let v = serde_json::to_value(sample()).unwrap();
+        assert_eq!(v["actions"][0]["action"], "write-file");
+        assert_eq!(v["actions"][0]["contents"]["kind"], "credentials");
+    }
+}

@@ -1,0 +1,222 @@
+//! `wkjoin start`: kubelet and kube-proxy as services, with flags generated from the settings and the
+//! installed binary's version (the version table in the reference).
+
+use crate::layout::{Layout, Os};
+use crate::network;
+use crate::plan::{Action, Contents, Plan, Restart, ServiceSpec, Step};
+use crate::settings::{Runtime, Settings};
+use crate::version::KubeVersion;
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+
+pub const KUBELET: &str = "kubelet";
+pub const KUBE_PROXY: &str = "kube-proxy";
+/// How long the controller manager gets to allocate a pod CIDR.
+pub const POD_CIDR_TIMEOUT_SECS: u64 = 120;
+/// Windows pods and images start slowly; the node itself should be Ready well within this.
+pub const NODE_READY_TIMEOUT_SECS: u64 = 300;
+
+/// The kubelet's command line for this node and kubelet version.
+pub fn kubelet_args(s: &Settings, v: KubeVersion, pause_image: &str) -> Vec<String> {
+    let l = s.layout();
+    let mut a = vec![
+        format!("--kubeconfig={}", l.kubeconfig()),
+        format!("--hostname-override={}", s.node_name),
+        format!("--cluster-dns={}", s.cluster_dns),
+        format!("--cluster-domain={}", s.cluster_domain),
+        format!("--cert-dir={}", l.pki_dir()),
+    ];
+    if let Some(ip) = s.node_ip {
+        a.push(format!("--node-ip={ip}"));
+    }
+    if !v.at_least(1, 15) {
+        a.push("--allow-privileged=true".into());
+    }
+    match s.runtime {
+        Runtime::Containerd => {
+            if !v.at_least(1, 27) {
+                a.push("--container-runtime=remote".into());
+            }
+            if let Some(ep) = &s.runtime_endpoint {
+                a.push(format!("--container-runtime-endpoint={ep}"));
+            }
+        }
+        Runtime::Docker => {
+            // dockershim (< 1.24) runs CNI itself, so it needs to be told where the plugins and config are.
+            a.push("--network-plugin=cni".into());
+            a.push(format!("--cni-bin-dir={}", s.cni_bin_dir));
+            a.push(format!("--cni-conf-dir={}", l.cni_conf_dir()));
+            a.push("--image-pull-progress-deadline=20m".into());
+        }
+    }
+    if !v.at_least(1, 27) {
+        a.push(format!("--pod-infra-container-image={pause_image}"));
+    }
+    match s.os {
+        Os::Linux => {
+            // Namespaced lab nodes share one filesystem, so the kubelet's state lives under wkjoin's root.
+            a.push(format!("--root-dir={}", l.kubelet_dir()));
+        }
+        Os::Windows => {
+            a.push("--resolv-conf=".into());
+            a.push("--cgroups-per-qos=false".into());
+            a.push("--enforce-node-allocatable=".into());
+            a.push("--hairpin-mode=promiscuous-bridge".into());
+            a.push("--windows-service".into());
+            a.extend(windows_log_args(&l, KUBELET, v));
+        }
+    }
+    a.push("--v=2".into());
+    a
+}
+
+/// Services under the SCM have no console: klog writes to a size-capped file (flag removed in 1.26).
+fn windows_log_args(l: &Layout, name: &str, v: KubeVersion) -> Vec<String> {
+    let file = Layout::new(l.os, l.log_dir()).join(&[&format!("{name}.log")]);
+    if v.at_least(1, 26) {
+        vec![]
+    } else {
+        vec!["--logtostderr=false".into(), format!("--log-file={file}"), "--log-file-max-size=100".into()]
+    }
+}
+
+/// kube-proxy's command line and environment.
+pub fn kube_proxy_args(s: &Settings, v: KubeVersion) -> (Vec<String>, BTreeMap<String, String>) {
+    let l = s.layout();
+    let mut a = vec![
+        format!("--kubeconfig={}", l.kubeconfig()),
+        format!("--hostname-override={}", s.node_name),
+        format!("--cluster-cidr={}", s.cluster_cidr),
+    ];
+    let mut env = BTreeMap::new();
+    match s.os {
+        Os::Linux => a.push("--proxy-mode=iptables".into()),
+        Os::Windows => {
+            a.push("--proxy-mode=kernelspace".into());
+            a.push("--windows-service".into());
+            a.extend(windows_log_args(&l, KUBE_PROXY, v));
+            // The #1 Windows pain point: this must name the same HNS network as the CNI config.
+            env.insert("KUBE_NETWORK".to_string(), s.network_name.clone());
+        }
+    }
+    a.push("--v=2".into());
+    (a, env)
+}
+
+fn service(s: &Settings, name: &str, description: &str, args: Vec<String>, env: BTreeMap<String, String>, depends_on: Vec<String>) -> ServiceSpec {
+    let l = s.layout();
+    ServiceSpec {
+        name: name.to_string(),
+        description: description.to_string(),
+        program: l.binary(name),
+        args,
+        env,
+        depends_on,
+        log_file: Layout::new(s.os, l.log_dir()).join(&[&format!("{name}.log")]),
+        restart: Restart { delay_secs: 5, max_delay_secs: 60 },
+    }
+}
+
+/// The pod network's actions once the pod CIDR is known.
+pub fn network_actions(s: &Settings, pod_cidr: IpNet) -> Vec<Action> {
+    let l = s.layout();
+    let conf_path = Layout::new(s.os, l.cni_conf_dir()).join(&[network::CNI_CONF_FILE]);
+    match s.os {
+        Os::Linux => vec![
+            Action::CreateDir { path: l.cni_conf_dir() },
+            Action::WriteFile {
+                path: conf_path,
+                contents: Contents::Text { text: network::linux_cni_config(s, pod_cidr) },
+                private: false,
+            },
+        ],
+        Os::Windows => vec![
+            Action::CreateHnsNetwork { name: s.network_name.clone(), definition: network::hns_network(s, pod_cidr) },
+            Action::CreateDir { path: l.cni_conf_dir() },
+            Action::WriteFile {
+                path: conf_path,
+                contents: Contents::Text { text: network::windows_cni_config(s, pod_cidr) },
+                private: false,
+            },
+        ],
+    }
+}
+
+/// kubelet first (it registers the node and so gets the pod CIDR), then the pod network, then kube-proxy.
+pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &str) -> Plan {
+    let l = s.layout();
+    let mut plan = Plan::new(Step::Start, "pod network, kubelet and kube-proxy as services");
+    let Some(v) = kubelet_version else {
+        plan.push(Action::Deferred {
+            what: "install and start kubelet and kube-proxy with flags for their version".into(),
+            needs: "the installed kubelet reports its version".into(),
+        });
+        return plan;
+    };
+    plan.push(Action::CreateDir { path: l.log_dir() });
+    if s.os == Os::Windows {
+        plan.push(Action::AllowFirewallPort { rule: "wkjoin kubelet API".into(), protocol: "tcp".into(), port: 10250 });
+    }
+    plan.push(Action::InstallService(service(s, KUBELET, "Kubernetes node agent", kubelet_args(s, v, pause_image), BTreeMap::new(), vec![])))
+        .push(Action::StartService { name: KUBELET.into() });
+    match s.pod_cidr {
+        Some(pod) => plan.actions.extend(network_actions(s, pod)),
+        None => {
+            plan.push(Action::AwaitPodCidr { node: s.node_name.clone(), timeout_secs: POD_CIDR_TIMEOUT_SECS })
+                .push(Action::Deferred {
+                    what: format!("create the pod network {} and its CNI config", s.network_name),
+                    needs: "the node's pod CIDR is allocated".into(),
+                });
+        }
+    }
+    let (args, env) = kube_proxy_args(s, v);
+    plan.push(Action::InstallService(service(s, KUBE_PROXY, "Kubernetes service proxy", args, env, vec![KUBELET.into()])))
+        .push(Action::StartService { name: KUBE_PROXY.into() })
+        .push(Action::AwaitNodeReady { node: s.node_name.clone(), timeout_secs: NODE_READY_TIMEOUT_SECS });
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{HostFacts, Origin, PartialSettings, resolve};
+
+    fn settings(os: Os, runtime: Runtime) -> Settings {
+        let p = PartialSettings {
+            node_name: Some("win-1".into()),
+            node_ip: Some("172.30.0.11".parse().unwrap()),
+            runtime: Some(runtime),
+            ..Default::default()
+        };
+        resolve(os, None, &[(Origin::CommandLine, &p)], &HostFacts::default()).unwrap()
+    }
+
+    fn has(args: &[String], flag: &str) -> bool {
+        args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    }
+
+    #[test]
+    fn kubelet_flags_follow_the_version_table() {
+        let s = settings(Os::Windows, Runtime::Docker);
+        let old = kubelet_args(&s, KubeVersion::new(1, 14, 0), "kubeletwin/pause");
+        assert!(has(&old, "--allow-privileged") && has(&old, "--network-plugin") && has(&old, "--log-file"));
+        let s = settings(Os::Windows, Runtime::Containerd);
+        let v126 = kubelet_args(&s, KubeVersion::new(1, 26, 0), "p");
+        assert!(!has(&v126, "--allow-privileged") && !has(&v126, "--network-plugin") && !has(&v126, "--log-file"));
+        assert!(has(&v126, "--pod-infra-container-image") && has(&v126, "--container-runtime"));
+        let v127 = kubelet_args(&s, KubeVersion::new(1, 27, 0), "p");
+        assert!(!has(&v127, "--pod-infra-container-image") && !has(&v127, "--container-runtime"));
+        assert!(v127.contains(&"--container-runtime-endpoint=npipe:////./pipe/containerd-containerd".to_string()));
+        assert!(v127.contains(&"--resolv-conf=".to_string()) && v127.contains(&"--windows-service".to_string()));
+    }
+
+    #[test]
+    fn kube_proxy_network_name_matches_the_cni_config() {
+        let s = settings(Os::Windows, Runtime::Containerd);
+        let (args, env) = kube_proxy_args(&s, KubeVersion::new(1, 20, 2));
+        assert!(args.contains(&"--proxy-mode=kernelspace".to_string()));
+        let cni: serde_json::Value =
+            serde_json::from_str(&network::windows_cni_config(&s, "10.244.1.0/24".parse().unwrap())).unwrap();
+        assert_eq!(env["KUBE_NETWORK"], cni["name"].as_str().unwrap());
+    }
+}

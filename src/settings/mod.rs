@@ -1,0 +1,376 @@
+//! The node's settings in one typed model, layered: flags > `WKJOIN_*` env > config file > cluster > defaults.
+
+mod discover;
+mod validate;
+
+pub use discover::{DiscoverError, discover, from_kubeadm_config};
+pub use validate::{SettingsError, validate};
+
+use crate::layout::{Layout, Os};
+use crate::version::VersionSpec;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Which container runtime the kubelet talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// containerd through CRI (the only choice from Kubernetes 1.24 on).
+    Containerd,
+    /// Docker through the kubelet's built-in dockershim (Kubernetes < 1.24, as in the guide).
+    Docker,
+}
+
+/// The Windows pod network type (seed 002); Linux nodes always use a `bridge` CNI network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Pods on a layer-2 bridge sharing the host's network; host-gateway routes between nodes.
+    L2bridge,
+    /// Like l2bridge but all pod traffic is tunnelled to the Hyper-V host (e.g. Azure SDN).
+    L2tunnel,
+}
+
+/// One layer of settings; every field optional. Also the schema of `--config wkjoin.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PartialSettings {
+    pub cluster_cidr: Option<IpNet>,
+    pub service_cidr: Option<IpNet>,
+    pub pod_cidr: Option<IpNet>,
+    pub node_name: Option<String>,
+    pub node_ip: Option<IpAddr>,
+    pub interface: Option<String>,
+    pub kubernetes_version: Option<VersionSpec>,
+    pub network_name: Option<String>,
+    pub network_mode: Option<NetworkMode>,
+    pub cluster_dns: Option<IpAddr>,
+    pub cluster_domain: Option<String>,
+    pub runtime: Option<Runtime>,
+    pub runtime_endpoint: Option<String>,
+    pub mirror: Option<String>,
+    pub cni_bin_dir: Option<String>,
+}
+
+/// Where a layer came from, so errors can say which value to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    CommandLine,
+    File(PathBuf),
+    Cluster(&'static str),
+    Default,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::CommandLine => f.write_str("flag or WKJOIN_* variable"),
+            Origin::File(p) => write!(f, "config file {}", p.display()),
+            Origin::Cluster(what) => write!(f, "cluster ({what})"),
+            Origin::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A value with the layer it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+/// Fully resolved node settings: what every step plans from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Settings {
+    pub os: Os,
+    pub arch: String,
+    pub root_dir: String,
+    pub node_name: String,
+    pub node_ip: Option<IpAddr>,
+    pub interface: Option<String>,
+    /// The network of the node's own interface (learned from the host), checked against pod/service ranges.
+    pub node_network: Option<IpNet>,
+    pub cluster_cidr: IpNet,
+    pub service_cidr: IpNet,
+    pub pod_cidr: Option<IpNet>,
+    pub kubernetes_version: VersionSpec,
+    pub network_name: String,
+    pub network_mode: NetworkMode,
+    pub cluster_dns: IpAddr,
+    pub cluster_domain: String,
+    pub runtime: Runtime,
+    pub runtime_endpoint: Option<String>,
+    pub mirror: String,
+    pub cni_bin_dir: String,
+    #[serde(skip)]
+    pub origins: Origins,
+}
+
+/// Origins of the values that validation errors name.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Origins {
+    pub cluster_cidr: Option<Origin>,
+    pub service_cidr: Option<Origin>,
+    pub pod_cidr: Option<Origin>,
+    pub cluster_dns: Option<Origin>,
+    pub node_ip: Option<Origin>,
+}
+
+pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
+/// kubeadm's default service subnet.
+pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
+pub const DEFAULT_MIRROR: &str = "https://dl.k8s.io/release";
+pub const DEFAULT_NETWORK_NAME: &str = "cbr0";
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// Facts about the host that defaults depend on, gathered by the caller (so resolution stays pure).
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    pub hostname: Option<String>,
+    /// Addresses of the host's interfaces, with their prefix length and interface name.
+    pub interfaces: Vec<(String, IpNet)>,
+    /// CNI plugin directories that exist on this host, in order of preference.
+    pub cni_bin_dirs: Vec<String>,
+}
+
+/// Loads `--config wkjoin.yaml`.
+pub fn load_file(path: &Path) -> Result<PartialSettings, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::ConfigRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_yaml::from_str(&text).map_err(|source| SettingsError::ConfigParse {
+        path: path.to_path_buf(),
+        message: source.to_string(),
+    })
+}
+
+/// Picks each field from the first layer that has it; the layers are given highest precedence first.
+pub fn resolve(
+    os: Os,
+    root_dir: Option<&str>,
+    layers: &[(Origin, &PartialSettings)],
+    host: &HostFacts,
+) -> Result<Settings, SettingsError> {
+    fn pick<T: Clone>(
+        layers: &[(Origin, &PartialSettings)],
+        get: impl Fn(&PartialSettings) -> Option<T>,
+    ) -> Option<Sourced<T>> {
+        layers.iter().find_map(|(origin, layer)| {
+            get(layer).map(|value| Sourced { value, origin: origin.clone() })
+        })
+    }
+    fn or_default<T>(v: Option<Sourced<T>>, default: T) -> Sourced<T> {
+        v.unwrap_or(Sourced { value: default, origin: Origin::Default })
+    }
+
+    let cluster_cidr = or_default(
+        pick(layers, |l| l.cluster_cidr),
+        DEFAULT_CLUSTER_CIDR.parse().expect("valid default"),
+    );
+    let service_cidr = or_default(
+        pick(layers, |l| l.service_cidr),
+        DEFAULT_SERVICE_CIDR.parse().expect("valid default"),
+    );
+    let pod_cidr = pick(layers, |l| l.pod_cidr);
+    // kubeadm's convention: the cluster DNS Service is the 10th address of the service range.
+    let cluster_dns = match pick(layers, |l| l.cluster_dns) {
+        Some(s) => s,
+        None => Sourced {
+            value: nth_address(service_cidr.value, 10),
+            origin: Origin::Default,
+        },
+    };
+    let node_ip = pick(layers, |l| l.node_ip);
+    let interface = pick(layers, |l| l.interface.clone()).map(|s| s.value);
+
+    let node_name = match pick(layers, |l| l.node_name.clone()) {
+        Some(s) => s.value,
+        // The kubelet registers the lower-case hostname; a mismatch is pain point #10.
+        None => host
+            .hostname
+            .clone()
+            .map(|h| h.to_lowercase())
+            .ok_or(SettingsError::NoNodeName)?,
+    };
+
+    let node_network = node_network(host, node_ip.as_ref().map(|s| s.value), interface.as_deref());
+    let runtime = or_default(pick(layers, |l| l.runtime), Runtime::Containerd).value;
+    let runtime_endpoint = pick(layers, |l| l.runtime_endpoint.clone())
+        .map(|s| s.value)
+        .or_else(|| default_runtime_endpoint(os, runtime).map(str::to_string));
+    let cni_bin_dir = pick(layers, |l| l.cni_bin_dir.clone())
+        .map(|s| s.value)
+        .unwrap_or_else(|| match os {
+            Os::Windows => Layout::new(os, root_dir.unwrap_or(os.default_root_dir())).join(&["cni"]),
+            Os::Linux => host
+                .cni_bin_dirs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "/opt/cni/bin".to_string()),
+        });
+
+    let settings = Settings {
+        os,
+        arch: "amd64".to_string(),
+        root_dir: Layout::new(os, root_dir.unwrap_or(os.default_root_dir())).root,
+        node_name,
+        node_ip: node_ip.as_ref().map(|s| s.value),
+        interface,
+        node_network,
+        cluster_cidr: cluster_cidr.value,
+        service_cidr: service_cidr.value,
+        pod_cidr: pod_cidr.as_ref().map(|s| s.value),
+        kubernetes_version: or_default(
+            pick(layers, |l| l.kubernetes_version.clone()),
+            VersionSpec::Marker("stable".into()),
+        )
+        .value,
+        network_name: or_default(
+            pick(layers, |l| l.network_name.clone()),
+            DEFAULT_NETWORK_NAME.to_string(),
+        )
+        .value,
+        network_mode: or_default(pick(layers, |l| l.network_mode), NetworkMode::L2bridge).value,
+        cluster_dns: cluster_dns.value,
+        cluster_domain: or_default(
+            pick(layers, |l| l.cluster_domain.clone()),
+            DEFAULT_CLUSTER_DOMAIN.to_string(),
+        )
+        .value,
+        runtime,
+        runtime_endpoint,
+        mirror: or_default(pick(layers, |l| l.mirror.clone()), DEFAULT_MIRROR.to_string()).value,
+        cni_bin_dir,
+        origins: Origins {
+            cluster_cidr: Some(cluster_cidr.origin),
+            service_cidr: Some(service_cidr.origin),
+            pod_cidr: pod_cidr.map(|s| s.origin),
+            cluster_dns: Some(cluster_dns.origin),
+            node_ip: node_ip.map(|s| s.origin),
+        },
+    };
+    validate(&settings)?;
+    Ok(settings)
+}
+
+impl Settings {
+    pub fn layout(&self) -> Layout {
+        Layout::new(self.os, self.root_dir.clone())
+    }
+}
+
+/// The CRI endpoint for a runtime; `None` means the kubelet's built-in dockershim.
+pub fn default_runtime_endpoint(os: Os, runtime: Runtime) -> Option<&'static str> {
+    match (os, runtime) {
+        (Os::Linux, Runtime::Containerd) => Some("unix:///run/containerd/containerd.sock"),
+        (Os::Windows, Runtime::Containerd) => Some("npipe:////./pipe/containerd-containerd"),
+        (_, Runtime::Docker) => None,
+    }
+}
+
+/// The network of the interface carrying `node_ip` (or named `interface`, or the first non-loopback one).
+fn node_network(host: &HostFacts, node_ip: Option<IpAddr>, interface: Option<&str>) -> Option<IpNet> {
+    let usable = |(_, net): &&(String, IpNet)| !net.addr().is_loopback() && !is_link_local(net.addr());
+    if let Some(ip) = node_ip {
+        return host.interfaces.iter().find(|(_, n)| n.addr() == ip).map(|(_, n)| n.trunc());
+    }
+    if let Some(name) = interface {
+        return host
+            .interfaces
+            .iter()
+            .filter(usable)
+            .find(|(n, _)| n == name)
+            .map(|(_, n)| n.trunc());
+    }
+    host.interfaces.iter().find(usable).map(|(_, n)| n.trunc())
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// The `n`th address of a network (`10.96.0.0/12`, 10 → `10.96.0.10`).
+pub fn nth_address(net: IpNet, n: u32) -> IpAddr {
+    match net {
+        IpNet::V4(v4) => IpAddr::V4((u32::from(v4.network()).wrapping_add(n)).into()),
+        IpNet::V6(v6) => IpAddr::V6((u128::from(v6.network()).wrapping_add(n as u128)).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> HostFacts {
+        HostFacts {
+            hostname: Some("WIN-NODE1".into()),
+            interfaces: vec![
+                ("lo".into(), "127.0.0.1/8".parse().unwrap()),
+                ("Ethernet".into(), "172.30.0.11/24".parse().unwrap()),
+            ],
+            cni_bin_dirs: vec!["/usr/lib/cni".into()],
+        }
+    }
+
+    #[test]
+    fn defaults_follow_kubeadm_and_lowercase_the_hostname() {
+        let s = resolve(Os::Linux, None, &[], &host()).unwrap();
+        assert_eq!(s.node_name, "win-node1");
+        assert_eq!(s.service_cidr.to_string(), "10.96.0.0/12");
+        assert_eq!(s.cluster_dns.to_string(), "10.96.0.10");
+        assert_eq!(s.node_network.unwrap().to_string(), "172.30.0.0/24");
+        assert_eq!(s.root_dir, "/var/lib/wkjoin");
+        assert_eq!(s.cni_bin_dir, "/usr/lib/cni");
+        assert_eq!(s.runtime_endpoint.as_deref(), Some("unix:///run/containerd/containerd.sock"));
+    }
+
+    #[test]
+    fn higher_layers_win_field_by_field() {
+        let flags = PartialSettings {
+            cluster_cidr: Some("10.200.0.0/16".parse().unwrap()),
+            ..Default::default()
+        };
+        let file = PartialSettings {
+            cluster_cidr: Some("10.100.0.0/16".parse().unwrap()),
+            service_cidr: Some("10.97.0.0/16".parse().unwrap()),
+            ..Default::default()
+        };
+        let cluster = PartialSettings {
+            service_cidr: Some("10.98.0.0/16".parse().unwrap()),
+            cluster_domain: Some("corp.local".into()),
+            ..Default::default()
+        };
+        let s = resolve(
+            Os::Windows,
+            None,
+            &[
+                (Origin::CommandLine, &flags),
+                (Origin::File("wkjoin.yaml".into()), &file),
+                (Origin::Cluster("kubeadm-config"), &cluster),
+            ],
+            &host(),
+        )
+        .unwrap();
+        assert_eq!(s.cluster_cidr.to_string(), "10.200.0.0/16");
+        assert_eq!(s.service_cidr.to_string(), "10.97.0.0/16");
+        assert_eq!(s.cluster_dns.to_string(), "10.97.0.10");
+        assert_eq!(s.cluster_domain, "corp.local");
+        assert_eq!(s.root_dir, "C:\\k");
+        assert_eq!(s.cni_bin_dir, "C:\\k\\cni");
+        assert_eq!(s.origins.service_cidr, Some(Origin::File("wkjoin.yaml".into())));
+    }
+
+    #[test]
+    fn config_file_rejects_unknown_keys_by_name() {
+        let err = serde_yaml::from_str::<PartialSettings>("cluster-cidr: 10.244.0.0/16\nclustercidr: x\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown field `clustercidr`"), "{err}");
+    }
+}

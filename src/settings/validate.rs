@@ -1,0 +1,235 @@
+//! Rejects settings that cannot work, naming both sides of every conflict and the fix.
+
+use super::{Origin, Runtime, Settings};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "{a_name} {a} ({a_origin}) overlaps {b_name} {b} ({b_origin}): the ranges must be disjoint; choose a {a_name} outside {b}"
+    )]
+    Overlap {
+        a_name: &'static str,
+        a: IpNet,
+        a_origin: String,
+        b_name: &'static str,
+        b: IpNet,
+        b_origin: String,
+    },
+    #[error("{what} {value} is not inside {range_name} {range}: {fix}")]
+    NotInside {
+        what: &'static str,
+        value: String,
+        range_name: &'static str,
+        range: IpNet,
+        fix: &'static str,
+    },
+    #[error("{what} {value} lies inside {range_name} {range}: the node's address must be outside the pod and service ranges")]
+    AddressInRange {
+        what: &'static str,
+        value: IpAddr,
+        range_name: &'static str,
+        range: IpNet,
+    },
+    #[error("{a_name} {a} and {b_name} {b} mix IPv4 and IPv6: give both ranges of the same family (dual-stack is configured per range)")]
+    FamilyMismatch { a_name: &'static str, a: IpNet, b_name: &'static str, b: IpNet },
+    #[error("node name `{name}` is invalid: {reason}; use `{suggestion}`")]
+    NodeName { name: String, reason: &'static str, suggestion: String },
+    #[error("could not tell this host's name: give --node-name")]
+    NoNodeName,
+    #[error("--runtime docker needs Kubernetes < v1.24 (dockershim was removed), but {version} was asked for: use --runtime containerd")]
+    DockerRemoved { version: String },
+    #[error("{what} must not be empty")]
+    Empty { what: &'static str },
+    #[error("cannot read config file {}: {source}", path.display())]
+    ConfigRead { path: PathBuf, source: std::io::Error },
+    #[error("config file {} is not valid: {message} (keys are the long flag names, e.g. `cluster-cidr: 10.244.0.0/16`)", path.display())]
+    ConfigParse { path: PathBuf, message: String },
+}
+
+fn origin(o: &Option<Origin>) -> String {
+    o.as_ref().map_or_else(|| "default".to_string(), Origin::to_string)
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// Checks the resolved settings; the first problem found is returned.
+pub fn validate(s: &Settings) -> Result<(), SettingsError> {
+    let o = &s.origins;
+    if s.cluster_cidr.addr().is_ipv4() != s.service_cidr.addr().is_ipv4() {
+        return Err(SettingsError::FamilyMismatch {
+            a_name: "--cluster-cidr",
+            a: s.cluster_cidr,
+            b_name: "--service-cidr",
+            b: s.service_cidr,
+        });
+    }
+    if overlaps(&s.cluster_cidr, &s.service_cidr) {
+        return Err(SettingsError::Overlap {
+            a_name: "--cluster-cidr",
+            a: s.cluster_cidr,
+            a_origin: origin(&o.cluster_cidr),
+            b_name: "--service-cidr",
+            b: s.service_cidr,
+            b_origin: origin(&o.service_cidr),
+        });
+    }
+    if let Some(node_net) = s.node_network {
+        for (name, net, org) in [
+            ("--cluster-cidr", s.cluster_cidr, &o.cluster_cidr),
+            ("--service-cidr", s.service_cidr, &o.service_cidr),
+        ] {
+            if overlaps(&net, &node_net) {
+                return Err(SettingsError::Overlap {
+                    a_name: name,
+                    a: net,
+                    a_origin: origin(org),
+                    b_name: "the node's network",
+                    b: node_net,
+                    b_origin: "host interface".to_string(),
+                });
+            }
+        }
+    }
+    if let Some(ip) = s.node_ip {
+        for (name, net) in [("--cluster-cidr", s.cluster_cidr), ("--service-cidr", s.service_cidr)] {
+            if net.contains(&ip) {
+                return Err(SettingsError::AddressInRange {
+                    what: "--node-ip",
+                    value: ip,
+                    range_name: name,
+                    range: net,
+                });
+            }
+        }
+    }
+    if let Some(pod) = s.pod_cidr
+        && !s.cluster_cidr.contains(&pod)
+    {
+        return Err(SettingsError::NotInside {
+            what: "--pod-cidr",
+            value: pod.to_string(),
+            range_name: "--cluster-cidr",
+            range: s.cluster_cidr,
+            fix: "a node's pod range is carved out of the cluster range; check both values",
+        });
+    }
+    if !s.service_cidr.contains(&s.cluster_dns) {
+        return Err(SettingsError::NotInside {
+            what: "--cluster-dns",
+            value: s.cluster_dns.to_string(),
+            range_name: "--service-cidr",
+            range: s.service_cidr,
+            fix: "the DNS Service's ClusterIP comes from the service range (kubectl -n kube-system get svc kube-dns)",
+        });
+    }
+    validate_node_name(&s.node_name)?;
+    if s.network_name.trim().is_empty() {
+        return Err(SettingsError::Empty { what: "--network-name" });
+    }
+    if s.cluster_domain.trim().is_empty() {
+        return Err(SettingsError::Empty { what: "--cluster-domain" });
+    }
+    if s.runtime == Runtime::Docker
+        && let Some(v) = s.kubernetes_version.exact()
+        && v.at_least(1, 24)
+    {
+        return Err(SettingsError::DockerRemoved { version: v.to_string() });
+    }
+    Ok(())
+}
+
+/// Node names are DNS subdomains (RFC 1123), lower case: the kubelet lower-cases the hostname it registers.
+fn validate_node_name(name: &str) -> Result<(), SettingsError> {
+    let suggestion = || {
+        let s: String = name
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+            .collect();
+        s.trim_matches(|c| c == '-' || c == '.').to_string()
+    };
+    let fail = |reason| SettingsError::NodeName { name: name.to_string(), reason, suggestion: suggestion() };
+    if name.is_empty() || name.len() > 253 {
+        return Err(fail("it must be 1 to 253 characters"));
+    }
+    if name.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(fail("it has upper-case letters, but the kubelet registers lower-case names"));
+    }
+    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    let ok_ends = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ok_chars || !ok_ends(name.chars().next()) || !ok_ends(name.chars().last()) {
+        return Err(fail("only a-z, 0-9, '-' and '.' are allowed, starting and ending with a letter or digit"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{HostFacts, PartialSettings, resolve};
+    use super::*;
+    use crate::layout::Os;
+
+    fn resolve_with(p: PartialSettings, ifaces: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let host = HostFacts {
+            hostname: Some("node".into()),
+            interfaces: ifaces.iter().map(|(n, a)| (n.to_string(), a.parse().unwrap())).collect(),
+            cni_bin_dirs: vec![],
+        };
+        resolve(Os::Linux, None, &[(Origin::CommandLine, &p)], &host)
+    }
+
+    #[test]
+    fn overlapping_cluster_and_service_names_both() {
+        let p = PartialSettings {
+            cluster_cidr: Some("10.96.0.0/12".parse().unwrap()),
+            service_cidr: Some("10.96.0.0/16".parse().unwrap()),
+            ..Default::default()
+        };
+        let msg = resolve_with(p, &[]).unwrap_err().to_string();
+        assert!(msg.contains("--cluster-cidr 10.96.0.0/12"), "{msg}");
+        assert!(msg.contains("--service-cidr 10.96.0.0/16"), "{msg}");
+    }
+
+    #[test]
+    fn node_network_overlap_is_rejected() {
+        let p = PartialSettings { cluster_cidr: Some("172.30.0.0/16".parse().unwrap()), ..Default::default() };
+        let msg = resolve_with(p, &[("eth0", "172.30.0.11/24")]).unwrap_err().to_string();
+        assert!(msg.contains("the node's network 172.30.0.0/24"), "{msg}");
+    }
+
+    #[test]
+    fn dns_outside_service_range_and_pod_outside_cluster_range() {
+        let p = PartialSettings { cluster_dns: Some("10.0.0.10".parse().unwrap()), ..Default::default() };
+        assert!(matches!(resolve_with(p, &[]), Err(SettingsError::NotInside { what: "--cluster-dns", .. })));
+        let p = PartialSettings { pod_cidr: Some("10.1.0.0/24".parse().unwrap()), ..Default::default() };
+        assert!(matches!(resolve_with(p, &[]), Err(SettingsError::NotInside { what: "--pod-cidr", .. })));
+    }
+
+    #[test]
+    fn node_names_must_be_lower_case_dns_names() {
+        let p = PartialSettings { node_name: Some("Win_Node1".into()), ..Default::default() };
+        let msg = resolve_with(p, &[]).unwrap_err().to_string();
+        assert!(msg.contains("use `win-node1`"), "{msg}");
+    }
+
+    #[test]
+    fn docker_is_refused_from_1_24() {
+        let p = PartialSettings {
+            runtime: Some(Runtime::Docker),
+            kubernetes_version: Some("v1.24.0".parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(matches!(resolve_with(p, &[]), Err(SettingsError::DockerRemoved { .. })));
+        let p = PartialSettings {
+            runtime: Some(Runtime::Docker),
+            kubernetes_version: Some("v1.23.9".parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(resolve_with(p, &[]).is_ok());
+    }
+}
