@@ -160,7 +160,8 @@ async fn discover(g: &GlobalArgs, dry_run: bool) -> Result<Option<PartialSetting
 /// The one kube client of a run.
 pub async fn client(g: &GlobalArgs) -> Result<kube::Client, AppError> {
     let opts = kube::config::KubeConfigOptions { context: g.context.clone(), ..Default::default() };
-    let err = |source: Box<dyn std::error::Error + Send + Sync>| AppError::Kubeconfig { path: g.kubeconfig.clone(), source };
+    let err =
+        |source: Box<dyn std::error::Error + Send + Sync>| AppError::Kubeconfig { path: g.kubeconfig.clone(), source };
     let mut config = match &g.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(Box::new(e)))?;
@@ -182,7 +183,13 @@ struct PlanOutput<'a> {
     plans: &'a [Plan],
 }
 
-fn step_command(command: &'static str, s: &Settings, plans: Vec<Plan>, dry_run: bool, format: OutputFormat) -> Result<i32, AppError> {
+fn step_command(
+    command: &'static str,
+    s: &Settings,
+    plans: Vec<Plan>,
+    dry_run: bool,
+    format: OutputFormat,
+) -> Result<i32, AppError> {
     if !dry_run {
         return Err(AppError::NotAvailable { command });
     }
@@ -232,7 +239,14 @@ fn status(g: &GlobalArgs, format: OutputFormat) -> Result<i32, AppError> {
             writeln!(out, "{:<10} {:<10} {:<22} DIGEST", "STEP", "STATE", "COMPLETED")?;
             for step in Step::ALL {
                 match st.steps.get(&step) {
-                    Some(r) => writeln!(out, "{:<10} {:<10} {:<22} {}", step, "done", r.completed_at, &r.digest[..12.min(r.digest.len())])?,
+                    Some(r) => writeln!(
+                        out,
+                        "{:<10} {:<10} {:<22} {}",
+                        step,
+                        "done",
+                        r.completed_at,
+                        &r.digest[..12.min(r.digest.len())]
+                    )?,
                     None => writeln!(out, "{:<10} {:<10} {:<22} -", step, "not run", "-")?,
                 }
             }

@@ -15,7 +15,9 @@ pub enum ApplyError {
     Unsupported { step: Step, action: String },
     #[error("{step}: `{action}` cannot run until {needs}")]
     Deferred { step: Step, action: String, needs: String },
-    #[error("this plan is for {plan_os} but this host runs {host_os}: run wkjoin on the {plan_os} node itself (or add --dry-run to only print it)")]
+    #[error(
+        "this plan is for {plan_os} but this host runs {host_os}: run wkjoin on the {plan_os} node itself (or add --dry-run to only print it)"
+    )]
     ForeignOs { plan_os: Os, host_os: Os },
 }
 
@@ -31,14 +33,12 @@ pub fn apply(plan: &Plan, os: Os, host: &mut impl Host) -> Result<(), ApplyError
         match action {
             Action::CreateDir { path } => host.create_dir(Path::new(path)).map_err(wrap)?,
             Action::WriteFile { path, contents, private } => {
-                let bytes = match contents {
-                    Contents::Text { text } => text.clone().into_bytes(),
-                    Contents::Credentials { source } => std::fs::read(source).map_err(|e| ApplyError::ReadSource {
-                        step,
-                        source_path: source.clone(),
-                        source: e,
-                    })?,
-                };
+                let bytes =
+                    match contents {
+                        Contents::Text { text } => text.clone().into_bytes(),
+                        Contents::Credentials { source } => std::fs::read(source)
+                            .map_err(|e| ApplyError::ReadSource { step, source_path: source.clone(), source: e })?,
+                    };
                 host.write_file(Path::new(path), &bytes, *private).map_err(wrap)?;
             }
             Action::RemovePath { path } => host.remove_path(Path::new(path)).map_err(wrap)?,

@@ -17,7 +17,9 @@ pub const WINDOWS_BUILDS: [(u32, &str, &str); 3] = [
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ImageError {
-    #[error("Windows build {build} has no matching container base image; known builds: {known}. Use --hyperv-isolation to run an older image")]
+    #[error(
+        "Windows build {build} has no matching container base image; known builds: {known}. Use --hyperv-isolation to run an older image"
+    )]
     UnknownBuild { build: u32, known: String },
 }
 

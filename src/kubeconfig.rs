@@ -18,7 +18,7 @@ pub fn plan(s: &Settings, source: Option<&str>) -> Plan {
         None => {
             plan.push(Action::Deferred {
                 what: format!("install credentials as {}", s.layout().kubeconfig()),
-                needs: "--kubeconfig names the node's kubeconfig (mint one with `wkjoin config mint`)".into(),
+                needs: "--kubeconfig names the node's kubeconfig".into(),
             });
         }
     }

@@ -93,29 +93,73 @@ pub enum Action {
         bin_dir: String,
         cache_dir: String,
     },
-    CreateDir { path: String },
-    WriteFile { path: String, contents: Contents, private: bool },
-    RemovePath { path: String },
+    CreateDir {
+        path: String,
+    },
+    WriteFile {
+        path: String,
+        contents: Contents,
+        private: bool,
+    },
+    RemovePath {
+        path: String,
+    },
     /// A program run on the host (container runtime, firewall, ...).
-    Run { program: String, args: Vec<String>, purpose: String },
+    Run {
+        program: String,
+        args: Vec<String>,
+        purpose: String,
+    },
     /// Import an OCI image archive into the container runtime.
-    ImportImage { source: String, image: String },
+    ImportImage {
+        source: String,
+        image: String,
+    },
     /// Wait until the controller manager gives the Node a `spec.podCIDR`.
-    AwaitPodCidr { node: String, timeout_secs: u64 },
+    AwaitPodCidr {
+        node: String,
+        timeout_secs: u64,
+    },
     /// An HNS network (Windows) from its JSON definition.
-    CreateHnsNetwork { name: String, definition: String },
+    CreateHnsNetwork {
+        name: String,
+        definition: String,
+    },
     /// Compute host-gateway routes from the Node list and reconcile the routes wkjoin owns.
-    ReconcileRoutes { node: String, cluster_cidr: IpNet, service_cidr: IpNet, next_hop: NextHop },
+    ReconcileRoutes {
+        node: String,
+        cluster_cidr: IpNet,
+        service_cidr: IpNet,
+        next_hop: NextHop,
+    },
     InstallService(ServiceSpec),
-    StartService { name: String },
-    StopService { name: String },
-    RemoveService { name: String },
-    AllowFirewallPort { rule: String, protocol: String, port: u16 },
-    AwaitNodeReady { node: String, timeout_secs: u64 },
+    StartService {
+        name: String,
+    },
+    StopService {
+        name: String,
+    },
+    RemoveService {
+        name: String,
+    },
+    AllowFirewallPort {
+        rule: String,
+        protocol: String,
+        port: u16,
+    },
+    AwaitNodeReady {
+        node: String,
+        timeout_secs: u64,
+    },
     /// Run the connectivity matrix for this node.
-    Validate { node: String },
+    Validate {
+        node: String,
+    },
     /// Part of a step that can only be planned once a value exists (e.g. the pod CIDR after registration).
-    Deferred { what: String, needs: String },
+    Deferred {
+        what: String,
+        needs: String,
+    },
 }
 
 impl fmt::Display for Action {

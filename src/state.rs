@@ -31,7 +31,12 @@ pub struct State {
 
 impl Default for State {
     fn default() -> Self {
-        State { format: FORMAT, wkjoin_version: env!("CARGO_PKG_VERSION").to_string(), node_name: None, steps: BTreeMap::new() }
+        State {
+            format: FORMAT,
+            wkjoin_version: env!("CARGO_PKG_VERSION").to_string(),
+            node_name: None,
+            steps: BTreeMap::new(),
+        }
     }
 }
 

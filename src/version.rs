@@ -19,13 +19,11 @@ impl KubeVersion {
 
     /// Finds a version in a binary's `--version` output, e.g. `Kubernetes v1.20.2` or `kubelet version v1.20.2-dirty`.
     pub fn find_in(text: &str) -> Option<KubeVersion> {
-        text.split(|c: char| c.is_whitespace() || c == ',' || c == '"')
-            .filter(|w| w.starts_with('v'))
-            .find_map(|w| {
-                // Build metadata and pre-release suffixes (`-dirty`, `+k3s1`) do not change the flag set.
-                let core = w.split(['-', '+']).next().unwrap_or(w);
-                core.parse().ok()
-            })
+        text.split(|c: char| c.is_whitespace() || c == ',' || c == '"').filter(|w| w.starts_with('v')).find_map(|w| {
+            // Build metadata and pre-release suffixes (`-dirty`, `+k3s1`) do not change the flag set.
+            let core = w.split(['-', '+']).next().unwrap_or(w);
+            core.parse().ok()
+        })
     }
 
     pub fn at_least(&self, major: u32, minor: u32) -> bool {
@@ -40,7 +38,9 @@ impl fmt::Display for KubeVersion {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{input}` is not a Kubernetes version: use the form v1.20.2 (or `stable`, `latest`, `stable-1.20`, `latest-1.20`)")]
+#[error(
+    "`{input}` is not a Kubernetes version: use the form v1.20.2 (or `stable`, `latest`, `stable-1.20`, `latest-1.20`)"
+)]
 pub struct VersionError {
     pub input: String,
 }
@@ -97,17 +97,11 @@ impl FromStr for VersionSpec {
             Some((kind, minor)) => {
                 (kind == "stable" || kind == "latest")
                     && minor.split_once('.').is_some_and(|(a, b)| {
-                        !a.is_empty()
-                            && !b.is_empty()
-                            && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+                        !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
                     })
             }
         };
-        if is_marker {
-            Ok(VersionSpec::Marker(s.to_string()))
-        } else {
-            Err(VersionError { input: s.to_string() })
-        }
+        if is_marker { Ok(VersionSpec::Marker(s.to_string())) } else { Err(VersionError { input: s.to_string() }) }
     }
 }
 
@@ -158,10 +152,7 @@ mod tests {
     #[test]
     fn finds_version_in_binary_output() {
         assert_eq!(KubeVersion::find_in("Kubernetes v1.20.2\n"), Some(KubeVersion::new(1, 20, 2)));
-        assert_eq!(
-            KubeVersion::find_in("kubelet version v1.27.3-dirty"),
-            Some(KubeVersion::new(1, 27, 3))
-        );
+        assert_eq!(KubeVersion::find_in("kubelet version v1.27.3-dirty"), Some(KubeVersion::new(1, 27, 3)));
         assert_eq!(KubeVersion::find_in("no version here"), None);
     }
 }

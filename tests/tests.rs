@@ -1,1 +1,9 @@
+//! The one integration-test binary (one link instead of many); each module is an area of wkjoin.
 
+#[macro_use]
+mod util;
+
+mod apply;
+mod cli;
+mod plan;
+mod status;

@@ -45,7 +45,8 @@ make_rootfs() {
 echo "Content-Type: text/plain"
 echo ""
 echo "hostname: $(hostname)"
-echo "client: ${REMOTE_ADDR}:${REMOTE_PORT}"
+addr=${REMOTE_ADDR#[}; addr=${addr%]}; addr=${addr#::ffff:}
+echo "client: ${addr}:${REMOTE_PORT}"
 echo "server: $(hostname -i 2>/dev/null)"
 echo "path: ${REQUEST_URI}"
 CGI

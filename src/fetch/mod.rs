@@ -20,10 +20,7 @@ pub fn marker_url(mirror: &str, marker: &str) -> String {
 
 pub fn plan(s: &Settings) -> Plan {
     let layout = s.layout();
-    let binaries: Vec<String> = NODE_BINARIES
-        .iter()
-        .map(|b| format!("{b}{}", s.os.exe_suffix()))
-        .collect();
+    let binaries: Vec<String> = NODE_BINARIES.iter().map(|b| format!("{b}{}", s.os.exe_suffix())).collect();
     let mut plan = Plan::new(Step::Fetch, format!("install the Kubernetes {} node binaries", s.kubernetes_version));
     match &s.kubernetes_version {
         VersionSpec::Exact(v) => {

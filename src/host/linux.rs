@@ -41,15 +41,16 @@ pub fn facts() -> HostFacts {
     if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
         for a in addrs {
             let (Some(addr), Some(mask)) = (a.address, a.netmask) else { continue };
-            let net = match (addr.as_sockaddr_in(), mask.as_sockaddr_in(), addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
-                (Some(ip), Some(m), _, _) => {
-                    ipnet::Ipv4Net::with_netmask(ip.ip(), m.ip()).ok().map(ipnet::IpNet::V4)
-                }
-                (_, _, Some(ip), Some(m)) => {
-                    ipnet::Ipv6Net::with_netmask(ip.ip(), m.ip()).ok().map(ipnet::IpNet::V6)
-                }
-                _ => None,
-            };
+            let net =
+                match (addr.as_sockaddr_in(), mask.as_sockaddr_in(), addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
+                    (Some(ip), Some(m), _, _) => {
+                        ipnet::Ipv4Net::with_netmask(ip.ip(), m.ip()).ok().map(ipnet::IpNet::V4)
+                    }
+                    (_, _, Some(ip), Some(m)) => {
+                        ipnet::Ipv6Net::with_netmask(ip.ip(), m.ip()).ok().map(ipnet::IpNet::V6)
+                    }
+                    _ => None,
+                };
             if let Some(net) = net {
                 interfaces.push((a.interface_name, net));
             }
@@ -66,4 +67,23 @@ pub fn facts() -> HostFacts {
 /// Linux has no Windows build.
 pub fn windows_build() -> Option<u32> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_files_are_owner_only_and_others_world_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, public) = (dir.path().join("config"), dir.path().join("cni.conf"));
+        Native.write_file(&secret, b"s", true).unwrap();
+        Native.write_file(&public, b"p", false).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&secret), 0o600);
+        assert_eq!(mode(&public), 0o644);
+        // Replacing keeps the new file's mode, not the old one's.
+        Native.write_file(&public, b"p2", true).unwrap();
+        assert_eq!(mode(&public), 0o600);
+    }
 }

@@ -34,7 +34,11 @@ impl Host for Native {
             if out.status == Some(0) {
                 Ok(())
             } else {
-                Err(HostError::CommandFailed { command: format!("icacls {}", args.join(" ")), status: out.status, stderr: out.stderr + &out.stdout })
+                Err(HostError::CommandFailed {
+                    command: format!("icacls {}", args.join(" ")),
+                    status: out.status,
+                    stderr: out.stderr + &out.stdout,
+                })
             }
         })
     }
@@ -50,11 +54,7 @@ impl Host for Native {
 
 /// Hostname and CNI directory of this host; interface addresses come with the routes backend.
 pub fn facts() -> HostFacts {
-    HostFacts {
-        hostname: std::env::var("COMPUTERNAME").ok(),
-        interfaces: Vec::new(),
-        cni_bin_dirs: Vec::new(),
-    }
+    HostFacts { hostname: std::env::var("COMPUTERNAME").ok(), interfaces: Vec::new(), cni_bin_dirs: Vec::new() }
 }
 
 /// The OS build (17763, 20348, ...), read from the registry by the pause-image work; unknown until then.

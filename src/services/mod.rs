@@ -103,7 +103,14 @@ pub fn kube_proxy_args(s: &Settings, v: KubeVersion) -> (Vec<String>, BTreeMap<S
     (a, env)
 }
 
-fn service(s: &Settings, name: &str, description: &str, args: Vec<String>, env: BTreeMap<String, String>, depends_on: Vec<String>) -> ServiceSpec {
+fn service(
+    s: &Settings,
+    name: &str,
+    description: &str,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    depends_on: Vec<String>,
+) -> ServiceSpec {
     let l = s.layout();
     ServiceSpec {
         name: name.to_string(),
@@ -157,22 +164,37 @@ pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &st
     if s.os == Os::Windows {
         plan.push(Action::AllowFirewallPort { rule: "wkjoin kubelet API".into(), protocol: "tcp".into(), port: 10250 });
     }
-    plan.push(Action::InstallService(service(s, KUBELET, "Kubernetes node agent", kubelet_args(s, v, pause_image), BTreeMap::new(), vec![])))
-        .push(Action::StartService { name: KUBELET.into() });
+    plan.push(Action::InstallService(service(
+        s,
+        KUBELET,
+        "Kubernetes node agent",
+        kubelet_args(s, v, pause_image),
+        BTreeMap::new(),
+        vec![],
+    )))
+    .push(Action::StartService { name: KUBELET.into() });
     match s.pod_cidr {
         Some(pod) => plan.actions.extend(network_actions(s, pod)),
         None => {
-            plan.push(Action::AwaitPodCidr { node: s.node_name.clone(), timeout_secs: POD_CIDR_TIMEOUT_SECS })
-                .push(Action::Deferred {
+            plan.push(Action::AwaitPodCidr { node: s.node_name.clone(), timeout_secs: POD_CIDR_TIMEOUT_SECS }).push(
+                Action::Deferred {
                     what: format!("create the pod network {} and its CNI config", s.network_name),
                     needs: "the node's pod CIDR is allocated".into(),
-                });
+                },
+            );
         }
     }
     let (args, env) = kube_proxy_args(s, v);
-    plan.push(Action::InstallService(service(s, KUBE_PROXY, "Kubernetes service proxy", args, env, vec![KUBELET.into()])))
-        .push(Action::StartService { name: KUBE_PROXY.into() })
-        .push(Action::AwaitNodeReady { node: s.node_name.clone(), timeout_secs: NODE_READY_TIMEOUT_SECS });
+    plan.push(Action::InstallService(service(
+        s,
+        KUBE_PROXY,
+        "Kubernetes service proxy",
+        args,
+        env,
+        vec![KUBELET.into()],
+    )))
+    .push(Action::StartService { name: KUBE_PROXY.into() })
+    .push(Action::AwaitNodeReady { node: s.node_name.clone(), timeout_secs: NODE_READY_TIMEOUT_SECS });
     plan
 }
 

@@ -39,17 +39,14 @@ pub fn from_kubeadm_config(yaml: &str) -> Result<PartialSettings, DiscoverError>
         s.and_then(|s| s.split(',').next().map(|x| x.trim().to_string()))
             .filter(|s| !s.is_empty())
             .map(|s| {
-                s.parse()
-                    .map_err(|_| DiscoverError::KubeadmConfig(format!("networking.{key} `{s}` is not a CIDR")))
+                s.parse().map_err(|_| DiscoverError::KubeadmConfig(format!("networking.{key} `{s}` is not a CIDR")))
             })
             .transpose()
     };
     let version = cc
         .kubernetes_version
         .map(|v| {
-            v.parse::<KubeVersion>()
-                .map(VersionSpec::Exact)
-                .map_err(|e| DiscoverError::KubeadmConfig(e.to_string()))
+            v.parse::<KubeVersion>().map(VersionSpec::Exact).map_err(|e| DiscoverError::KubeadmConfig(e.to_string()))
         })
         .transpose()?;
     Ok(PartialSettings {
@@ -75,10 +72,7 @@ pub async fn discover(client: &Client) -> Result<PartialSettings, DiscoverError>
     let svcs: Api<Service> = Api::namespaced(client.clone(), "kube-system");
     match svcs.get_opt("kube-dns").await {
         Ok(Some(svc)) => {
-            found.cluster_dns = svc
-                .spec
-                .and_then(|s| s.cluster_ip)
-                .and_then(|ip| ip.parse().ok());
+            found.cluster_dns = svc.spec.and_then(|s| s.cluster_ip).and_then(|ip| ip.parse().ok());
         }
         Ok(None) => {}
         Err(source) => return Err(DiscoverError::Api { what: "kube-system/kube-dns", source }),

@@ -138,14 +138,10 @@ pub struct HostFacts {
 
 /// Loads `--config wkjoin.yaml`.
 pub fn load_file(path: &Path) -> Result<PartialSettings, SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::ConfigRead {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_yaml::from_str(&text).map_err(|source| SettingsError::ConfigParse {
-        path: path.to_path_buf(),
-        message: source.to_string(),
-    })
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| SettingsError::ConfigRead { path: path.to_path_buf(), source })?;
+    serde_yaml::from_str(&text)
+        .map_err(|source| SettingsError::ConfigParse { path: path.to_path_buf(), message: source.to_string() })
 }
 
 /// Picks each field from the first layer that has it; the layers are given highest precedence first.
@@ -159,30 +155,21 @@ pub fn resolve(
         layers: &[(Origin, &PartialSettings)],
         get: impl Fn(&PartialSettings) -> Option<T>,
     ) -> Option<Sourced<T>> {
-        layers.iter().find_map(|(origin, layer)| {
-            get(layer).map(|value| Sourced { value, origin: origin.clone() })
-        })
+        layers.iter().find_map(|(origin, layer)| get(layer).map(|value| Sourced { value, origin: origin.clone() }))
     }
     fn or_default<T>(v: Option<Sourced<T>>, default: T) -> Sourced<T> {
         v.unwrap_or(Sourced { value: default, origin: Origin::Default })
     }
 
-    let cluster_cidr = or_default(
-        pick(layers, |l| l.cluster_cidr),
-        DEFAULT_CLUSTER_CIDR.parse().expect("valid default"),
-    );
-    let service_cidr = or_default(
-        pick(layers, |l| l.service_cidr),
-        DEFAULT_SERVICE_CIDR.parse().expect("valid default"),
-    );
+    let cluster_cidr =
+        or_default(pick(layers, |l| l.cluster_cidr), DEFAULT_CLUSTER_CIDR.parse().expect("valid default"));
+    let service_cidr =
+        or_default(pick(layers, |l| l.service_cidr), DEFAULT_SERVICE_CIDR.parse().expect("valid default"));
     let pod_cidr = pick(layers, |l| l.pod_cidr);
     // kubeadm's convention: the cluster DNS Service is the 10th address of the service range.
     let cluster_dns = match pick(layers, |l| l.cluster_dns) {
         Some(s) => s,
-        None => Sourced {
-            value: nth_address(service_cidr.value, 10),
-            origin: Origin::Default,
-        },
+        None => Sourced { value: nth_address(service_cidr.value, 10), origin: Origin::Default },
     };
     let node_ip = pick(layers, |l| l.node_ip);
     let interface = pick(layers, |l| l.interface.clone()).map(|s| s.value);
@@ -190,11 +177,7 @@ pub fn resolve(
     let node_name = match pick(layers, |l| l.node_name.clone()) {
         Some(s) => s.value,
         // The kubelet registers the lower-case hostname; a mismatch is pain point #10.
-        None => host
-            .hostname
-            .clone()
-            .map(|h| h.to_lowercase())
-            .ok_or(SettingsError::NoNodeName)?,
+        None => host.hostname.clone().map(|h| h.to_lowercase()).ok_or(SettingsError::NoNodeName)?,
     };
 
     let node_network = node_network(host, node_ip.as_ref().map(|s| s.value), interface.as_deref());
@@ -202,16 +185,10 @@ pub fn resolve(
     let runtime_endpoint = pick(layers, |l| l.runtime_endpoint.clone())
         .map(|s| s.value)
         .or_else(|| default_runtime_endpoint(os, runtime).map(str::to_string));
-    let cni_bin_dir = pick(layers, |l| l.cni_bin_dir.clone())
-        .map(|s| s.value)
-        .unwrap_or_else(|| match os {
-            Os::Windows => Layout::new(os, root_dir.unwrap_or(os.default_root_dir())).join(&["cni"]),
-            Os::Linux => host
-                .cni_bin_dirs
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "/opt/cni/bin".to_string()),
-        });
+    let cni_bin_dir = pick(layers, |l| l.cni_bin_dir.clone()).map(|s| s.value).unwrap_or_else(|| match os {
+        Os::Windows => Layout::new(os, root_dir.unwrap_or(os.default_root_dir())).join(&["cni"]),
+        Os::Linux => host.cni_bin_dirs.first().cloned().unwrap_or_else(|| "/opt/cni/bin".to_string()),
+    });
 
     let settings = Settings {
         os,
@@ -229,18 +206,11 @@ pub fn resolve(
             VersionSpec::Marker("stable".into()),
         )
         .value,
-        network_name: or_default(
-            pick(layers, |l| l.network_name.clone()),
-            DEFAULT_NETWORK_NAME.to_string(),
-        )
-        .value,
+        network_name: or_default(pick(layers, |l| l.network_name.clone()), DEFAULT_NETWORK_NAME.to_string()).value,
         network_mode: or_default(pick(layers, |l| l.network_mode), NetworkMode::L2bridge).value,
         cluster_dns: cluster_dns.value,
-        cluster_domain: or_default(
-            pick(layers, |l| l.cluster_domain.clone()),
-            DEFAULT_CLUSTER_DOMAIN.to_string(),
-        )
-        .value,
+        cluster_domain: or_default(pick(layers, |l| l.cluster_domain.clone()), DEFAULT_CLUSTER_DOMAIN.to_string())
+            .value,
         runtime,
         runtime_endpoint,
         mirror: or_default(pick(layers, |l| l.mirror.clone()), DEFAULT_MIRROR.to_string()).value,
@@ -279,12 +249,7 @@ fn node_network(host: &HostFacts, node_ip: Option<IpAddr>, interface: Option<&st
         return host.interfaces.iter().find(|(_, n)| n.addr() == ip).map(|(_, n)| n.trunc());
     }
     if let Some(name) = interface {
-        return host
-            .interfaces
-            .iter()
-            .filter(usable)
-            .find(|(n, _)| n == name)
-            .map(|(_, n)| n.trunc());
+        return host.interfaces.iter().filter(usable).find(|(n, _)| n == name).map(|(_, n)| n.trunc());
     }
     host.interfaces.iter().find(usable).map(|(_, n)| n.trunc())
 }
@@ -333,10 +298,7 @@ mod tests {
 
     #[test]
     fn higher_layers_win_field_by_field() {
-        let flags = PartialSettings {
-            cluster_cidr: Some("10.200.0.0/16".parse().unwrap()),
-            ..Default::default()
-        };
+        let flags = PartialSettings { cluster_cidr: Some("10.200.0.0/16".parse().unwrap()), ..Default::default() };
         let file = PartialSettings {
             cluster_cidr: Some("10.100.0.0/16".parse().unwrap()),
             service_cidr: Some("10.97.0.0/16".parse().unwrap()),
@@ -369,8 +331,7 @@ mod tests {
 
     #[test]
     fn config_file_rejects_unknown_keys_by_name() {
-        let err = serde_yaml::from_str::<PartialSettings>("cluster-cidr: 10.244.0.0/16\nclustercidr: x\n")
-            .unwrap_err();
+        let err = serde_yaml::from_str::<PartialSettings>("cluster-cidr: 10.244.0.0/16\nclustercidr: x\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `clustercidr`"), "{err}");
     }
 }

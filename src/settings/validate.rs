@@ -10,36 +10,24 @@ pub enum SettingsError {
     #[error(
         "{a_name} {a} ({a_origin}) overlaps {b_name} {b} ({b_origin}): the ranges must be disjoint; choose a {a_name} outside {b}"
     )]
-    Overlap {
-        a_name: &'static str,
-        a: IpNet,
-        a_origin: String,
-        b_name: &'static str,
-        b: IpNet,
-        b_origin: String,
-    },
+    Overlap { a_name: &'static str, a: IpNet, a_origin: String, b_name: &'static str, b: IpNet, b_origin: String },
     #[error("{what} {value} is not inside {range_name} {range}: {fix}")]
-    NotInside {
-        what: &'static str,
-        value: String,
-        range_name: &'static str,
-        range: IpNet,
-        fix: &'static str,
-    },
-    #[error("{what} {value} lies inside {range_name} {range}: the node's address must be outside the pod and service ranges")]
-    AddressInRange {
-        what: &'static str,
-        value: IpAddr,
-        range_name: &'static str,
-        range: IpNet,
-    },
-    #[error("{a_name} {a} and {b_name} {b} mix IPv4 and IPv6: give both ranges of the same family (dual-stack is configured per range)")]
+    NotInside { what: &'static str, value: String, range_name: &'static str, range: IpNet, fix: &'static str },
+    #[error(
+        "{what} {value} lies inside {range_name} {range}: the node's address must be outside the pod and service ranges"
+    )]
+    AddressInRange { what: &'static str, value: IpAddr, range_name: &'static str, range: IpNet },
+    #[error(
+        "{a_name} {a} and {b_name} {b} mix IPv4 and IPv6: give both ranges of the same family (dual-stack is configured per range)"
+    )]
     FamilyMismatch { a_name: &'static str, a: IpNet, b_name: &'static str, b: IpNet },
     #[error("node name `{name}` is invalid: {reason}; use `{suggestion}`")]
     NodeName { name: String, reason: &'static str, suggestion: String },
     #[error("could not tell this host's name: give --node-name")]
     NoNodeName,
-    #[error("--runtime docker needs Kubernetes < v1.24 (dockershim was removed), but {version} was asked for: use --runtime containerd")]
+    #[error(
+        "--runtime docker needs Kubernetes < v1.24 (dockershim was removed), but {version} was asked for: use --runtime containerd"
+    )]
     DockerRemoved { version: String },
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
@@ -79,10 +67,9 @@ pub fn validate(s: &Settings) -> Result<(), SettingsError> {
         });
     }
     if let Some(node_net) = s.node_network {
-        for (name, net, org) in [
-            ("--cluster-cidr", s.cluster_cidr, &o.cluster_cidr),
-            ("--service-cidr", s.service_cidr, &o.service_cidr),
-        ] {
+        for (name, net, org) in
+            [("--cluster-cidr", s.cluster_cidr, &o.cluster_cidr), ("--service-cidr", s.service_cidr, &o.service_cidr)]
+        {
             if overlaps(&net, &node_net) {
                 return Err(SettingsError::Overlap {
                     a_name: name,

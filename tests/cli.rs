@@ -1,0 +1,131 @@
+//! The command line: help that teaches, one-line errors with exit code 2, honest "not available".
+
+use crate::util::{failure_of, stdout_of, tree, wkjoin};
+
+const SUBCOMMANDS: [&str; 11] =
+    ["preflight", "fetch", "pause", "config", "routes", "start", "join", "validate", "reset", "status", "completions"];
+
+#[test]
+fn top_level_help_lists_every_subcommand_and_exit_codes() {
+    let help = stdout_of(wkjoin().arg("--help"));
+    for sub in SUBCOMMANDS {
+        assert!(help.contains(&format!("  {sub} ")), "--help does not list {sub}:\n{help}");
+    }
+    assert!(help.contains("3 validation found failures"), "{help}");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in SUBCOMMANDS {
+        let help = stdout_of(wkjoin().args([sub, "--help"]));
+        assert!(help.contains("Usage: wkjoin"), "{sub}: {help}");
+    }
+}
+
+#[test]
+fn node_settings_help_names_defaults_and_env() {
+    let help = stdout_of(wkjoin().args(["join", "--help"]));
+    for needle in [
+        "--cluster-cidr <CIDR>",
+        "10.244.0.0/16",
+        "10.96.0.0/12",
+        "WKJOIN_CLUSTER_CIDR",
+        "--kubernetes-version <VERSION>",
+        "--runtime <RUNTIME>",
+        "--dry-run",
+        "--root-dir <DIR>",
+        "--kubeconfig <FILE>",
+        "--context <NAME>",
+        "-o, --output <OUTPUT>",
+    ] {
+        assert!(help.contains(needle), "join --help lacks {needle}:\n{help}");
+    }
+}
+
+/// The first line of stderr, which must carry the reason on its own.
+fn first_line(stderr: &str) -> &str {
+    stderr.lines().next().unwrap_or_default()
+}
+
+#[test]
+fn unparsable_cidr_is_a_usage_error() {
+    let (code, err) = failure_of(wkjoin().args(["join", "--dry-run", "--cluster-cidr", "10.0.0/8"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(first_line(&err).contains("'10.0.0/8'") && first_line(&err).contains("--cluster-cidr"), "{err}");
+}
+
+#[test]
+fn overlapping_ranges_are_a_usage_error_naming_both() {
+    let (code, err) = failure_of(wkjoin().args([
+        "join",
+        "--dry-run",
+        "--node-name",
+        "n1",
+        "--cluster-cidr",
+        "10.96.0.0/12",
+        "--service-cidr",
+        "10.100.0.0/16",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    let line = first_line(&err);
+    assert!(line.contains("10.96.0.0/12") && line.contains("10.100.0.0/16"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn unknown_output_format_is_a_usage_error() {
+    let (code, err) = failure_of(wkjoin().args(["status", "-o", "xml"]));
+    assert_eq!(code, 2);
+    assert!(first_line(&err).contains("'xml'"), "{err}");
+}
+
+#[test]
+fn env_and_config_file_layer_under_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wkjoin.yaml");
+    std::fs::write(&file, "cluster-cidr: 10.200.0.0/16\nservice-cidr: 10.201.0.0/16\nnode-name: from-file\n").unwrap();
+    let json = stdout_of(
+        wkjoin()
+            .args(["routes", "--dry-run", "-o", "json", "--node-name", "from-flag", "--config"])
+            .arg(&file)
+            .env("WKJOIN_SERVICE_CIDR", "10.202.0.0/16"),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["settings"]["node-name"], "from-flag");
+    assert_eq!(v["settings"]["cluster-cidr"], "10.200.0.0/16", "file beats default");
+    assert_eq!(v["settings"]["service-cidr"], "10.202.0.0/16", "env beats file");
+    assert_eq!(v["settings"]["cluster-dns"], "10.202.0.10", "DNS follows the service range");
+}
+
+#[test]
+fn a_bad_config_file_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wkjoin.yaml");
+    std::fs::write(&file, "cluster_cidr: 10.200.0.0/16\n").unwrap();
+    let (code, err) = failure_of(wkjoin().args(["fetch", "--dry-run", "--node-name", "n", "--config"]).arg(&file));
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown field `cluster_cidr`") && err.contains("cluster-cidr"), "{err}");
+}
+
+#[test]
+fn commands_not_in_this_build_say_so_and_change_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["preflight", "--node-name", "n"],
+        vec!["fetch", "--node-name", "n", "--kubernetes-version", "v1.20.2"],
+        vec!["join", "--node-name", "n"],
+        vec!["validate"],
+        vec!["reset"],
+    ] {
+        let (code, err) = failure_of(wkjoin().args(&args).arg("--root-dir").arg(root.path()));
+        assert_eq!(code, 4, "{args:?}: {err}");
+        assert!(err.contains("not available in this build") && err.contains("nothing was changed"), "{err}");
+    }
+    assert!(tree(root.path()).is_empty(), "files appeared: {:?}", tree(root.path()));
+}
+
+#[test]
+fn completions_are_generated() {
+    let script = stdout_of(wkjoin().args(["completions", "bash"]));
+    assert!(script.contains("wkjoin") && script.contains("--cluster-cidr"), "{script}");
+}
