@@ -2,6 +2,8 @@
 
 use crate::apply::ApplyError;
 use crate::cli::{Cli, Command, GlobalArgs, NodeArgs, OutputFormat};
+use crate::fetch::progress::Progress;
+use crate::fetch::{FetchError, FetchInput, Outcome, Report};
 use crate::host;
 use crate::image::ImageError;
 use crate::join::JoinInputs;
@@ -36,6 +38,8 @@ pub enum AppError {
     State(#[from] StateError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     #[error("cannot load kubeconfig{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Kubeconfig { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("`wkjoin {command}` is not available in this build of wkjoin yet (only --dry-run is); nothing was changed")]
@@ -59,9 +63,22 @@ impl AppError {
 pub async fn run(cli: Cli) -> Result<i32, AppError> {
     let g = &cli.global;
     match &cli.command {
-        Command::Fetch { node, dry, out } => {
-            let s = resolve_settings(g, node, dry.dry_run).await?;
-            step_command("fetch", &s, vec![fetch::plan(&s)], dry.dry_run, out.output)
+        Command::Fetch { archive, sha512, rollback, node, dry, out } => {
+            // Fetching only writes files: Windows binaries can be fetched on Linux, named after this host.
+            let s = resolve_settings_with(g, node, dry.dry_run, true).await?;
+            let input = FetchInput { archive: archive.clone(), sha512: sha512.clone(), rollback: *rollback };
+            if dry.dry_run {
+                return step_command("fetch", &s, vec![fetch::plan_with(&s, &input)], true, out.output);
+            }
+            let progress = Progress::new(g.quiet);
+            let result = fetch::run(&s, &input, &progress).await;
+            progress.finish();
+            let (_, report) = result?;
+            for w in &report.warnings {
+                tracing::warn!("{w}");
+            }
+            print_fetch_report(&mut std::io::stdout().lock(), &report, out.output)?;
+            Ok(exit::OK)
         }
         Command::Pause { image_archive, node, dry } => {
             let s = resolve_settings(g, node, dry.dry_run).await?;
@@ -111,6 +128,16 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
 
 /// Layers flags/env, the config file, the cluster and defaults into validated settings.
 async fn resolve_settings(g: &GlobalArgs, node: &NodeArgs, dry_run: bool) -> Result<Settings, AppError> {
+    resolve_settings_with(g, node, dry_run, false).await
+}
+
+/// `host_name_for_any_os`: default the node name to this host's even when planning for another OS.
+async fn resolve_settings_with(
+    g: &GlobalArgs,
+    node: &NodeArgs,
+    dry_run: bool,
+    host_name_for_any_os: bool,
+) -> Result<Settings, AppError> {
     let flags = node.to_partial();
     let file = match &g.config {
         Some(path) => Some((path.clone(), settings::load_file(path)?)),
@@ -126,7 +153,11 @@ async fn resolve_settings(g: &GlobalArgs, node: &NodeArgs, dry_run: bool) -> Res
     }
     let os = node.os.unwrap_or(Os::host());
     // Host facts describe this machine; they only apply when planning for its own OS.
-    let facts = if os == Os::host() { host::facts() } else { Default::default() };
+    let facts = match (os == Os::host(), host_name_for_any_os) {
+        (true, _) => host::facts(),
+        (false, true) => settings::HostFacts { hostname: host::facts().hostname, ..Default::default() },
+        (false, false) => Default::default(),
+    };
     Ok(settings::resolve(os, g.root_dir.as_deref(), &layers, &facts)?)
 }
 
@@ -218,6 +249,63 @@ fn write_data(w: &mut impl Write, format: OutputFormat, value: &impl Serialize) 
         _ => {
             serde_json::to_writer_pretty(&mut *w, value).expect("serializable");
             w.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+/// Sizes for people: 12.3 MB.
+fn human_bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} bytes"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        _ => format!("{:.1} MB", n as f64 / 1e6),
+    }
+}
+
+fn print_fetch_report(w: &mut impl Write, report: &Report, format: OutputFormat) -> Result<(), AppError> {
+    if format != OutputFormat::Table {
+        return write_data(w, format, report);
+    }
+    let r = &report.installed;
+    let version = r.version.as_deref().unwrap_or("(version unknown)");
+    match report.outcome {
+        Outcome::Installed => {
+            writeln!(w, "installed Kubernetes {version} ({}/{}) into {}", r.os, r.arch, r.bin_dir)?;
+            let how = if report.from_cache {
+                "from the cache, nothing downloaded".to_string()
+            } else if report.downloaded_bytes > 0 {
+                format!("{} downloaded", human_bytes(report.downloaded_bytes))
+            } else {
+                "a local file".to_string()
+            };
+            writeln!(w, "  source:   {} ({how})", r.source)?;
+            writeln!(w, "  verified: {}", report.verified_with.as_deref().unwrap_or("-"))?;
+            writeln!(w, "  sha512:   {}", r.archive_sha512)?;
+        }
+        Outcome::AlreadyInstalled => writeln!(
+            w,
+            "Kubernetes {version} is already installed in {} and intact ({} binaries checked): nothing was downloaded",
+            r.bin_dir,
+            r.files.len()
+        )?,
+        Outcome::RolledBack => writeln!(w, "rolled back to Kubernetes {version} in {}", r.bin_dir)?,
+    }
+    let width = r.files.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    for f in &r.files {
+        writeln!(w, "  {:<width$}  {:<10} {}", f.name, f.version.as_deref().unwrap_or("-"), f.path)?;
+    }
+    if let Some(p) = &report.previous {
+        let pv = p.version.as_deref().unwrap_or("(version unknown)");
+        match report.outcome {
+            Outcome::RolledBack => {
+                writeln!(w, "Kubernetes {pv} is kept in {}: `wkjoin fetch --rollback` returns to it", p.bin_dir)?
+            }
+            _ => writeln!(
+                w,
+                "the previous binaries (Kubernetes {pv}) are kept in {}: `wkjoin fetch --rollback` restores them",
+                p.bin_dir
+            )?,
         }
     }
     Ok(())

@@ -185,8 +185,25 @@ pub enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
-    /// Download the node archive (kubelet, kube-proxy, kubectl), verify its checksum, install it
+    /// Download the node archive (kubelet, kube-proxy, kubectl, kubeadm), verify its checksum, install it
+    #[command(long_about = "Download the node archive (kubelet, kube-proxy, kubectl, kubeadm), verify its checksum, \
+install it.\n\n\
+The archive ({mirror}/{version}/kubernetes-node-{os}-{arch}.tar.gz) streams through its checksum (the mirror's \
+.sha512, or .sha256 when there is none), gunzip and tar in one pass into a staging directory; only when the \
+whole archive matches are the binaries moved into place, one atomic rename each, the replaced ones kept for \
+--rollback. A failed download, a checksum mismatch or a bad archive leaves the installed binaries as they \
+were. Verified archives are cached under the root dir; a re-run with the same version and intact binaries \
+downloads nothing.")]
     Fetch {
+        /// Install this local node archive instead of downloading one (offline installs; needs --sha512)
+        #[arg(long, value_name = "FILE", requires = "sha512", conflicts_with = "rollback")]
+        archive: Option<String>,
+        /// The archive's SHA-512 (128 hex digits), checked instead of the mirror's published checksum
+        #[arg(long, value_name = "HEX", value_parser = crate::fetch::source::parse_sha512_arg, conflicts_with = "rollback")]
+        sha512: Option<String>,
+        /// Swap the installed binaries with the ones the last upgrade replaced (again to undo)
+        #[arg(long)]
+        rollback: bool,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]

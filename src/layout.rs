@@ -55,6 +55,12 @@ impl fmt::Display for Os {
     }
 }
 
+/// The OS's separator, except that a Windows layout rooted at a Unix path (Windows binaries fetched on Linux,
+/// e.g. to stock a mirror) joins with `/` so its paths work on the host that writes them.
+fn separator(os: Os, root: &str) -> char {
+    if os == Os::Windows && root.starts_with('/') { '/' } else { os.separator() }
+}
+
 /// Paths of everything wkjoin installs under its root directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -65,8 +71,9 @@ pub struct Layout {
 impl Layout {
     pub fn new(os: Os, root: impl Into<String>) -> Self {
         let mut root = root.into();
+        let sep = separator(os, &root);
         // `C:\k\` and `/var/lib/wkjoin/` name the same root; keep joins free of doubled separators.
-        while root.len() > 1 && root.ends_with(os.separator()) && !root.ends_with(":\\") {
+        while root.len() > 1 && root.ends_with(sep) && !root.ends_with(":\\") {
             root.pop();
         }
         Layout { os, root }
@@ -74,7 +81,7 @@ impl Layout {
 
     /// Joins path components below the root with the OS's separator.
     pub fn join(&self, parts: &[&str]) -> String {
-        let sep = self.os.separator();
+        let sep = separator(self.os, &self.root);
         let mut out = self.root.clone();
         for part in parts {
             if !out.ends_with(sep) {
@@ -91,6 +98,11 @@ impl Layout {
             Os::Windows => self.root.clone(),
             Os::Linux => self.join(&["bin"]),
         }
+    }
+
+    /// Where `wkjoin fetch` keeps the binaries an upgrade replaced, for `--rollback`.
+    pub fn previous_bin_dir(&self) -> String {
+        Layout::new(self.os, self.bin_dir()).join(&["previous"])
     }
 
     pub fn binary(&self, name: &str) -> String {
@@ -150,6 +162,13 @@ mod tests {
         let l = Layout::new(Os::Linux, "/var/lib/wkjoin/");
         assert_eq!(l.binary("kubelet"), "/var/lib/wkjoin/bin/kubelet");
         assert_eq!(l.state_file(), "/var/lib/wkjoin/wkjoin-state.json");
+    }
+
+    #[test]
+    fn windows_layout_under_a_unix_root_joins_with_slashes() {
+        let l = Layout::new(Os::Windows, "/srv/win-node/");
+        assert_eq!(l.binary("kubelet"), "/srv/win-node/kubelet.exe");
+        assert_eq!(l.cache_dir(), "/srv/win-node/cache");
     }
 
     #[test]

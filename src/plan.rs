@@ -85,13 +85,30 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
-    /// Download the node archive, verify it against its published checksum, install the binaries.
+    /// Download (or read) the node archive, verify it against its published checksum, install the binaries.
     FetchRelease {
+        /// An http(s):// or file:// URL, or a local path.
         url: String,
-        checksum_url: String,
+        /// The published checksum (`.sha512`; `.sha256` is the fallback); absent when `sha512` is pinned.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        checksum_url: Option<String>,
+        /// A SHA-512 given with `--sha512`, checked instead of the published one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sha512: Option<String>,
+        /// The version asked for, when known before the archive is read.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
         binaries: Vec<String>,
+        /// Installed as well when the archive has them.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        optional_binaries: Vec<String>,
         bin_dir: String,
         cache_dir: String,
+    },
+    /// Swap the installed node binaries with the ones an upgrade kept.
+    RollbackRelease {
+        bin_dir: String,
+        previous_dir: String,
     },
     CreateDir {
         path: String,
@@ -165,11 +182,26 @@ pub enum Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::FetchRelease { url, checksum_url, binaries, bin_dir, .. } => write!(
-                f,
-                "download {url}, verify it against {checksum_url}, install {} into {bin_dir}",
-                binaries.join(", ")
-            ),
+            Action::FetchRelease { url, checksum_url, sha512, binaries, optional_binaries, bin_dir, .. } => {
+                let lower = url.to_ascii_lowercase();
+                let verb =
+                    if lower.starts_with("http://") || lower.starts_with("https://") { "download" } else { "read" };
+                write!(f, "{verb} {url}, ")?;
+                match (sha512, checksum_url) {
+                    (Some(h), _) => write!(f, "verify its sha512 is {h}, ")?,
+                    (None, Some(c)) => write!(f, "verify it against {c}, ")?,
+                    (None, None) => write!(f, "verify it, ")?,
+                }
+                write!(f, "install {}", binaries.join(", "))?;
+                if !optional_binaries.is_empty() {
+                    let them = if optional_binaries.len() == 1 { "it" } else { "them" };
+                    write!(f, " (and {} if the archive has {them})", optional_binaries.join(", "))?;
+                }
+                write!(f, " into {bin_dir}")
+            }
+            Action::RollbackRelease { bin_dir, previous_dir } => {
+                write!(f, "swap the node binaries in {bin_dir} with the previous ones kept in {previous_dir}")
+            }
             Action::CreateDir { path } => write!(f, "create directory {path}"),
             Action::WriteFile { path, contents, private } => {
                 let access = if *private { " (owner-only access)" } else { "" };

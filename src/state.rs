@@ -20,6 +20,40 @@ pub struct StepRecord {
     pub summary: String,
 }
 
+/// One binary installed by `wkjoin fetch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct InstalledFile {
+    pub name: String,
+    pub path: String,
+    pub size: u64,
+    /// SHA-256 of the file as installed: what a re-run checks to know the binary is still intact.
+    pub sha256: String,
+    /// What the binary's own version command reported, when it could run on this host.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A node archive's binaries as installed (or kept for `--rollback`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct InstalledRelease {
+    /// The version asked for (`v1.20.2`), or the archive's own when installed from `--archive`.
+    pub version: Option<String>,
+    pub os: String,
+    pub arch: String,
+    /// Where the archive came from: a URL or a local path.
+    pub source: String,
+    /// SHA-512 of the whole archive.
+    pub archive_sha512: String,
+    /// The published (or given) checksum it was verified against before anything was installed,
+    /// `sha512:<hex>` or `sha256:<hex>`.
+    pub checksum: String,
+    pub installed_at: String,
+    pub bin_dir: String,
+    pub files: Vec<InstalledFile>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct State {
@@ -27,6 +61,12 @@ pub struct State {
     pub wkjoin_version: String,
     pub node_name: Option<String>,
     pub steps: BTreeMap<Step, StepRecord>,
+    /// The node binaries in place (absent in files written before `wkjoin fetch` existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binaries: Option<InstalledRelease>,
+    /// The binaries they replaced, kept for `wkjoin fetch --rollback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_binaries: Option<InstalledRelease>,
 }
 
 impl Default for State {
@@ -36,6 +76,8 @@ impl Default for State {
             wkjoin_version: env!("CARGO_PKG_VERSION").to_string(),
             node_name: None,
             steps: BTreeMap::new(),
+            binaries: None,
+            previous_binaries: None,
         }
     }
 }
@@ -105,5 +147,16 @@ mod tests {
         assert_eq!(s.steps[&Step::Routes].completed_at, "1970-01-01T00:00:00Z");
         p.push(Action::Validate { node: "n".into() });
         assert!(!s.is_done(&p));
+    }
+
+    #[test]
+    fn files_written_before_fetch_existed_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, r#"{"format":1,"wkjoin-version":"0.1.0","node-name":"n","steps":{}}"#).unwrap();
+        let s = State::load(&path).unwrap().unwrap();
+        assert_eq!((s.binaries, s.previous_binaries), (None, None));
+        let json = serde_json::to_string(&State::default()).unwrap();
+        assert!(!json.contains("binaries"), "absent records are not written: {json}");
     }
 }

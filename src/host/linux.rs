@@ -64,6 +64,31 @@ pub fn facts() -> HostFacts {
     HostFacts { hostname, interfaces, cni_bin_dirs }
 }
 
+/// Marks an installed binary executable for everyone (0755), as package managers install them.
+pub fn set_executable(path: &Path) -> Result<(), HostError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|source| HostError::Io {
+        op: "make executable",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> HostError + 'a {
+    move |source| HostError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// Puts `staged` at `target` with one rename, so `target` always exists; the old file is first hard-linked
+/// to `keep` (a copy where links are not supported). Renaming over a running binary is fine on Linux.
+pub fn replace_file(staged: &Path, target: &Path, keep: Option<&Path>) -> Result<(), HostError> {
+    if let Some(keep) = keep.filter(|_| target.exists()) {
+        files::remove_path(keep)?;
+        if std::fs::hard_link(target, keep).is_err() {
+            std::fs::copy(target, keep).map_err(io_error("keep a copy of", target))?;
+        }
+    }
+    std::fs::rename(staged, target).map_err(io_error("replace", target))
+}
+
 /// Linux has no Windows build.
 pub fn windows_build() -> Option<u32> {
     None

@@ -8,9 +8,9 @@ mod linux;
 mod windows;
 
 #[cfg(unix)]
-pub use linux::{Native, facts, windows_build};
+pub use linux::{Native, facts, replace_file, set_executable, windows_build};
 #[cfg(windows)]
-pub use windows::{Native, facts, windows_build};
+pub use windows::{Native, facts, replace_file, set_executable, windows_build};
 
 use std::path::{Path, PathBuf};
 

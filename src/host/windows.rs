@@ -52,6 +52,38 @@ impl Host for Native {
     }
 }
 
+/// Windows runs any `.exe`; there is no executable bit to set.
+pub fn set_executable(_path: &Path) -> Result<(), HostError> {
+    Ok(())
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> HostError + 'a {
+    move |source| HostError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// Puts `staged` at `target`. A running `.exe` cannot be replaced or deleted on Windows, but it can be renamed:
+/// the old file is renamed to `keep` (or aside, then deleted if nothing runs it) before the new one moves in.
+pub fn replace_file(staged: &Path, target: &Path, keep: Option<&Path>) -> Result<(), HostError> {
+    if !target.exists() {
+        return std::fs::rename(staged, target).map_err(io_error("install", target));
+    }
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let aside = match keep {
+        Some(keep) => keep.to_path_buf(),
+        None => target.with_file_name(format!(".{name}.wkjoin-old-{}", std::process::id())),
+    };
+    std::fs::rename(target, &aside).map_err(io_error("move aside", target))?;
+    if let Err(e) = std::fs::rename(staged, target) {
+        // Put the old binary back so the node keeps a working one.
+        let _ = std::fs::rename(&aside, target);
+        return Err(io_error("install", target)(e));
+    }
+    if keep.is_none() && std::fs::remove_file(&aside).is_err() {
+        tracing::debug!("{} is still running; it stays at {} until then", name, aside.display());
+    }
+    Ok(())
+}
+
 /// Hostname and CNI directory of this host; interface addresses come with the routes backend.
 pub fn facts() -> HostFacts {
     HostFacts { hostname: std::env::var("COMPUTERNAME").ok(), interfaces: Vec::new(), cni_bin_dirs: Vec::new() }

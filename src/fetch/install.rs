@@ -1,0 +1,138 @@
+//! Moving verified binaries into place: a staging directory beside them (same filesystem, so every move is a
+//! rename), one atomic replacement per file, the replaced set kept in `previous/` for `--rollback`.
+
+use super::FetchError;
+use super::unpack::Staged;
+use crate::host::{Host, Native};
+use std::path::{Path, PathBuf};
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FetchError {
+    let path = path.display().to_string();
+    move |source| FetchError::io(op, path, source)
+}
+
+/// Directories created for a run, removed again (when still empty) unless the run succeeds, so a failed
+/// fetch leaves the root exactly as it found it.
+#[derive(Debug, Default)]
+pub struct CreatedDirs {
+    /// Deepest first.
+    dirs: Vec<PathBuf>,
+}
+
+impl CreatedDirs {
+    pub fn create(&mut self, path: &Path) -> Result<(), FetchError> {
+        let missing: Vec<PathBuf> =
+            path.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_path_buf).collect();
+        std::fs::create_dir_all(path).map_err(io("create directory", path))?;
+        self.dirs.extend(missing);
+        Ok(())
+    }
+
+    /// The run succeeded: the directories stay.
+    pub fn keep(&mut self) {
+        self.dirs.clear();
+    }
+}
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            // Fails, as it should, on a directory that is not empty.
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// The staging directory inside the bin dir, removed with whatever is left in it when dropped.
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+}
+
+impl Staging {
+    pub fn create(bin_dir: &Path) -> Result<Staging, FetchError> {
+        let dir = bin_dir.join(format!(".wkjoin-staging-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).map_err(io("create directory", &dir))?;
+        Ok(Staging { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Moves each staged binary to `bin_dir/<name>`. With `previous_dir`, the binaries it replaces are kept there
+/// (replacing what was kept before) and `retire` names managed binaries the new set lacks, which move there
+/// too; without it the old files are simply replaced (a repair of the same release). On a failure midway, the
+/// files already moved are put back.
+pub fn install(
+    staged: &[Staged],
+    bin_dir: &Path,
+    previous_dir: Option<&Path>,
+    retire: &[String],
+) -> Result<Vec<PathBuf>, FetchError> {
+    if let Some(prev) = previous_dir {
+        Native.remove_path(prev).map_err(FetchError::Host)?;
+        std::fs::create_dir_all(prev).map_err(io("create directory", prev))?;
+    }
+    let mut done: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    for file in staged {
+        let target = bin_dir.join(&file.name);
+        let keep = previous_dir.map(|d| d.join(&file.name)).filter(|_| target.exists());
+        if let Err(e) = crate::host::replace_file(&file.path, &target, keep.as_deref()) {
+            undo(&done);
+            return Err(FetchError::Host(e));
+        }
+        done.push((target, keep));
+    }
+    for name in retire {
+        let current = bin_dir.join(name);
+        if current.exists() {
+            let result = match previous_dir {
+                Some(prev) => std::fs::rename(&current, prev.join(name)),
+                None => std::fs::remove_file(&current),
+            };
+            result.map_err(io("retire", &current))?;
+        }
+    }
+    Ok(done.into_iter().map(|(t, _)| t).collect())
+}
+
+/// Best effort: the old binaries back where they were.
+fn undo(done: &[(PathBuf, Option<PathBuf>)]) {
+    for (target, keep) in done.iter().rev() {
+        let _ = match keep {
+            Some(k) => std::fs::rename(k, target),
+            None => std::fs::remove_file(target),
+        };
+    }
+}
+
+/// Swaps the binaries named in `names` between `bin_dir` and `previous_dir`, one rename at a time (renaming
+/// works on a running `.exe`, replacing it does not).
+pub fn swap(bin_dir: &Path, previous_dir: &Path, names: &[String]) -> Result<(), FetchError> {
+    std::fs::create_dir_all(previous_dir).map_err(io("create directory", previous_dir))?;
+    for name in names {
+        let current = bin_dir.join(name);
+        let previous = previous_dir.join(name);
+        let aside = bin_dir.join(format!(".{name}.wkjoin-swap"));
+        match (current.exists(), previous.exists()) {
+            (true, true) => {
+                std::fs::rename(&current, &aside).map_err(io("move aside", &current))?;
+                std::fs::rename(&previous, &current).map_err(io("restore", &previous))?;
+                std::fs::rename(&aside, &previous).map_err(io("keep", &aside))?;
+            }
+            (false, true) => std::fs::rename(&previous, &current).map_err(io("restore", &previous))?,
+            (true, false) => std::fs::rename(&current, &previous).map_err(io("keep", &current))?,
+            (false, false) => {}
+        }
+    }
+    Ok(())
+}
