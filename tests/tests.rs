@@ -5,5 +5,6 @@ mod util;
 
 mod apply;
 mod cli;
+mod fetch;
 mod plan;
 mod status;

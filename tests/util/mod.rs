@@ -1,12 +1,22 @@
 //! Helpers shared by the integration tests.
 
+pub mod archive;
+pub mod http;
+
 use assert_cmd::Command;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// `wkjoin` with an environment that cannot leak the developer's cluster or settings into a test.
 pub fn wkjoin() -> Command {
     let mut cmd = Command::cargo_bin("wkjoin").expect("wkjoin binary is built");
     cmd.env_remove("KUBECONFIG").env("WKJOIN_LOG", "warn");
+    // Tests talk to 127.0.0.1 only, never through a proxy of the developer's.
+    for proxy in
+        ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"]
+    {
+        cmd.env_remove(proxy);
+    }
     for (key, _) in std::env::vars() {
         if key.starts_with("WKJOIN_") && key != "WKJOIN_LOG" {
             cmd.env_remove(key);
@@ -76,4 +86,16 @@ pub fn tree(dir: &Path) -> Vec<String> {
     walk(dir, dir, &mut out);
     out.sort();
     out
+}
+
+/// Every file and directory below `dir` with the files' contents, to prove a failed command changed nothing.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    tree(dir)
+        .into_iter()
+        .map(|rel| {
+            let p = dir.join(&rel);
+            let contents = if p.is_dir() { None } else { Some(std::fs::read(&p).unwrap()) };
+            (rel, contents)
+        })
+        .collect()
 }
