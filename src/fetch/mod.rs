@@ -42,6 +42,12 @@ pub fn marker_url(mirror: &str, marker: &str) -> String {
     format!("{}/{marker}.txt", mirror.trim_end_matches('/'))
 }
 
+/// Chunks in flight between two stages: enough to keep both busy, few enough that memory stays flat whatever
+/// the archive's size (an HTTP chunk can hold a few hundred KiB).
+const IN_FLIGHT: usize = 8;
+/// The size of the chunks a local archive is read in.
+const READ_CHUNK: usize = 128 * 1024;
+
 /// What `wkjoin fetch` was asked for beyond the node settings.
 #[derive(Debug, Clone, Default)]
 pub struct FetchInput {
@@ -377,7 +383,7 @@ impl Job<'_> {
                 }
                 (Location::Local(p), false) => (Input::File(p.clone()), None),
             };
-            progress.phase(match &input {
+            progress.begin(match &input {
                 Input::Http(u) => format!("downloading {u}"),
                 Input::File(p) if from_cache => format!("reading the cached archive {}", p.display()),
                 Input::File(p) => format!("reading {}", p.display()),
@@ -523,8 +529,8 @@ impl Job<'_> {
             )),
             None => None,
         };
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
-        let (tx2, rx2) = std::sync::mpsc::sync_channel::<Bytes>(32);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(IN_FLIGHT);
+        let (tx2, rx2) = std::sync::mpsc::sync_channel::<Bytes>(IN_FLIGHT);
         let want_sha256 = matches!(expected, Checksum::Sha256(_));
         let verifier = tokio::task::spawn_blocking(move || unpack::verify(rx, tx2, want_sha256, tee));
         let (staging_dir, wanted) = (staging.to_path_buf(), self.wanted.clone());
@@ -615,7 +621,7 @@ async fn read_file(
         progress.set_total(f.metadata().ok().map(|m| m.len()));
         let mut total = 0u64;
         loop {
-            let mut buf = vec![0u8; 256 * 1024];
+            let mut buf = vec![0u8; READ_CHUNK];
             let n = f
                 .read(&mut buf)
                 .map_err(|e| StreamError::Fetch(FetchError::io("read", path.display().to_string(), e)))?;

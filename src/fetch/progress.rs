@@ -2,17 +2,37 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 
+/// Shared by the download task and the file reader; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Progress {
-    bar: Option<ProgressBar>,
+    terminal: bool,
+    bar: Arc<Mutex<Option<ProgressBar>>>,
 }
 
 impl Progress {
-    /// A bar on stderr when it is a terminal and output is not quieted; nothing otherwise.
+    /// Draws a bar only when stderr is a terminal and output is not quieted.
     pub fn new(quiet: bool) -> Self {
-        if quiet || !std::io::stderr().is_terminal() {
-            return Progress { bar: None };
+        Progress { terminal: !quiet && std::io::stderr().is_terminal(), bar: Arc::default() }
+    }
+
+    fn bar(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.bar.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A phase: a log line, or the bar's label while a transfer is drawn.
+    pub fn phase(&self, message: String) {
+        match self.bar().as_ref() {
+            Some(bar) => bar.set_message(message),
+            None => tracing::info!("{message}"),
+        }
+    }
+
+    /// A transfer begins: the bar on a terminal, its log line otherwise.
+    pub fn begin(&self, message: String) {
+        if !self.terminal {
+            return tracing::info!("{message}");
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
@@ -20,36 +40,25 @@ impl Progress {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        Progress { bar: Some(bar) }
-    }
-
-    pub fn hidden() -> Self {
-        Progress { bar: None }
-    }
-
-    /// Starts a phase: the bar's label on a terminal, a log line otherwise.
-    pub fn phase(&self, message: String) {
-        match &self.bar {
-            Some(bar) => bar.set_message(message),
-            None => tracing::info!("{message}"),
-        }
+        bar.set_message(message);
+        *self.bar() = Some(bar);
     }
 
     pub fn set_total(&self, total: Option<u64>) {
-        if let (Some(bar), Some(t)) = (&self.bar, total) {
+        if let (Some(bar), Some(t)) = (self.bar().as_ref(), total) {
             bar.set_length(t);
         }
     }
 
     pub fn advance(&self, n: u64) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = self.bar().as_ref() {
             bar.inc(n);
         }
     }
 
-    /// Removes the bar before the results are printed.
+    /// The transfer is over: the bar goes away before anything else is printed.
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = self.bar().take() {
             bar.finish_and_clear();
         }
     }
