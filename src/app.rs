@@ -254,12 +254,12 @@ fn write_data(w: &mut impl Write, format: OutputFormat, value: &impl Serialize) 
     Ok(())
 }
 
-/// Sizes for people: 12.3 MB.
+/// Sizes for people, in the progress bar's units: 91.5 MiB.
 fn human_bytes(n: u64) -> String {
     match n {
-        0..1_000 => format!("{n} bytes"),
-        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
-        _ => format!("{:.1} MB", n as f64 / 1e6),
+        0..1024 => format!("{n} bytes"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
     }
 }
 

@@ -83,6 +83,11 @@ fn installs_the_verified_binaries_and_reports_them() {
     publish(&server, V, &tgz);
     server.route("/stable.txt", Route::new(format!("{V}\n")));
     let root = tempfile::tempdir().unwrap();
+    // What a killed run leaves behind is swept.
+    std::fs::create_dir_all(bin_dir(root.path()).join(".wkjoin-staging-1")).unwrap();
+    std::fs::write(bin_dir(root.path()).join(".wkjoin-staging-1").join(exe("kubelet")), "half").unwrap();
+    std::fs::create_dir_all(root.path().join("cache")).unwrap();
+    std::fs::write(root.path().join("cache").join(".sha512-ab.tar.gz.part-1"), "half").unwrap();
 
     let out = fetch(root.path(), &server.url())
         .args(["--kubernetes-version", "stable", "-o", "json"])

@@ -50,9 +50,11 @@ pub struct Staging {
 }
 
 impl Staging {
+    /// Also sweeps staging directories a killed run left behind (one fetch per root at a time: a concurrent
+    /// one would fail cleanly, never half-install).
     pub fn create(bin_dir: &Path) -> Result<Staging, FetchError> {
+        sweep(bin_dir, |name| name.starts_with(".wkjoin-staging-"));
         let dir = bin_dir.join(format!(".wkjoin-staging-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).map_err(io("create directory", &dir))?;
         Ok(Staging { dir })
     }
@@ -65,6 +67,17 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes the entries of `dir` whose names match: leftovers of an interrupted run.
+pub fn sweep(dir: &Path, matches: impl Fn(&str) -> bool) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if matches(&e.file_name().to_string_lossy()) {
+            let path = e.path();
+            let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        }
     }
 }
 

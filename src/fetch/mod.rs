@@ -378,16 +378,17 @@ impl Job<'_> {
                 (_, true) => (Input::File(cached.clone()), None),
                 (Location::Http(u), false) => {
                     created.create(self.cache_dir).map_err(unchanged)?;
+                    install::sweep(self.cache_dir, |n| n.starts_with('.') && n.contains(".tar.gz.part-"));
                     let tmp = self.cache_dir.join(format!(".{}.part-{}", expected.cache_name(), std::process::id()));
                     (Input::Http(u.clone()), Some(tmp))
                 }
                 (Location::Local(p), false) => (Input::File(p.clone()), None),
             };
-            progress.begin(match &input {
-                Input::Http(u) => format!("downloading {u}"),
-                Input::File(p) if from_cache => format!("reading the cached archive {}", p.display()),
-                Input::File(p) => format!("reading {}", p.display()),
-            });
+            match &input {
+                Input::Http(u) => progress.begin("downloading", u),
+                Input::File(p) if from_cache => progress.begin("reading the cached archive", &p.display().to_string()),
+                Input::File(p) => progress.begin("reading", &p.display().to_string()),
+            }
             let result =
                 self.pass(&dl, &input, &expected, &checksum_source, staging.path(), tee.as_deref(), progress).await;
             match (result, tee) {

@@ -29,11 +29,13 @@ impl Progress {
         }
     }
 
-    /// A transfer begins: the bar on a terminal, its log line otherwise.
-    pub fn begin(&self, message: String) {
+    /// A transfer begins (`what` is e.g. "downloading"): the bar on a terminal, labelled with the file name so
+    /// it fits on one line, or a log line with the whole source otherwise.
+    pub fn begin(&self, what: &str, source: &str) {
         if !self.terminal {
-            return tracing::info!("{message}");
+            return tracing::info!("{what} {source}");
         }
+        let message = format!("{what} {}", source.rsplit(['/', '\\']).next().unwrap_or(source));
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
