@@ -176,8 +176,131 @@ fn describe_start(buf: &[u8]) -> String {
     }
 }
 
-/// Stage two: gunzips and reads the tar stream, checks every entry, and writes the wanted binaries (prefix
-/// stripped) into `staging`.
+/// What the unpacker hands the writer: one file at a time, in order.
+enum ToWriter {
+    Open { name: String, path: PathBuf },
+    Data(Vec<u8>),
+    Close,
+}
+
+/// Chunks of file data in flight to the writer.
+const WRITES_IN_FLIGHT: usize = 8;
+const WRITE_CHUNK: usize = 256 * 1024;
+
+/// The writer's thread: it hashes and writes what the unpacker inflated, so inflating (the slowest stage)
+/// does nothing else. Its sender dropping is the end; dropping it joins the thread, so no file handle
+/// outlives the staging directory.
+struct Writer {
+    tx: Option<SyncSender<ToWriter>>,
+    thread: Option<std::thread::JoinHandle<Result<Vec<Staged>, UnpackError>>>,
+}
+
+impl Writer {
+    fn start() -> Writer {
+        let (tx, rx) = std::sync::mpsc::sync_channel(WRITES_IN_FLIGHT);
+        Writer { tx: Some(tx), thread: Some(std::thread::spawn(move || write_files(rx))) }
+    }
+
+    /// `false` when the writer stopped (its error comes from `finish`).
+    fn send(&self, msg: ToWriter) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok())
+    }
+
+    fn finish(mut self) -> Result<Vec<Staged>, UnpackError> {
+        self.tx = None;
+        let thread = self.thread.take().expect("joined once");
+        thread.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_files(rx: Receiver<ToWriter>) -> Result<Vec<Staged>, UnpackError> {
+    struct Open {
+        name: String,
+        path: PathBuf,
+        file: File,
+        hasher: Sha256,
+        size: u64,
+    }
+    let mut done = Vec::new();
+    let mut current: Option<Open> = None;
+    let mut syncs: Vec<(PathBuf, std::thread::JoinHandle<io::Result<()>>)> = Vec::new();
+    let result = (|| {
+        for msg in &rx {
+            match msg {
+                ToWriter::Open { name, path } => {
+                    let file = File::create_new(&path).map_err(|source| UnpackError::Io {
+                        op: "create",
+                        path: path.clone(),
+                        source,
+                    })?;
+                    current = Some(Open { name, path, file, hasher: Sha256::new(), size: 0 });
+                }
+                ToWriter::Data(chunk) => {
+                    let Some(f) = current.as_mut() else { continue };
+                    f.hasher.update(&chunk);
+                    f.file.write_all(&chunk).map_err(|source| UnpackError::Io {
+                        op: "write",
+                        path: f.path.clone(),
+                        source,
+                    })?;
+                    f.size += chunk.len() as u64;
+                }
+                ToWriter::Close => {
+                    let Some(f) = current.take() else { continue };
+                    crate::host::set_executable(&f.path).map_err(|e| match e {
+                        crate::host::HostError::Io { op, path, source } => UnpackError::Io { op, path, source },
+                        other => UnpackError::Io {
+                            op: "make executable",
+                            path: f.path.clone(),
+                            source: io::Error::other(other.to_string()),
+                        },
+                    })?;
+                    // On disk before it gets its final name, so a crash never leaves a half-written kubelet;
+                    // synced on its own thread while the next file is written.
+                    let file = f.file;
+                    syncs.push((f.path.clone(), std::thread::spawn(move || file.sync_all())));
+                    let sha256 = hex::encode(f.hasher.finalize());
+                    done.push(Staged { name: f.name, path: f.path, size: f.size, sha256 });
+                }
+            }
+        }
+        Ok(())
+    })();
+    let mut synced = Ok(());
+    for (path, sync) in syncs {
+        let r = sync.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        if let (Err(source), true) = (r, synced.is_ok()) {
+            synced = Err(UnpackError::Io { op: "write", path, source });
+        }
+    }
+    result.and(synced).map(|()| done)
+}
+
+/// Fills `buf` from `r` as far as it goes; fewer bytes only at the end of the stream.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Stage two: gunzips and reads the tar stream, checks every entry, and has the wanted binaries (prefix
+/// stripped) written into `staging` by a writer thread.
 pub fn unpack(input: impl Read, staging: &Path, wanted: &Wanted) -> Result<Unpacked, UnpackError> {
     let mut input = BufReader::with_capacity(256 * 1024, input);
     let head = input.fill_buf().map_err(UnpackError::Corrupt)?;
@@ -192,9 +315,9 @@ pub fn unpack(input: impl Read, staging: &Path, wanted: &Wanted) -> Result<Unpac
         return Err(UnpackError::NotGzip { start: describe_start(head) });
     }
     let mut archive = tar::Archive::new(flate2::bufread::GzDecoder::new(input));
-    let mut files: Vec<Staged> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     let mut archive_version = None;
-    let mut buf = vec![0u8; 256 * 1024];
+    let writer = Writer::start();
     for entry in archive.entries().map_err(UnpackError::Corrupt)? {
         let mut entry = entry.map_err(UnpackError::Corrupt)?;
         let raw = entry.path_bytes().into_owned();
@@ -227,45 +350,33 @@ pub fn unpack(input: impl Read, staging: &Path, wanted: &Wanted) -> Result<Unpac
         if !wanted.required.iter().chain(&wanted.optional).any(|w| w == file_name) {
             continue;
         }
-        if files.iter().any(|f| f.name == file_name) {
+        if seen.iter().any(|f| f == file_name) {
             return Err(unsafe_entry("it appears twice in the archive".to_string()));
         }
-        let dest = staging.join(file_name);
-        let io = |op: &'static str| {
-            let dest = dest.clone();
-            move |source| UnpackError::Io { op, path: dest, source }
-        };
-        let mut out = File::create_new(&dest).map_err(io("create"))?;
-        let mut hasher = Sha256::new();
-        let mut written = 0u64;
-        loop {
-            let n = entry.read(&mut buf).map_err(UnpackError::Corrupt)?;
+        seen.push(file_name.to_string());
+        let mut alive = writer.send(ToWriter::Open { name: file_name.to_string(), path: staging.join(file_name) });
+        let mut read = 0u64;
+        while alive {
+            let mut chunk = vec![0u8; WRITE_CHUNK];
+            let n = read_full(&mut entry, &mut chunk).map_err(UnpackError::Corrupt)?;
             if n == 0 {
                 break;
             }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io("write"))?;
-            written += n as u64;
+            chunk.truncate(n);
+            read += n as u64;
+            alive = writer.send(ToWriter::Data(chunk));
         }
-        if written != size {
+        if !alive || !writer.send(ToWriter::Close) {
+            break;
+        }
+        if read != size {
             return Err(UnpackError::Corrupt(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{name} ends after {written} of its {size} bytes"),
+                format!("{name} ends after {read} of its {size} bytes"),
             )));
         }
-        // On disk before it gets its final name, so a crash never leaves a half-written kubelet behind.
-        out.sync_all().map_err(io("write"))?;
-        drop(out);
-        crate::host::set_executable(&dest).map_err(|e| match e {
-            crate::host::HostError::Io { op, path, source } => UnpackError::Io { op, path, source },
-            other => UnpackError::Io {
-                op: "make executable",
-                path: dest.clone(),
-                source: io::Error::other(other.to_string()),
-            },
-        })?;
-        files.push(Staged { name: file_name.to_string(), path: dest, size, sha256: hex::encode(hasher.finalize()) });
     }
+    let mut files = writer.finish()?;
     if let Some(missing) = wanted.required.iter().find(|r| !files.iter().any(|f| &f.name == *r)) {
         return Err(UnpackError::Missing { entry: format!("{BIN_PREFIX}{missing}") });
     }
