@@ -460,8 +460,12 @@ fn an_offline_archive_is_checked_against_the_given_sha512() {
     assert_eq!(v["downloaded-bytes"], 0);
     assert_eq!(installed(root.path(), "kubelet"), archive::fake_binary("kubelet", V, SIZE));
     assert!(!root.path().join("cache").exists(), "a local archive is not copied into the cache");
-    // The hand-installed binaries it replaced are kept.
+    // The hand-installed binaries it replaced are kept, and --rollback restores them.
     assert_eq!(std::fs::read(bin_dir(root.path()).join("previous").join(exe("kubelet"))).unwrap(), b"old kubelet");
+    let v = json(wkjoin().args(["fetch", "--rollback", "--node-name", "n", "--root-dir"]).arg(root.path()));
+    assert_eq!(v["outcome"], "rolled-back");
+    assert_eq!(installed(root.path(), "kubelet"), b"old kubelet");
+    assert_eq!(installed(root.path(), "kube-proxy"), b"old kube-proxy");
 
     let (code, err) = failure_of(wkjoin().args(["fetch", "--node-name", "n", "--archive"]).arg(&file));
     assert_eq!(code, 2, "--archive needs --sha512: {err}");

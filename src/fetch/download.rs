@@ -260,7 +260,9 @@ impl Downloader {
                             expected: total,
                             attempts: failures + 1,
                         },
-                        Some(e) if received < total.unwrap_or(u64::MAX) => {
+                        // Every byte arrived and only the connection's end was untidy.
+                        Some(_) if total.is_some_and(|t| received >= t) => return Ok(received),
+                        Some(e) => {
                             tracing::debug!("{url}: body broke off: {e}");
                             FetchError::Truncated {
                                 url: url.to_string(),
@@ -268,14 +270,6 @@ impl Downloader {
                                 expected: total,
                                 attempts: failures + 1,
                             }
-                        }
-                        Some(e) => {
-                            return Err(FetchError::Network {
-                                url: url.to_string(),
-                                attempts: failures + 1,
-                                source: e,
-                            }
-                            .into());
                         }
                     }
                 }

@@ -439,6 +439,11 @@ impl Job<'_> {
             .flat_map(|rec| rec.files.iter().map(|f| f.name.clone()))
             .filter(|n| !pass.unpacked.files.iter().any(|f| &f.name == n))
             .collect();
+        // Binaries installed by hand (no record) are kept like a release, so --rollback can restore them.
+        let found = match (&state.binaries, rotate) {
+            (None, true) => Some(self.found_release(&pass.unpacked.files)),
+            _ => None,
+        };
         progress.phase(format!("installing into {}", self.bin_dir.display()));
         let previous_dir = rotate.then_some(self.previous_dir.as_path());
         let paths = install::install(&pass.unpacked.files, self.bin_dir, previous_dir, &retire).map_err(unchanged)?;
@@ -468,7 +473,7 @@ impl Job<'_> {
             files,
         };
         if rotate {
-            state.previous_binaries = state.binaries.take().map(|rec| moved(rec, &self.previous_dir));
+            state.previous_binaries = state.binaries.take().or(found).map(|rec| moved(rec, &self.previous_dir));
         }
         state.binaries = Some(installed.clone());
         prune_cache(self.cache_dir, state);
@@ -481,6 +486,35 @@ impl Job<'_> {
             previous: state.previous_binaries.clone(),
             warnings,
         })
+    }
+
+    /// A record of the binaries found in the bin dir that wkjoin did not install.
+    fn found_release(&self, names: &[unpack::Staged]) -> InstalledRelease {
+        let files = names
+            .iter()
+            .filter_map(|f| {
+                let path = self.bin_dir.join(&f.name);
+                let meta = std::fs::metadata(&path).ok()?;
+                Some(InstalledFile {
+                    name: f.name.clone(),
+                    path: path.display().to_string(),
+                    size: meta.len(),
+                    sha256: String::new(),
+                    version: None,
+                })
+            })
+            .collect();
+        InstalledRelease {
+            version: None,
+            os: self.s.os.as_str().to_string(),
+            arch: self.s.arch.clone(),
+            source: format!("found in {} (not installed by wkjoin)", self.bin_dir.display()),
+            archive_sha512: String::new(),
+            checksum: String::new(),
+            installed_at: String::new(),
+            bin_dir: self.bin_dir.display().to_string(),
+            files,
+        }
     }
 
     /// The pinned `--sha512`, or the mirror's published `.sha512` (`.sha256` only when there is none).
