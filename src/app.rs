@@ -53,6 +53,7 @@ impl AppError {
         match self {
             AppError::Settings(_) => exit::USAGE,
             AppError::Apply(ApplyError::ForeignOs { .. }) => exit::USAGE,
+            AppError::Fetch(FetchError::ForeignRoot { .. }) => exit::USAGE,
             AppError::NotAvailable { .. } => exit::NOT_AVAILABLE,
             _ => exit::FAILED,
         }

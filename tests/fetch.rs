@@ -533,6 +533,21 @@ fn windows_binaries_can_be_fetched_from_any_host() {
 }
 
 #[test]
+fn another_os_needs_a_root_dir_of_this_host() {
+    let other = if os() == Os::Linux { "windows" } else { "linux" };
+    let cwd = tempfile::tempdir().unwrap();
+    let (code, err) = failure_of(
+        wkjoin()
+            .current_dir(cwd.path())
+            .args(["fetch", "--node-name", "n", "--os", other, "--kubernetes-version", V])
+            .args(["--mirror", "http://127.0.0.1:9"]),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("give --root-dir"), "{err}");
+    assert!(crate::util::tree(cwd.path()).is_empty());
+}
+
+#[test]
 fn the_dry_run_names_every_source() {
     let plan = stdout_of(wkjoin().args([
         "fetch",

@@ -162,6 +162,8 @@ pub enum FetchError {
     State(#[from] StateError),
     #[error("cannot set up the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    #[error("the {os} root dir {root} is not a path on this {host} host: give --root-dir to fetch {os} binaries here")]
+    ForeignRoot { os: Os, root: String, host: Os },
     #[error("nothing to roll back to: no previous node binaries are recorded for {dir}")]
     NothingToRollBack { dir: String },
     #[error("{source}; nothing was installed: the binaries in {bin_dir} are as they were")]
@@ -242,6 +244,10 @@ fn now() -> String {
 /// Runs `wkjoin fetch`: resolves a release marker, then installs (or rolls back). Returns the plan it carried
 /// out (with the resolved version) and what happened.
 pub async fn run(s: &Settings, input: &FetchInput, progress: &Progress) -> Result<(Plan, Report), FetchError> {
+    // `C:\k` on Linux (or `/var/lib/wkjoin` on Windows) would become a relative directory with an odd name.
+    if s.os != Os::host() && !Path::new(&s.root_dir).is_absolute() {
+        return Err(FetchError::ForeignRoot { os: s.os, root: s.root_dir.clone(), host: Os::host() });
+    }
     let layout = s.layout();
     let state_path = PathBuf::from(layout.state_file());
     let mut state = State::load(&state_path)?.unwrap_or_default();
