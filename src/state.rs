@@ -27,6 +27,9 @@ pub struct State {
     pub wkjoin_version: String,
     pub node_name: Option<String>,
     pub steps: BTreeMap<Step, StepRecord>,
+    /// Routes wkjoin created (Windows has no owner tag on routes; Linux also keeps them for `reset`).
+    #[serde(default)]
+    pub routes: Vec<crate::routes::Route>,
 }
 
 impl Default for State {
@@ -36,6 +39,7 @@ impl Default for State {
             wkjoin_version: env!("CARGO_PKG_VERSION").to_string(),
             node_name: None,
             steps: BTreeMap::new(),
+            routes: Vec::new(),
         }
     }
 }

@@ -7,3 +7,6 @@ mod apply;
 mod cli;
 mod plan;
 mod status;
+// Real kernel routing tables need Linux network namespaces.
+#[cfg(target_os = "linux")]
+mod routes_netns;
