@@ -11,7 +11,7 @@ use crate::layout::{Layout, Os};
 use crate::plan::{Plan, Step, render_all};
 use crate::settings::{self, DiscoverError, Origin, PartialSettings, Settings, SettingsError};
 use crate::state::{State, StateError};
-use crate::{fetch, image, kubeconfig, routes, services};
+use crate::{fetch, image, kubeconfig, services};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -40,7 +40,9 @@ pub enum AppError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    #[error("cannot load kubeconfig{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    #[error(transparent)]
+    Reconcile(#[from] crate::reconcile::ReconcileError),
+    #[error("cannot load kubeconfig{}: {source} (give --kubeconfig FILE or set KUBECONFIG)", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Kubeconfig { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("`wkjoin {command}` is not available in this build of wkjoin yet (only --dry-run is); nothing was changed")]
     NotAvailable { command: &'static str },
@@ -91,9 +93,16 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             let source = from.clone().or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string()));
             step_command("config", &s, vec![kubeconfig::plan(&s, source.as_deref())], dry.dry_run, OutputFormat::Table)
         }
-        Command::Routes { next_hop, node, dry, out } => {
+        Command::Routes { next_hop, watch, node, dry, out } => {
             let s = resolve_settings(g, node, dry.dry_run).await?;
-            step_command("routes", &s, vec![routes::plan(&s, *next_hop)], dry.dry_run, out.output)
+            let client = client(g).await?;
+            if *watch {
+                crate::reconcile::watch(&client, &s, *next_hop).await?;
+                return Ok(exit::OK);
+            }
+            let report = crate::reconcile::once(&client, &s, *next_hop, dry.dry_run).await?;
+            crate::reconcile::print(&report, out.output, dry.dry_run)?;
+            Ok(exit::OK)
         }
         Command::Start { node, dry } => {
             let s = resolve_settings(g, node, dry.dry_run).await?;
@@ -242,7 +251,7 @@ fn step_command(
     Ok(exit::OK)
 }
 
-fn write_data(w: &mut impl Write, format: OutputFormat, value: &impl Serialize) -> Result<(), AppError> {
+pub(crate) fn write_data(w: &mut impl Write, format: OutputFormat, value: &impl Serialize) -> Result<(), AppError> {
     match format {
         OutputFormat::Yaml => {
             w.write_all(serde_yaml::to_string(value).expect("serializable").as_bytes())?;

@@ -236,6 +236,9 @@ downloads nothing.")]
         /// Next hop for other nodes' pod CIDRs
         #[arg(long, value_enum, default_value_t = NextHop::NodeIp)]
         next_hop: NextHop,
+        /// Keep running: reconcile again whenever a Node changes (joins, leaves, gets a pod CIDR)
+        #[arg(long, conflicts_with = "dry_run")]
+        watch: bool,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]

@@ -149,6 +149,16 @@ pub enum Action {
         service_cidr: IpNet,
         next_hop: NextHop,
     },
+    AddRoute {
+        route: crate::routes::Route,
+    },
+    ReplaceRoute {
+        from: crate::routes::Route,
+        to: crate::routes::Route,
+    },
+    DeleteRoute {
+        route: crate::routes::Route,
+    },
     InstallService(ServiceSpec),
     StartService {
         name: String,
@@ -229,6 +239,9 @@ impl fmt::Display for Action {
                     NextHop::PodGateway => "pod gateway (.2)",
                 }
             ),
+            Action::AddRoute { route } => write!(f, "add route {route}"),
+            Action::ReplaceRoute { from, to } => write!(f, "replace route {from} with {to}"),
+            Action::DeleteRoute { route } => write!(f, "delete route {route}"),
             Action::InstallService(s) => write!(f, "install service {} ({})", s.name, s.description),
             Action::StartService { name } => write!(f, "start service {name}"),
             Action::StopService { name } => write!(f, "stop service {name}"),

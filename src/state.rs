@@ -67,6 +67,9 @@ pub struct State {
     /// The binaries they replaced, kept for `wkjoin fetch --rollback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_binaries: Option<InstalledRelease>,
+    /// Routes wkjoin created (Windows has no owner tag on routes; Linux also keeps them for `reset`).
+    #[serde(default)]
+    pub routes: Vec<crate::routes::Route>,
 }
 
 impl Default for State {
@@ -78,6 +81,7 @@ impl Default for State {
             steps: BTreeMap::new(),
             binaries: None,
             previous_binaries: None,
+            routes: Vec::new(),
         }
     }
 }

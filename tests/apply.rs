@@ -82,3 +82,13 @@ fn write_file_replaces_atomically() {
     Native.write_file(&p, b"new", true).unwrap();
     assert_eq!(std::fs::read(&p).unwrap(), b"new");
 }
+
+#[test]
+fn the_host_routing_table_can_be_read() {
+    // Linux: rtnetlink in the test's namespace; Windows (under wine too): GetIpForwardTable2.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let net = rt.block_on(async { wkjoin::host::RouteTable::connect().unwrap().snapshot(&[]).await.unwrap() });
+    assert!(!net.interfaces.is_empty(), "no interfaces: {net:?}");
+    assert!(!net.routes.is_empty(), "no routes: {net:?}");
+    assert!(net.routes.iter().all(|r| !r.owned), "nothing is wkjoin's without a state file");
+}

@@ -86,7 +86,7 @@ fn env_and_config_file_layer_under_flags() {
     std::fs::write(&file, "cluster-cidr: 10.200.0.0/16\nservice-cidr: 10.201.0.0/16\nnode-name: from-file\n").unwrap();
     let json = stdout_of(
         wkjoin()
-            .args(["routes", "--dry-run", "-o", "json", "--node-name", "from-flag", "--config"])
+            .args(["join", "--dry-run", "-o", "json", "--node-name", "from-flag", "--config"])
             .arg(&file)
             .env("WKJOIN_SERVICE_CIDR", "10.202.0.0/16"),
     );

@@ -8,3 +8,6 @@ mod cli;
 mod fetch;
 mod plan;
 mod status;
+// Real kernel routing tables need Linux network namespaces.
+#[cfg(target_os = "linux")]
+mod routes_netns;

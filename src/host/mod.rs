@@ -8,9 +8,9 @@ mod linux;
 mod windows;
 
 #[cfg(unix)]
-pub use linux::{Native, facts, replace_file, set_executable, windows_build};
+pub use linux::{Native, RouteTable, facts, replace_file, set_executable, windows_build};
 #[cfg(windows)]
-pub use windows::{Native, facts, replace_file, set_executable, windows_build};
+pub use windows::{Native, RouteTable, facts, replace_file, set_executable, windows_build};
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,8 @@ pub enum HostError {
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("cannot run {program}: {source} (is it installed and on PATH?)")]
     Spawn { program: String, source: std::io::Error },
+    #[error("cannot {op}{}: {message}", route.as_ref().map(|r| format!(" {r}")).unwrap_or_default())]
+    Routing { op: &'static str, route: Option<String>, message: String },
     #[error("`{command}` failed with exit code {}: {}", status.map_or("none (killed)".to_string(), |s| s.to_string()), stderr.trim())]
     CommandFailed { command: String, status: Option<i32>, stderr: String },
 }

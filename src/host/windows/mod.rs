@@ -1,4 +1,8 @@
-//! The Windows host: files with ACLs, processes, and host facts. Thin: decisions are made elsewhere.
+//! The Windows host: files with ACLs, processes, routes, and host facts. Thin: decisions are made elsewhere.
+
+mod routes;
+
+pub use routes::RouteTable;
 
 use super::{CommandOutput, Host, HostError, files};
 use crate::settings::HostFacts;

@@ -1,4 +1,8 @@
-//! The Linux host: files with Unix permissions, processes, and host facts from the kernel.
+//! The Linux host: files with Unix permissions, processes, routes, and host facts from the kernel.
+
+mod routes;
+
+pub use routes::RouteTable;
 
 use super::{CommandOutput, Host, HostError, files};
 use crate::settings::HostFacts;

@@ -1,0 +1,210 @@
+//! Runs the routes reconciler: Node list from the API → desired routes → diff against the host's table →
+//! apply (or print), once or under a watch.
+
+use crate::app::write_data;
+use crate::cli::OutputFormat;
+use crate::host::{self, HostError, RouteTable};
+use crate::layout::Os;
+use crate::plan::NextHop;
+use crate::routes::{self, ClusterNode, Route, RouteChange, RouteDiff, RouteOptions, RoutesError};
+use crate::settings::Settings;
+use crate::state::{State, StateError};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Node;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client};
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a burst of Node changes may settle before one reconcile handles all of them.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("cannot list Nodes: {0}")]
+    ListNodes(kube::Error),
+    #[error(transparent)]
+    Routes(#[from] RoutesError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("routes are managed on the node itself: this host runs {host}, the settings are for {os}")]
+    ForeignOs { os: Os, host: Os },
+    #[error("the Node watch ended: {0}")]
+    Watch(String),
+}
+
+/// What one pass found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub node: String,
+    pub nodes_seen: usize,
+    pub desired: Vec<Route>,
+    pub diff: RouteDiff,
+}
+
+fn options(s: &Settings, next_hop: NextHop, api_server: Option<std::net::IpAddr>) -> RouteOptions {
+    RouteOptions {
+        self_node: s.node_name.clone(),
+        os: s.os,
+        next_hop,
+        cluster_cidr: s.cluster_cidr,
+        service_cidr: s.service_cidr,
+        primary_interface: s.interface.clone(),
+        pod_interface: (s.os == Os::Windows).then(|| format!("vEthernet ({})", s.network_name)),
+        api_server,
+    }
+}
+
+/// One reconcile pass against `nodes`.
+pub async fn reconcile(
+    table: &RouteTable,
+    s: &Settings,
+    next_hop: NextHop,
+    nodes: &[ClusterNode],
+    dry_run: bool,
+) -> Result<Report, ReconcileError> {
+    let state_path = s.layout().state_file();
+    let mut state = State::load(Path::new(&state_path))?.unwrap_or_default();
+    let host_net = table.snapshot(&state.routes).await?;
+    // Windows keeps the pod vNIC route only if that vNIC exists yet.
+    let mut opts = options(s, next_hop, None);
+    if let Some(pod_if) = &opts.pod_interface
+        && !host_net.interfaces.iter().any(|i| &i.name == pod_if)
+    {
+        opts.pod_interface = None;
+    }
+    let desired = routes::desired(nodes, &opts, &host_net)?;
+    let diff = routes::diff(&desired, &host_net.routes);
+    for c in &diff.conflicts {
+        tracing::warn!(
+            "route {} is wanted but {} ({}) is in the way; wkjoin leaves routes it does not own alone: remove it if it is stale",
+            c.desired,
+            c.foreign,
+            c.origin
+        );
+    }
+    if !dry_run && !diff.changes.is_empty() {
+        table.apply(&diff.changes, &host_net.interfaces).await?;
+        for c in &diff.changes {
+            match c {
+                RouteChange::Add(r) => state.routes.push(r.clone()),
+                RouteChange::Replace { from, to } => {
+                    state.routes.retain(|x| x != from);
+                    state.routes.push(to.clone());
+                }
+                RouteChange::Delete(r) => state.routes.retain(|x| x != r),
+            }
+        }
+        state.routes.sort();
+        state.routes.dedup();
+        state.node_name.get_or_insert_with(|| s.node_name.clone());
+        state.save(Path::new(&state_path), &mut host::Native)?;
+    }
+    Ok(Report { node: s.node_name.clone(), nodes_seen: nodes.len(), desired, diff })
+}
+
+async fn list_nodes(client: &Client) -> Result<Vec<ClusterNode>, ReconcileError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let list = nodes.list(&Default::default()).await.map_err(ReconcileError::ListNodes)?;
+    Ok(list.items.iter().map(routes::from_node).collect())
+}
+
+fn check_os(s: &Settings) -> Result<(), ReconcileError> {
+    if s.os != Os::host() {
+        return Err(ReconcileError::ForeignOs { os: s.os, host: Os::host() });
+    }
+    Ok(())
+}
+
+pub async fn once(client: &Client, s: &Settings, next_hop: NextHop, dry_run: bool) -> Result<Report, ReconcileError> {
+    check_os(s)?;
+    let nodes = list_nodes(client).await?;
+    let table = RouteTable::connect()?;
+    reconcile(&table, s, next_hop, &nodes, dry_run).await
+}
+
+/// Reconciles on every Node change (debounced) until interrupted; the watcher re-lists and backs off across
+/// API server restarts, and a failed pass is retried on the next change or after the backoff.
+pub async fn watch(client: &Client, s: &Settings, next_hop: NextHop) -> Result<(), ReconcileError> {
+    check_os(s)?;
+    let table = RouteTable::connect()?;
+    let (reader, writer) = reflector::store::<Node>();
+    let stream = reflector(writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    let mut stream = std::pin::pin!(stream);
+    tracing::info!("watching Nodes; reconciling routes on {} on every change", s.node_name);
+    loop {
+        match stream.next().await {
+            None => return Err(ReconcileError::Watch("the API server closed the stream".into())),
+            Some(Err(e)) => {
+                tracing::warn!("Node watch: {e}; retrying");
+                continue;
+            }
+            Some(Ok(_)) => {}
+        }
+        // Let a burst of events (a re-list, several nodes joining) settle into one pass.
+        while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, stream.next()).await {}
+        let nodes: Vec<ClusterNode> = reader.state().iter().map(|n| routes::from_node(n)).collect();
+        match reconcile(&table, s, next_hop, &nodes, false).await {
+            Ok(r) => log_report(&r),
+            Err(e) => tracing::error!("reconcile failed: {e}"),
+        }
+    }
+}
+
+fn log_report(r: &Report) {
+    let (mut add, mut rep, mut del) = (0, 0, 0);
+    for c in &r.diff.changes {
+        match c {
+            RouteChange::Add(_) => add += 1,
+            RouteChange::Replace { .. } => rep += 1,
+            RouteChange::Delete(_) => del += 1,
+        }
+    }
+    tracing::info!(
+        "routes on {}: {add} added, {rep} replaced, {del} deleted, {} unchanged, {} conflicts ({} nodes)",
+        r.node,
+        r.diff.unchanged,
+        r.diff.conflicts.len(),
+        r.nodes_seen
+    );
+}
+
+pub fn print(r: &Report, format: OutputFormat, dry_run: bool) -> Result<(), std::io::Error> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Table => {
+            let plan = routes::changes_plan(&r.diff);
+            let verb = if dry_run { "would change" } else { "changed" };
+            writeln!(
+                out,
+                "routes on {} ({} nodes): {} desired, {} already in place, {verb} {}",
+                r.node,
+                r.nodes_seen,
+                r.desired.len(),
+                r.diff.unchanged,
+                r.diff.changes.len()
+            )?;
+            for (i, a) in plan.actions.iter().enumerate() {
+                writeln!(out, "  {}. {a}", i + 1)?;
+            }
+            for c in &r.diff.conflicts {
+                writeln!(
+                    out,
+                    "  conflict: {} wanted, but {} ({}) is in the way; left alone",
+                    c.desired, c.foreign, c.origin
+                )?;
+            }
+            if dry_run {
+                writeln!(out, "dry run: nothing was changed")?;
+            }
+        }
+        f => write_data(&mut out, f, r).map_err(|e| std::io::Error::other(e.to_string()))?,
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The routes reconciler against real kernel routing tables, in network namespaces these tests create.
+//! (Node lists are given directly here; the lab end-to-end tests take them from a real API server.)
+
+use std::net::IpAddr;
+use std::process::Command;
+use wkjoin::layout::Os;
+use wkjoin::plan::NextHop;
+use wkjoin::reconcile::{Report, reconcile};
+use wkjoin::routes::{ClusterNode, RouteChange};
+use wkjoin::settings::{HostFacts, Origin, PartialSettings, Settings, resolve};
+
+/// A namespace with `eth0` at 172.31.0.11/24 (a veth whose peer stays inside), deleted on drop.
+struct Netns {
+    name: String,
+}
+
+fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().expect("ip runs");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("wkjt-{}-{tag}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer"]);
+        ns.ip(&["addr", "add", "172.31.0.11/24", "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+        ns.ip(&["link", "set", "eth0-peer", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
+    /// wkjoin's routes as `ip` shows them.
+    fn owned_routes(&self) -> Vec<String> {
+        self.ip(&["route", "show", "proto", "147"]).lines().map(|l| l.trim().to_string()).collect()
+    }
+
+    /// Runs `f` on a thread inside the namespace, with its own runtime (netlink sockets bind to the
+    /// namespace of the thread that opens them).
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).expect("netns file");
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (needs root)");
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+fn node(name: &str, cidr: &str, addr: &str) -> ClusterNode {
+    ClusterNode {
+        name: name.into(),
+        pod_cidrs: vec![cidr.parse().unwrap()],
+        internal_ips: vec![addr.parse::<IpAddr>().unwrap()],
+    }
+}
+
+fn settings(root: &std::path::Path) -> Settings {
+    let p = PartialSettings {
+        node_name: Some("worker-1".into()),
+        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
+        service_cidr: Some("10.96.0.0/16".parse().unwrap()),
+        ..Default::default()
+    };
+    resolve(Os::Linux, Some(&root.to_string_lossy()), &[(Origin::CommandLine, &p)], &HostFacts::default()).unwrap()
+}
+
+fn pass(ns: &Netns, s: &Settings, nodes: Vec<ClusterNode>) -> Report {
+    let s = s.clone();
+    ns.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let table = wkjoin::host::RouteTable::connect().unwrap();
+            reconcile(&table, &s, NextHop::NodeIp, &nodes, false).await.unwrap()
+        })
+    })
+}
+
+fn count(r: &Report) -> (usize, usize, usize) {
+    let mut c = (0, 0, 0);
+    for ch in &r.diff.changes {
+        match ch {
+            RouteChange::Add(_) => c.0 += 1,
+            RouteChange::Replace { .. } => c.1 += 1,
+            RouteChange::Delete(_) => c.2 += 1,
+        }
+    }
+    c
+}
+
+#[test]
+fn reconcile_adds_is_idempotent_follows_next_hops_and_removes_departed_nodes() {
+    let ns = Netns::new("life");
+    let root = tempfile::tempdir().unwrap();
+    let s = settings(root.path());
+    let cluster = vec![
+        node("master", "10.244.0.0/24", "172.31.0.10"),
+        node("worker-1", "10.244.1.0/24", "172.31.0.11"),
+        node("worker-2", "10.244.2.0/24", "172.31.0.12"),
+    ];
+
+    let r = pass(&ns, &s, cluster.clone());
+    assert_eq!(count(&r), (3, 0, 0), "{r:?}");
+    assert_eq!(
+        ns.owned_routes(),
+        [
+            "10.96.0.0/16 dev eth0 scope link",
+            "10.244.0.0/24 via 172.31.0.10 dev eth0",
+            "10.244.2.0/24 via 172.31.0.12 dev eth0"
+        ]
+    );
+
+    let r = pass(&ns, &s, cluster.clone());
+    assert_eq!(count(&r), (0, 0, 0), "second pass must change nothing: {r:?}");
+    assert_eq!(r.diff.unchanged, 3);
+
+    let mut moved = cluster.clone();
+    moved[2] = node("worker-2", "10.244.2.0/24", "172.31.0.13");
+    let r = pass(&ns, &s, moved.clone());
+    assert_eq!(count(&r), (0, 1, 0), "{r:?}");
+    assert!(ns.owned_routes().contains(&"10.244.2.0/24 via 172.31.0.13 dev eth0".to_string()));
+
+    moved.remove(2);
+    let r = pass(&ns, &s, moved);
+    assert_eq!(count(&r), (0, 0, 1), "{r:?}");
+    assert!(!ns.owned_routes().iter().any(|l| l.starts_with("10.244.2.0/24")), "{:?}", ns.owned_routes());
+    let state = std::fs::read_to_string(root.path().join("wkjoin-state.json")).unwrap();
+    assert!(!state.contains("10.244.2.0/24") && state.contains("10.244.0.0/24"), "{state}");
+}
+
+#[test]
+fn foreign_routes_are_never_touched_and_conflicts_are_reported() {
+    let ns = Netns::new("foreign");
+    let root = tempfile::tempdir().unwrap();
+    let s = settings(root.path());
+    ns.ip(&["route", "add", "10.244.5.0/24", "via", "172.31.0.99"]); // conflicts with worker-5's route
+    ns.ip(&["route", "add", "10.200.0.0/16", "via", "172.31.0.98"]); // unrelated
+    ns.ip(&["route", "add", "default", "via", "172.31.0.1"]); // covers the service range
+    let before = ns.ip(&["route", "show", "proto", "boot"]);
+
+    let r = pass(
+        &ns,
+        &s,
+        vec![node("worker-1", "10.244.1.0/24", "172.31.0.11"), node("worker-5", "10.244.5.0/24", "172.31.0.15")],
+    );
+    assert_eq!(r.diff.conflicts.len(), 1, "{r:?}");
+    assert_eq!(r.diff.conflicts[0].foreign.to_string(), "10.244.5.0/24 via 172.31.0.99 dev eth0");
+    assert!(
+        r.diff.changes.is_empty(),
+        "nothing to add: the only desired route is blocked, the default covers services"
+    );
+    assert_eq!(ns.ip(&["route", "show", "proto", "boot"]), before, "foreign routes unchanged");
+    assert!(ns.owned_routes().is_empty());
+}
