@@ -55,7 +55,7 @@ CGI
   fi
 }
 
-# build_image <name> <entrypoint json array>
+# build_image <name> <command json array> (image Cmd, no Entrypoint: `kubectl run ... -- cmd` replaces it)
 build_image() {
   local name=$1 entry=$2 d=$WORK/$1
   local root=$d/rootfs layout=$d/layout
@@ -71,7 +71,7 @@ build_image() {
 
   jq -cn --argjson entry "$entry" --arg diff "sha256:$diff_id" --arg name "$name" '{
       architecture: "amd64", os: "linux", created: "1970-01-01T00:00:00Z",
-      config: {Entrypoint: $entry, Env: ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"], WorkingDir: "/",
+      config: {Cmd: $entry, Env: ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"], WorkingDir: "/",
                Labels: {"org.opencontainers.image.title": ("wkjoin lab " + $name)}},
       rootfs: {type: "layers", diff_ids: [$diff]},
       history: [{created: "1970-01-01T00:00:00Z", created_by: "scripts/lab.d/build-images.sh (busybox-static)"}]

@@ -55,8 +55,7 @@ log "source tree: $TREE"
 cd "$TREE"
 mkdir -p .go/src/k8s.io
 [[ -L .go/src/k8s.io/kubernetes ]] || ln -s ../../.. .go/src/k8s.io/kubernetes
-export GOPATH=$TREE/.go CGO_ENABLED=0 GOFLAGS=-mod=vendor
-export GOCACHE=$CACHE_DIR/gocache HOME=${HOME:-/root}
+export GOPATH=$TREE/.go CGO_ENABLED=0 GOFLAGS=-mod=vendor HOME=${HOME:-/root}
 export PATH=/usr/lib/go/bin:$PATH
 
 linux_whats=(); for c in "${LINUX_CMDS[@]}"; do linux_whats+=("cmd/$c"); done
