@@ -2,6 +2,8 @@
 
 pub mod archive;
 pub mod http;
+#[cfg(target_os = "linux")]
+pub mod lab;
 
 use assert_cmd::Command;
 use std::collections::BTreeMap;
