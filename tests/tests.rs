@@ -11,3 +11,6 @@ mod status;
 // Real kernel routing tables need Linux network namespaces.
 #[cfg(target_os = "linux")]
 mod routes_netns;
+// End-to-end against the lab cluster (scripts/lab up): run with `cargo test -- --ignored lab_ --test-threads 1`.
+#[cfg(target_os = "linux")]
+mod lab_cluster;
