@@ -93,8 +93,13 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             let source = from.clone().or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string()));
             step_command("config", &s, vec![kubeconfig::plan(&s, source.as_deref())], dry.dry_run, OutputFormat::Table)
         }
-        Command::Routes { next_hop, watch, node, dry, out } => {
+        Command::Routes { next_hop, watch, nodes_file, node, dry, out } => {
             let s = resolve_settings(g, node, dry.dry_run).await?;
+            if let Some(file) = nodes_file {
+                let report = crate::reconcile::once_from_file(file, &s, *next_hop, dry.dry_run).await?;
+                crate::reconcile::print(&report, out.output, dry.dry_run)?;
+                return Ok(exit::OK);
+            }
             let client = client(g).await?;
             if *watch {
                 crate::reconcile::watch(&client, &s, *next_hop).await?;

@@ -239,6 +239,9 @@ downloads nothing.")]
         /// Keep running: reconcile again whenever a Node changes (joins, leaves, gets a pod CIDR)
         #[arg(long, conflicts_with = "dry_run")]
         watch: bool,
+        /// Take the Node list from this file (`kubectl get nodes -o json` or -o yaml) instead of the API server
+        #[arg(long, value_name = "FILE", conflicts_with = "watch")]
+        nodes_file: Option<PathBuf>,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]

@@ -33,6 +33,8 @@ pub enum ReconcileError {
     State(#[from] StateError),
     #[error("routes are managed on the node itself: this host runs {host}, the settings are for {os}")]
     ForeignOs { os: Os, host: Os },
+    #[error("cannot read the Node list from {}: {message} (give the output of `kubectl get nodes -o json`)", path.display())]
+    NodesFile { path: std::path::PathBuf, message: String },
     #[error("the Node watch ended: {0}")]
     Watch(String),
 }
@@ -123,6 +125,31 @@ fn check_os(s: &Settings) -> Result<(), ReconcileError> {
 pub async fn once(client: &Client, s: &Settings, next_hop: NextHop, dry_run: bool) -> Result<Report, ReconcileError> {
     check_os(s)?;
     let nodes = list_nodes(client).await?;
+    let table = RouteTable::connect()?;
+    reconcile(&table, s, next_hop, &nodes, dry_run).await
+}
+
+/// One pass with the Node list read from a file (`kubectl get nodes -o json|yaml`): offline, no API server.
+pub async fn once_from_file(
+    path: &Path,
+    s: &Settings,
+    next_hop: NextHop,
+    dry_run: bool,
+) -> Result<Report, ReconcileError> {
+    check_os(s)?;
+    let read = |message: String| ReconcileError::NodesFile { path: path.to_path_buf(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
+    // YAML is a superset of JSON; JSON is parsed directly because it is much faster for big clusters.
+    #[derive(serde::Deserialize)]
+    struct NodeItems {
+        items: Vec<Node>,
+    }
+    // kubectl prints `kind: List` (not NodeList), so only the items are read.
+    let list: NodeItems = match serde_json::from_str(&text) {
+        Ok(l) => l,
+        Err(_) => serde_yaml::from_str(&text).map_err(|e| read(e.to_string()))?,
+    };
+    let nodes: Vec<ClusterNode> = list.items.iter().map(routes::from_node).collect();
     let table = RouteTable::connect()?;
     reconcile(&table, s, next_hop, &nodes, dry_run).await
 }
