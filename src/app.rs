@@ -100,12 +100,13 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
                 crate::reconcile::print(&report, out.output, dry.dry_run)?;
                 return Ok(exit::OK);
             }
-            let client = client(g).await?;
+            let (client, url) = client_and_url(g).await?;
+            let api = crate::reconcile::api_server_address(&url);
             if *watch {
-                crate::reconcile::watch(&client, &s, *next_hop).await?;
+                crate::reconcile::watch(&client, &s, *next_hop, api).await?;
                 return Ok(exit::OK);
             }
-            let report = crate::reconcile::once(&client, &s, *next_hop, dry.dry_run).await?;
+            let report = crate::reconcile::once(&client, &s, *next_hop, api, dry.dry_run).await?;
             crate::reconcile::print(&report, out.output, dry.dry_run)?;
             Ok(exit::OK)
         }
@@ -205,6 +206,11 @@ async fn discover(g: &GlobalArgs, dry_run: bool) -> Result<Option<PartialSetting
 
 /// The one kube client of a run.
 pub async fn client(g: &GlobalArgs) -> Result<kube::Client, AppError> {
+    Ok(client_and_url(g).await?.0)
+}
+
+/// The client and the API server URL it talks to.
+pub async fn client_and_url(g: &GlobalArgs) -> Result<(kube::Client, String), AppError> {
     let opts = kube::config::KubeConfigOptions { context: g.context.clone(), ..Default::default() };
     let err =
         |source: Box<dyn std::error::Error + Send + Sync>| AppError::Kubeconfig { path: g.kubeconfig.clone(), source };
@@ -217,7 +223,8 @@ pub async fn client(g: &GlobalArgs) -> Result<kube::Client, AppError> {
     };
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
-    kube::Client::try_from(config).map_err(|e| err(Box::new(e)))
+    let url = config.cluster_url.to_string();
+    Ok((kube::Client::try_from(config).map_err(|e| err(Box::new(e)))?, url))
 }
 
 #[derive(Serialize)]

@@ -89,7 +89,7 @@ fn pass(ns: &Netns, s: &Settings, nodes: Vec<ClusterNode>) -> Report {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let table = wkjoin::host::RouteTable::connect().unwrap();
-            reconcile(&table, &s, NextHop::NodeIp, &nodes, false).await.unwrap()
+            reconcile(&table, &s, NextHop::NodeIp, None, &nodes, false).await.unwrap()
         })
     })
 }
