@@ -14,3 +14,5 @@ mod routes_netns;
 // End-to-end against the lab cluster (scripts/lab up): run with `cargo test -- --ignored lab_ --test-threads 1`.
 #[cfg(target_os = "linux")]
 mod lab_cluster;
+#[cfg(target_os = "linux")]
+mod lab_routes;
