@@ -149,6 +149,29 @@ pub async fn once(
     reconcile(&table, s, next_hop, api_server, &nodes, dry_run).await
 }
 
+/// Adds the routes the state file records as wkjoin's that the table lacks: the routes watcher does this
+/// when it starts, so routes survive a reboot (IP Helper routes live in the active store only) even before
+/// the API server answers. Returns how many were added.
+pub async fn restore(table: &RouteTable, s: &Settings) -> Result<usize, ReconcileError> {
+    let state = State::load(Path::new(&s.layout().state_file()))?.unwrap_or_default();
+    if state.routes.is_empty() {
+        return Ok(0);
+    }
+    let host_net = table.snapshot(&state.routes).await?;
+    let missing: Vec<RouteChange> = state
+        .routes
+        .iter()
+        .filter(|r| !host_net.routes.iter().any(|t| &t.route == *r))
+        // A route over an interface that is gone (the pod vNIC before HNS recreates it) waits for reconcile.
+        .filter(|r| r.interface.as_ref().is_none_or(|i| host_net.interfaces.iter().any(|x| &x.name == i)))
+        .map(|r| RouteChange::Add(r.clone()))
+        .collect();
+    if !missing.is_empty() {
+        table.apply(&missing, &host_net.interfaces).await?;
+    }
+    Ok(missing.len())
+}
+
 /// One pass with the Node list read from a file (`kubectl get nodes -o json|yaml`): offline, no API server.
 pub async fn once_from_file(
     path: &Path,
@@ -184,6 +207,12 @@ pub async fn watch(
 ) -> Result<(), ReconcileError> {
     check_os(s)?;
     let table = RouteTable::connect()?;
+    // After a reboot the API server may be unreachable for a while; pods need their routes before that.
+    match restore(&table, s).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("restored {n} recorded routes missing from the table (reboot?)"),
+        Err(e) => tracing::warn!("could not restore the recorded routes: {e}"),
+    }
     let (reader, writer) = reflector::store::<Node>();
     let stream = reflector(
         writer,

@@ -195,3 +195,29 @@ fn a_large_batch_applies_every_route_and_a_failure_in_it_names_its_route() {
     assert_eq!(owned.len(), 1199, "every other route of the batch is in place");
     assert!(owned.iter().any(|r| r.starts_with("10.104.175.0/24 via 172.31.0.12")), "the last route is in place");
 }
+
+#[test]
+fn recorded_routes_are_restored_after_a_reboot_emptied_the_table() {
+    let ns = Netns::new("restore");
+    let root = tempfile::tempdir().unwrap();
+    let s = settings(root.path());
+    pass(
+        &ns,
+        &s,
+        vec![node("master", "10.244.0.0/24", "172.31.0.10"), node("worker-2", "10.244.2.0/24", "172.31.0.12")],
+    );
+    let before = ns.owned_routes();
+    assert_eq!(before.len(), 3, "{before:?}");
+    ns.ip(&["route", "flush", "proto", "147"]);
+    assert!(ns.owned_routes().is_empty());
+    let s2 = s.clone();
+    let restored = ns.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let table = wkjoin::host::RouteTable::connect().unwrap();
+            wkjoin::reconcile::restore(&table, &s2).await.unwrap()
+        })
+    });
+    assert_eq!(restored, 3);
+    assert_eq!(ns.owned_routes(), before);
+}
