@@ -201,11 +201,12 @@ fn recorded_routes_are_restored_after_a_reboot_emptied_the_table() {
     let ns = Netns::new("restore");
     let root = tempfile::tempdir().unwrap();
     let s = settings(root.path());
-    pass(
-        &ns,
-        &s,
-        vec![node("master", "10.244.0.0/24", "172.31.0.10"), node("worker-2", "10.244.2.0/24", "172.31.0.12")],
-    );
+    let cluster = vec![
+        node("master", "10.244.0.0/24", "172.31.0.10"),
+        node("worker-1", "10.244.1.0/24", "172.31.0.11"),
+        node("worker-2", "10.244.2.0/24", "172.31.0.12"),
+    ];
+    pass(&ns, &s, cluster);
     let before = ns.owned_routes();
     assert_eq!(before.len(), 3, "{before:?}");
     ns.ip(&["route", "flush", "proto", "147"]);
