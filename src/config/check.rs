@@ -949,4 +949,74 @@ current-context: x
         assert_eq!(c.status, Status::Fail);
         assert!(c.message.starts_with(&format!("cannot reach the API server at 127.0.0.1:{port}")), "{}", c.message);
     }
+
+    /// A CA and a one-connection TLS server on 127.0.0.1 with a certificate for `names`, signed by that CA.
+    fn tls_server(names: &[&str]) -> (u16, String, std::thread::JoinHandle<()>) {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "test-ca");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            let mut conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+            let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+            while conn.is_handshaking() {
+                if conn.complete_io(&mut sock).is_err() {
+                    break;
+                }
+            }
+        });
+        (port, ca_pem, handle)
+    }
+
+    #[test]
+    fn tls_check_verifies_against_the_kubeconfig_ca_only() {
+        let (port, ca, h) = tls_server(&["127.0.0.1", "kubernetes"]);
+        let ok = tls_check(&format!("https://127.0.0.1:{port}"), ca.as_bytes(), None, Duration::from_secs(5));
+        h.join().unwrap();
+        assert_eq!(ok.status, Status::Pass, "{ok:?}");
+
+        let (port, _, h) = tls_server(&["127.0.0.1"]);
+        let other_ca = CertificateParams::new(vec!["other-ca".to_string()])
+            .unwrap()
+            .self_signed(&KeyPair::generate().unwrap())
+            .unwrap()
+            .pem();
+        let wrong = tls_check(&format!("https://127.0.0.1:{port}"), other_ca.as_bytes(), None, Duration::from_secs(5));
+        h.join().unwrap();
+        assert_eq!(wrong.status, Status::Fail);
+        assert_eq!(
+            wrong.message,
+            format!(
+                "127.0.0.1:{port}: the server's certificate (issuer CN=test-ca) is not signed by the kubeconfig's CA: wrong CA"
+            )
+        );
+
+        let (port, ca, h) = tls_server(&["master", "10.96.0.1"]);
+        let name = tls_check(&format!("https://127.0.0.1:{port}"), ca.as_bytes(), None, Duration::from_secs(5));
+        h.join().unwrap();
+        assert_eq!(name.status, Status::Fail);
+        assert_eq!(
+            name.message,
+            format!("127.0.0.1:{port}: the server's certificate is for master, 10.96.0.1, not 127.0.0.1")
+        );
+    }
 }
