@@ -233,7 +233,7 @@ credentials: `wkjoin config mint` makes one."
     )]
     Config {
         #[command(subcommand)]
-        action: Option<ConfigAction>,
+        action: Option<Box<ConfigAction>>,
         /// The kubeconfig to install ('-' for standard input) [default: --kubeconfig]
         #[arg(long, value_name = "FILE")]
         from: Option<String>,
@@ -328,7 +328,7 @@ a kubelet needs (access reviews) and no more (no cluster-wide secrets, no writes
         #[command(flatten)]
         check: ConfigCheckArgs,
         #[command(flatten)]
-        node: NodeArgs,
+        node: Box<NodeArgs>,
         #[command(flatten)]
         out: OutputArgs,
     },
