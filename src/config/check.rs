@@ -351,7 +351,7 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
     })
 }
 
-fn date(ts: i64) -> String {
+pub(crate) fn date(ts: i64) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_secs(ts.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }

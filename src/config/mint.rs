@@ -162,7 +162,7 @@ pub async fn run(admin: &Resolved, node: &str, opts: &Options, timeout: Duration
             message: format!("it is for {}, not {expected}", info.common_name.unwrap_or_default()),
         });
     }
-    tracing::info!("certificate for {expected} issued, valid until {}", info.not_after);
+    tracing::info!("certificate for {expected} issued, valid until {}", check::date(info.not_after));
     Ok(source::client_cert_kubeconfig(
         &admin.cluster_name,
         &admin.server,
