@@ -5,6 +5,7 @@ mod util;
 
 mod apply;
 mod cli;
+mod config;
 mod fetch;
 mod plan;
 mod status;
