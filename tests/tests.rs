@@ -11,3 +11,5 @@ mod status;
 // Real kernel routing tables need Linux network namespaces.
 #[cfg(target_os = "linux")]
 mod routes_netns;
+#[cfg(target_os = "linux")]
+mod start;

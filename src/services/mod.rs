@@ -290,6 +290,45 @@ mod tests {
     }
 
     #[test]
+    fn linux_kubelet_serves_only_authenticated_callers_under_its_own_roots() {
+        let p = PartialSettings {
+            node_name: Some("worker-1".into()),
+            cgroup_root: Some("/wkjlab-worker-1".into()),
+            pause_image: Some("wkjoin.local/pause:1.0".into()),
+            kubelet_arg: Some(vec!["resolv-conf=/etc/lab.conf".into(), "--v=4".into(), "fail-swap-on=false".into()]),
+            ..Default::default()
+        };
+        let s = resolve(Os::Linux, Some("/srv/w1"), &[(Origin::CommandLine, &p)], &HostFacts::default()).unwrap();
+        let a = kubelet_args(&s, KubeVersion::new(1, 20, 2), &s.pause_image);
+        for f in [
+            "--anonymous-auth=false",
+            "--authorization-mode=Webhook",
+            "--client-ca-file=/srv/w1/pki/cluster-ca.crt",
+            "--root-dir=/srv/w1/kubelet",
+            "--cgroup-root=/wkjlab-worker-1",
+            "--pod-infra-container-image=wkjoin.local/pause:1.0",
+            "--resolv-conf=/etc/lab.conf",
+            "--fail-swap-on=false",
+        ] {
+            assert!(a.contains(&f.to_string()), "{f} missing from {a:?}");
+        }
+        // An extra flag replaces wkjoin's own of the same name, in place.
+        assert_eq!(a.iter().filter(|x| x.starts_with("--v=")).collect::<Vec<_>>(), ["--v=4"]);
+        let plan = plan(&s, Some(KubeVersion::new(1, 20, 2)), &s.pause_image);
+        assert!(plan.actions.contains(&Action::CreateCgroup { path: "/wkjlab-worker-1".into() }));
+    }
+
+    #[test]
+    fn extra_flags_override_or_append() {
+        let base = vec!["--a=1".to_string(), "--b".into(), "--a=2".into()];
+        let out = with_extra_flags(base, &["a=3".into(), "--c=x=y".into(), "b=false".into()]);
+        assert_eq!(out, ["--a=3", "--b=false", "--c=x=y"]);
+        assert_eq!(extra_flag_name("--node-labels=a=b"), Some("node-labels"));
+        assert_eq!(extra_flag_name("=x"), None);
+        assert_eq!(extra_flag_name("a b=c"), None);
+    }
+
+    #[test]
     fn kube_proxy_network_name_matches_the_cni_config() {
         let s = settings(Os::Windows, Runtime::Containerd);
         let (args, env) = kube_proxy_args(&s, KubeVersion::new(1, 20, 2));
