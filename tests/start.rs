@@ -74,7 +74,7 @@ fn node_processes(root: &Path) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|t| bins.iter().any(|b| *b == t)) && alive(*pid)
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|t| bins.contains(&t)) && alive(*pid)
         })
         .collect()
 }
@@ -123,6 +123,13 @@ fn lab_start_makes_worker_1_a_ready_supervised_node() {
         "--kubelet-arg=eviction-hard=memory.available<100Mi,nodefs.available<2%,imagefs.available<2%".into(),
         "--kubelet-arg=image-gc-high-threshold=98".into(),
         "--kubelet-arg=image-gc-low-threshold=95".into(),
+        // A network namespace cannot change the global conntrack table size, and this machine lacks
+        // CAP_SYS_RESOURCE for oom_score_adj (the lab's own kube-proxy is configured the same way).
+        "--kube-proxy-arg=conntrack-max-per-core=0".into(),
+        "--kube-proxy-arg=conntrack-min=0".into(),
+        "--kube-proxy-arg=conntrack-tcp-timeout-established=0s".into(),
+        "--kube-proxy-arg=conntrack-tcp-timeout-close-wait=0s".into(),
+        "--kube-proxy-arg=oom-score-adj=0".into(),
     ]
     .into();
 
