@@ -73,9 +73,7 @@ fn node_processes(root: &Path) -> Vec<u32> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|t| bins.contains(&t)) && alive(*pid)
-        })
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|t| bins.contains(&t)) && alive(*pid))
         .collect()
 }
 
