@@ -47,6 +47,8 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error("no kubeconfig to install: give it with --from FILE (or --kubeconfig FILE); nothing was changed")]
     NoConfigSource,
+    #[error(transparent)]
+    Start(#[from] crate::start::StartError),
     #[error("cannot load kubeconfig{}: {source} (give --kubeconfig FILE or set KUBECONFIG)", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Kubeconfig { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("`wkjoin {command}` is not available in this build of wkjoin yet (only --dry-run is); nothing was changed")]
@@ -93,7 +95,21 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
         Command::Pause { image_archive, node, dry } => {
             let s = resolve_settings(g, node, dry.dry_run).await?;
             let plan = image::plan(&s, image_archive.as_deref(), host::windows_build())?;
-            step_command("pause", &s, vec![plan], dry.dry_run, OutputFormat::Table)
+            if dry.dry_run {
+                return step_command("pause", &s, vec![plan], true, OutputFormat::Table);
+            }
+            let outcome = image::apply(&s, &plan, &mut host::Native).await?;
+            let image = image::pause_image(&s);
+            match outcome {
+                image::PauseOutcome::Present => println!("unchanged: pause image {image} is already in the runtime"),
+                image::PauseOutcome::Imported => println!(
+                    "changed: imported pause image {image} from {}",
+                    image_archive.as_deref().unwrap_or_default()
+                ),
+                image::PauseOutcome::Pulled => println!("changed: pulled pause image {image}"),
+                image::PauseOutcome::Built => println!("changed: built pause image {image}"),
+            }
+            Ok(exit::OK)
         }
         Command::Config { action: Some(action), .. } => config_action(g, action).await,
         Command::Config { action: None, from, check, node, dry, out } => {
@@ -146,10 +162,29 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             crate::reconcile::print(&report, out.output, dry.dry_run)?;
             Ok(exit::OK)
         }
-        Command::Start { node, dry } => {
+        Command::Start { node, dry, foreground, stop, supervise } => {
+            if *supervise || *stop {
+                let os = Os::host();
+                let layout = Layout::new(os, g.root_dir.clone().unwrap_or_else(|| os.default_root_dir().to_string()));
+                if *supervise {
+                    crate::start::supervise_main(&layout).await?;
+                } else if crate::start::stop(&layout).await? {
+                    println!("stopped the wkjoin supervisor, kubelet and kube-proxy");
+                } else {
+                    println!(
+                        "unchanged: no wkjoin supervisor was running (no kubelet or kube-proxy of {} runs)",
+                        layout.root
+                    );
+                }
+                return Ok(exit::OK);
+            }
             let s = resolve_settings(g, node, dry.dry_run).await?;
-            let plan = services::plan(&s, s.kubernetes_version.exact(), &image::pause_image(&s));
-            step_command("start", &s, vec![plan], dry.dry_run, OutputFormat::Table)
+            if dry.dry_run {
+                let plan = services::plan(&s, s.kubernetes_version.exact(), &image::pause_image(&s));
+                return step_command("start", &s, vec![plan], true, OutputFormat::Table);
+            }
+            crate::start::start(&s, g.kubeconfig.as_deref(), *foreground).await?;
+            Ok(exit::OK)
         }
         Command::Join { image_archive, next_hop, no_validate, node, dry, out } => {
             let s = resolve_settings(g, node, dry.dry_run).await?;

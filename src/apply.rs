@@ -38,10 +38,13 @@ pub fn apply(plan: &Plan, os: Os, host: &mut impl Host) -> Result<(), ApplyError
                         Contents::Text { text } => text.clone().into_bytes(),
                         Contents::Credentials { source } => std::fs::read(source)
                             .map_err(|e| ApplyError::ReadSource { step, source_path: source.clone(), source: e })?,
+                        Contents::ClusterCa { kubeconfig } => crate::config::ca::cluster_ca_pem(Path::new(kubeconfig))
+                            .map_err(|e| ApplyError::ReadSource { step, source_path: kubeconfig.clone(), source: e })?,
                     };
                 host.write_file(Path::new(path), &bytes, *private).map_err(wrap)?;
             }
             Action::RemovePath { path } => host.remove_path(Path::new(path)).map_err(wrap)?,
+            Action::CreateCgroup { path } => host.create_cgroup(path).map_err(wrap)?,
             Action::Run { program, args, .. } => {
                 let out = host.run(program, args).map_err(wrap)?;
                 if out.status != Some(0) {

@@ -149,6 +149,22 @@ pub struct NodeArgs {
     #[arg(long, env = "WKJOIN_CNI_BIN_DIR", value_name = "DIR")]
     pub cni_bin_dir: Option<String>,
 
+    /// The pod infrastructure (pause) image [default: kubeletwin/pause with Docker on Windows, else registry.k8s.io/pause:3.9]
+    #[arg(long, env = "WKJOIN_PAUSE_IMAGE", value_name = "IMAGE")]
+    pub pause_image: Option<String>,
+
+    /// The kubelet's cgroup root, created in every cgroup hierarchy (Linux; one per kubelet sharing a machine)
+    #[arg(long, env = "WKJOIN_CGROUP_ROOT", value_name = "PATH")]
+    pub cgroup_root: Option<String>,
+
+    /// An extra kubelet flag as name=value (repeatable); it replaces wkjoin's own flag of that name
+    #[arg(long = "kubelet-arg", env = "WKJOIN_KUBELET_ARG", value_name = "NAME=VALUE")]
+    pub kubelet_arg: Vec<String>,
+
+    /// An extra kube-proxy flag as name=value (repeatable); it replaces wkjoin's own flag of that name
+    #[arg(long = "kube-proxy-arg", env = "WKJOIN_KUBE_PROXY_ARG", value_name = "NAME=VALUE")]
+    pub kube_proxy_arg: Vec<String>,
+
     /// Plan for this OS instead of the host's (with --dry-run, e.g. to review a Windows plan from Linux)
     #[arg(long, value_enum, value_name = "OS")]
     pub os: Option<Os>,
@@ -172,6 +188,10 @@ impl NodeArgs {
             runtime_endpoint: self.runtime_endpoint.clone(),
             mirror: self.mirror.clone(),
             cni_bin_dir: self.cni_bin_dir.clone(),
+            pause_image: self.pause_image.clone(),
+            cgroup_root: self.cgroup_root.clone(),
+            kubelet_arg: Some(self.kubelet_arg.clone()).filter(|v| !v.is_empty()),
+            kube_proxy_arg: Some(self.kube_proxy_arg.clone()).filter(|v| !v.is_empty()),
         }
     }
 }
@@ -265,7 +285,24 @@ credentials: `wkjoin config mint` makes one."
         out: OutputArgs,
     },
     /// Create the pod network and run kubelet and kube-proxy as services, then wait for the node to be Ready
+    #[command(long_about = "Create the pod network and run kubelet and kube-proxy as services, then wait for the \
+node to be Ready.\n\n\
+On Linux without systemd, kubelet and kube-proxy run under a detached wkjoin supervisor (pid file \
+<root>/run/supervisor.pid, logs in <root>/logs with size-based rotation) that restarts a crashed service with \
+backoff (5s doubling to 60s). --foreground runs that supervisor attached instead: use it as the ExecStart of a \
+systemd unit or in a terminal. When systemd is PID 1, a detached supervisor is refused in favour of such a unit. \
+--stop stops the supervisor and waits until no kubelet or kube-proxy of this root dir runs. A re-run with the \
+same plan and a live supervisor changes nothing; a changed plan restarts the services.")]
     Start {
+        /// Run the supervisor attached to this process (systemd unit, terminal) instead of detached
+        #[arg(long, conflicts_with_all = ["stop", "dry_run"])]
+        foreground: bool,
+        /// Stop the supervisor, kubelet and kube-proxy
+        #[arg(long, conflicts_with = "dry_run")]
+        stop: bool,
+        /// The detached supervisor itself (started by `wkjoin start`)
+        #[arg(long, hide = true, conflicts_with_all = ["stop", "foreground", "dry_run"])]
+        supervise: bool,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]

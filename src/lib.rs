@@ -18,6 +18,7 @@ pub mod reconcile;
 pub mod routes;
 pub mod services;
 pub mod settings;
+pub mod start;
 pub mod state;
 pub mod validate;
 pub mod version;

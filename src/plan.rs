@@ -44,8 +44,16 @@ impl fmt::Display for Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Contents {
-    Text { text: String },
-    Credentials { source: String },
+    Text {
+        text: String,
+    },
+    Credentials {
+        source: String,
+    },
+    /// The cluster CA of a kubeconfig (inline data or the file it names), as PEM.
+    ClusterCa {
+        kubeconfig: String,
+    },
 }
 
 /// Where the next hop of a pod-CIDR route points (issue: routes).
@@ -59,7 +67,7 @@ pub enum NextHop {
 }
 
 /// How a service is restarted when it exits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Restart {
     pub delay_secs: u64,
@@ -68,7 +76,7 @@ pub struct Restart {
 
 /// A long-running node service (kubelet, kube-proxy): a Windows SCM service, a systemd unit, or a process
 /// under `wkjoin start --foreground`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ServiceSpec {
     pub name: String,
@@ -119,6 +127,10 @@ pub enum Action {
         private: bool,
     },
     RemovePath {
+        path: String,
+    },
+    /// A cgroup (e.g. a kubelet's --cgroup-root) in every cgroup hierarchy of the host.
+    CreateCgroup {
         path: String,
     },
     /// A program run on the host (container runtime, firewall, ...).
@@ -220,9 +232,13 @@ impl fmt::Display for Action {
                     Contents::Credentials { source } => {
                         write!(f, "write {path}{access} with the credentials from {source}")
                     }
+                    Contents::ClusterCa { kubeconfig } => {
+                        write!(f, "write {path}{access} with the cluster CA of {kubeconfig}")
+                    }
                 }
             }
             Action::RemovePath { path } => write!(f, "remove {path}"),
+            Action::CreateCgroup { path } => write!(f, "create cgroup {path} in every cgroup hierarchy"),
             Action::Run { program, args, purpose } => {
                 write!(f, "run {} ({purpose})", shell_words(program, args))
             }

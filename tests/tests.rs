@@ -17,3 +17,5 @@ mod routes_netns;
 mod lab_cluster;
 #[cfg(target_os = "linux")]
 mod lab_routes;
+#[cfg(target_os = "linux")]
+mod start;

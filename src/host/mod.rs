@@ -8,9 +8,9 @@ mod linux;
 mod windows;
 
 #[cfg(unix)]
-pub use linux::{Native, RouteTable, facts, replace_file, set_executable, windows_build};
+pub use linux::{Native, RouteTable, facts, process, replace_file, set_executable, windows_build};
 #[cfg(windows)]
-pub use windows::{Native, RouteTable, facts, replace_file, set_executable, windows_build};
+pub use windows::{Native, RouteTable, facts, process, replace_file, set_executable, windows_build};
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +30,10 @@ pub enum HostError {
     Spawn { program: String, source: std::io::Error },
     #[error("cannot {op}{}: {message}", route.as_ref().map(|r| format!(" {r}")).unwrap_or_default())]
     Routing { op: &'static str, route: Option<String>, message: String },
+    #[error("cannot send {signal} to process {pid}: {message}")]
+    Signal { pid: u32, signal: &'static str, message: String },
+    #[error("{what} is not supported on this host")]
+    Unsupported { what: String },
     #[error("`{command}` failed with exit code {}: {}", status.map_or("none (killed)".to_string(), |s| s.to_string()), stderr.trim())]
     CommandFailed { command: String, status: Option<i32>, stderr: String },
 }
@@ -42,4 +46,8 @@ pub trait Host {
     /// Removes a file or a directory tree; a missing path is not an error.
     fn remove_path(&mut self, path: &Path) -> Result<(), HostError>;
     fn run(&mut self, program: &str, args: &[String]) -> Result<CommandOutput, HostError>;
+    /// Creates `path` (`/wkjoin`) in every cgroup hierarchy; hosts without cgroups refuse.
+    fn create_cgroup(&mut self, path: &str) -> Result<(), HostError> {
+        Err(HostError::Unsupported { what: format!("creating cgroup {path}") })
+    }
 }

@@ -1,6 +1,8 @@
 //! `wkjoin start`: kubelet and kube-proxy as services, with flags generated from the settings and the
 //! installed binary's version (the version table in the reference).
 
+pub mod supervisor;
+
 use crate::layout::{Layout, Os};
 use crate::network;
 use crate::plan::{Action, Contents, Plan, Restart, ServiceSpec, Step};
@@ -29,6 +31,11 @@ pub fn kubelet_args(s: &Settings, v: KubeVersion, pause_image: &str) -> Vec<Stri
     if let Some(ip) = s.node_ip {
         a.push(format!("--node-ip={ip}"));
     }
+    // The kubelet API (exec, logs, metrics) only for callers the API server vouches for.
+    a.push("--anonymous-auth=false".into());
+    a.push("--authentication-token-webhook=true".into());
+    a.push("--authorization-mode=Webhook".into());
+    a.push(format!("--client-ca-file={}", cluster_ca_file(&l)));
     if !v.at_least(1, 15) {
         a.push("--allow-privileged=true".into());
     }
@@ -56,6 +63,9 @@ pub fn kubelet_args(s: &Settings, v: KubeVersion, pause_image: &str) -> Vec<Stri
         Os::Linux => {
             // Namespaced lab nodes share one filesystem, so the kubelet's state lives under wkjoin's root.
             a.push(format!("--root-dir={}", l.kubelet_dir()));
+            if let Some(root) = &s.cgroup_root {
+                a.push(format!("--cgroup-root={root}"));
+            }
         }
         Os::Windows => {
             a.push("--resolv-conf=".into());
@@ -67,7 +77,46 @@ pub fn kubelet_args(s: &Settings, v: KubeVersion, pause_image: &str) -> Vec<Stri
         }
     }
     a.push("--v=2".into());
-    a
+    with_extra_flags(a, &s.kubelet_args)
+}
+
+/// Where the cluster CA (from the node's kubeconfig) is written for the kubelet's `--client-ca-file`.
+pub fn cluster_ca_file(l: &Layout) -> String {
+    Layout::new(l.os, l.pki_dir()).join(&["cluster-ca.crt"])
+}
+
+/// The flag name of an extra `--kubelet-arg`/`--kube-proxy-arg` (`name=value`, `--name=value` or `name`).
+pub fn extra_flag_name(arg: &str) -> Option<&str> {
+    let body = arg.trim_start_matches('-');
+    let name = body.split_once('=').map_or(body, |(n, _)| n);
+    let ok = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    ok.then_some(name)
+}
+
+/// Adds the user's extra flags: one with the name of a generated flag replaces it in place, others are appended.
+pub fn with_extra_flags(mut args: Vec<String>, extra: &[String]) -> Vec<String> {
+    let name_of = |a: &str| extra_flag_name(a).map(str::to_string);
+    for e in extra {
+        let Some(name) = name_of(e) else { continue };
+        let flag = format!("--{}", e.trim_start_matches('-'));
+        match args.iter().position(|a| name_of(a).as_deref() == Some(name.as_str())) {
+            Some(i) => {
+                args[i] = flag;
+                let mut j = i + 1;
+                while j < args.len() {
+                    if name_of(&args[j]).as_deref() == Some(name.as_str()) {
+                        args.remove(j);
+                    } else {
+                        j += 1;
+                    }
+                }
+            }
+            None => args.push(flag),
+        }
+    }
+    args
 }
 
 /// Services under the SCM have no console: klog writes to a size-capped file (flag removed in 1.26).
@@ -100,7 +149,7 @@ pub fn kube_proxy_args(s: &Settings, v: KubeVersion) -> (Vec<String>, BTreeMap<S
         }
     }
     a.push("--v=2".into());
-    (a, env)
+    (with_extra_flags(a, &s.kube_proxy_args), env)
 }
 
 fn service(
@@ -161,6 +210,14 @@ pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &st
         return plan;
     };
     plan.push(Action::CreateDir { path: l.log_dir() });
+    plan.push(Action::WriteFile {
+        path: cluster_ca_file(&l),
+        contents: Contents::ClusterCa { kubeconfig: l.kubeconfig() },
+        private: false,
+    });
+    if let (Os::Linux, Some(root)) = (s.os, &s.cgroup_root) {
+        plan.push(Action::CreateCgroup { path: root.clone() });
+    }
     if s.os == Os::Windows {
         plan.push(Action::AllowFirewallPort { rule: "wkjoin kubelet API".into(), protocol: "tcp".into(), port: 10250 });
     }
@@ -230,6 +287,45 @@ mod tests {
         assert!(!has(&v127, "--pod-infra-container-image") && !has(&v127, "--container-runtime"));
         assert!(v127.contains(&"--container-runtime-endpoint=npipe:////./pipe/containerd-containerd".to_string()));
         assert!(v127.contains(&"--resolv-conf=".to_string()) && v127.contains(&"--windows-service".to_string()));
+    }
+
+    #[test]
+    fn linux_kubelet_serves_only_authenticated_callers_under_its_own_roots() {
+        let p = PartialSettings {
+            node_name: Some("worker-1".into()),
+            cgroup_root: Some("/wkjlab-worker-1".into()),
+            pause_image: Some("wkjoin.local/pause:1.0".into()),
+            kubelet_arg: Some(vec!["resolv-conf=/etc/lab.conf".into(), "--v=4".into(), "fail-swap-on=false".into()]),
+            ..Default::default()
+        };
+        let s = resolve(Os::Linux, Some("/srv/w1"), &[(Origin::CommandLine, &p)], &HostFacts::default()).unwrap();
+        let a = kubelet_args(&s, KubeVersion::new(1, 20, 2), &s.pause_image);
+        for f in [
+            "--anonymous-auth=false",
+            "--authorization-mode=Webhook",
+            "--client-ca-file=/srv/w1/pki/cluster-ca.crt",
+            "--root-dir=/srv/w1/kubelet",
+            "--cgroup-root=/wkjlab-worker-1",
+            "--pod-infra-container-image=wkjoin.local/pause:1.0",
+            "--resolv-conf=/etc/lab.conf",
+            "--fail-swap-on=false",
+        ] {
+            assert!(a.contains(&f.to_string()), "{f} missing from {a:?}");
+        }
+        // An extra flag replaces wkjoin's own of the same name, in place.
+        assert_eq!(a.iter().filter(|x| x.starts_with("--v=")).collect::<Vec<_>>(), ["--v=4"]);
+        let plan = plan(&s, Some(KubeVersion::new(1, 20, 2)), &s.pause_image);
+        assert!(plan.actions.contains(&Action::CreateCgroup { path: "/wkjlab-worker-1".into() }));
+    }
+
+    #[test]
+    fn extra_flags_override_or_append() {
+        let base = vec!["--a=1".to_string(), "--b".into(), "--a=2".into()];
+        let out = with_extra_flags(base, &["a=3".into(), "--c=x=y".into(), "b=false".into()]);
+        assert_eq!(out, ["--a=3", "--b=false", "--c=x=y"]);
+        assert_eq!(extra_flag_name("--node-labels=a=b"), Some("node-labels"));
+        assert_eq!(extra_flag_name("=x"), None);
+        assert_eq!(extra_flag_name("a b=c"), None);
     }
 
     #[test]

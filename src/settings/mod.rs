@@ -52,6 +52,12 @@ pub struct PartialSettings {
     pub runtime_endpoint: Option<String>,
     pub mirror: Option<String>,
     pub cni_bin_dir: Option<String>,
+    pub pause_image: Option<String>,
+    pub cgroup_root: Option<String>,
+    /// Extra kubelet flags (`name=value`), appended or overriding wkjoin's own.
+    pub kubelet_arg: Option<Vec<String>>,
+    /// Extra kube-proxy flags (`name=value`), appended or overriding wkjoin's own.
+    pub kube_proxy_arg: Option<Vec<String>>,
 }
 
 /// Where a layer came from, so errors can say which value to fix.
@@ -105,6 +111,12 @@ pub struct Settings {
     pub runtime_endpoint: Option<String>,
     pub mirror: String,
     pub cni_bin_dir: String,
+    /// The pod infrastructure image the kubelet (and `wkjoin pause`) use.
+    pub pause_image: String,
+    /// The kubelet's cgroup root (Linux; kubelets sharing one machine need one each).
+    pub cgroup_root: Option<String>,
+    pub kubelet_args: Vec<String>,
+    pub kube_proxy_args: Vec<String>,
     #[serde(skip)]
     pub origins: Origins,
 }
@@ -215,6 +227,16 @@ pub fn resolve(
         runtime_endpoint,
         mirror: or_default(pick(layers, |l| l.mirror.clone()), DEFAULT_MIRROR.to_string()).value,
         cni_bin_dir,
+        pause_image: pick(layers, |l| l.pause_image.clone())
+            .map(|s| s.value)
+            .unwrap_or_else(|| crate::image::default_pause_image(os, runtime).to_string()),
+        cgroup_root: pick(layers, |l| l.cgroup_root.clone()).map(|s| s.value),
+        kubelet_args: pick(layers, |l| l.kubelet_arg.clone().filter(|v| !v.is_empty()))
+            .map(|s| s.value)
+            .unwrap_or_default(),
+        kube_proxy_args: pick(layers, |l| l.kube_proxy_arg.clone().filter(|v| !v.is_empty()))
+            .map(|s| s.value)
+            .unwrap_or_default(),
         origins: Origins {
             cluster_cidr: Some(cluster_cidr.origin),
             service_cidr: Some(service_cidr.origin),

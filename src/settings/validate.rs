@@ -29,6 +29,12 @@ pub enum SettingsError {
         "--runtime docker needs Kubernetes < v1.24 (dockershim was removed), but {version} was asked for: use --runtime containerd"
     )]
     DockerRemoved { version: String },
+    #[error(
+        "{flag} `{value}` is not a flag setting: give `name=value` (e.g. {flag} resolv-conf=/etc/resolv.conf), or `name` alone for a boolean flag"
+    )]
+    ExtraArg { flag: &'static str, value: String },
+    #[error("--cgroup-root `{value}` must be an absolute cgroup path such as /wkjoin")]
+    CgroupRoot { value: String },
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
     #[error("cannot read config file {}: {source}", path.display())]
@@ -121,6 +127,21 @@ pub fn validate(s: &Settings) -> Result<(), SettingsError> {
     if s.cluster_domain.trim().is_empty() {
         return Err(SettingsError::Empty { what: "--cluster-domain" });
     }
+    if s.pause_image.trim().is_empty() {
+        return Err(SettingsError::Empty { what: "--pause-image" });
+    }
+    if let Some(root) = &s.cgroup_root
+        && (!root.starts_with('/') || root.contains(char::is_whitespace) || root.contains("/../"))
+    {
+        return Err(SettingsError::CgroupRoot { value: root.clone() });
+    }
+    for (flag, args) in [("--kubelet-arg", &s.kubelet_args), ("--kube-proxy-arg", &s.kube_proxy_args)] {
+        for a in args.iter() {
+            if crate::services::extra_flag_name(a).is_none() {
+                return Err(SettingsError::ExtraArg { flag, value: a.clone() });
+            }
+        }
+    }
     if s.runtime == Runtime::Docker
         && let Some(v) = s.kubernetes_version.exact()
         && v.at_least(1, 24)
@@ -202,6 +223,20 @@ mod tests {
         let p = PartialSettings { node_name: Some("Win_Node1".into()), ..Default::default() };
         let msg = resolve_with(p, &[]).unwrap_err().to_string();
         assert!(msg.contains("use `win-node1`"), "{msg}");
+    }
+
+    #[test]
+    fn extra_args_need_a_flag_name_and_cgroup_roots_are_absolute() {
+        let p = PartialSettings { kubelet_arg: Some(vec!["=x".into()]), ..Default::default() };
+        let msg = resolve_with(p, &[]).unwrap_err().to_string();
+        assert!(msg.contains("--kubelet-arg `=x`"), "{msg}");
+        let p = PartialSettings {
+            kube_proxy_arg: Some(vec!["--v=4".into(), "masquerade-all".into()]),
+            ..Default::default()
+        };
+        assert_eq!(resolve_with(p, &[]).unwrap().kube_proxy_args, ["--v=4", "masquerade-all"]);
+        let p = PartialSettings { cgroup_root: Some("wkjoin".into()), ..Default::default() };
+        assert!(matches!(resolve_with(p, &[]), Err(SettingsError::CgroupRoot { .. })));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The Linux host: files with Unix permissions, processes, routes, and host facts from the kernel.
 
+pub mod process;
 mod routes;
 
 pub use routes::RouteTable;
@@ -36,6 +37,42 @@ impl Host for Native {
     fn run(&mut self, program: &str, args: &[String]) -> Result<CommandOutput, HostError> {
         files::run(program, args)
     }
+
+    /// As `scripts/lab`'s make_cgroup_root: the path in every v1 hierarchy (cpuset filled from its parent, or
+    /// tasks could not join it) and in the unified v2 tree.
+    fn create_cgroup(&mut self, path: &str) -> Result<(), HostError> {
+        create_cgroup_under(Path::new("/sys/fs/cgroup"), path)
+    }
+}
+
+fn create_cgroup_under(base: &Path, path: &str) -> Result<(), HostError> {
+    let rel = path.trim_start_matches('/');
+    let mut roots = Vec::new();
+    if base.join("cgroup.procs").exists() {
+        // cgroup v2 only: one unified tree (its subdirectories are cgroups, not hierarchies).
+        roots.push(base.to_path_buf());
+    } else if let Ok(entries) = std::fs::read_dir(base) {
+        for e in entries.flatten() {
+            let p = e.path();
+            // Skip the v1 "name=systemd"-style links (cpu -> cpu,cpuacct) that point at a hierarchy we visit.
+            if p.is_dir() && !e.file_type().is_ok_and(|t| t.is_symlink()) && p.join("cgroup.procs").exists() {
+                roots.push(p);
+            }
+        }
+    }
+    for root in roots {
+        let dir = root.join(rel);
+        files::create_dir(&dir)?;
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let (mine, parent) = (dir.join(f), root.join(f));
+            if std::fs::read_to_string(&mine).is_ok_and(|v| v.trim().is_empty())
+                && let Ok(v) = std::fs::read_to_string(&parent)
+            {
+                std::fs::write(&mine, v.trim()).map_err(io_error("fill", &mine))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Hostname, interface addresses and CNI plugin directories of this host.
@@ -101,6 +138,21 @@ pub fn windows_build() -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroups_go_into_every_v1_hierarchy_with_cpusets_filled() {
+        let base = tempfile::tempdir().unwrap();
+        for h in ["cpuset", "memory"] {
+            std::fs::create_dir(base.path().join(h)).unwrap();
+            std::fs::write(base.path().join(h).join("cgroup.procs"), "").unwrap();
+        }
+        std::fs::write(base.path().join("cpuset/cpuset.cpus"), "0-1\n").unwrap();
+        std::fs::create_dir_all(base.path().join("cpuset/wkj")).unwrap();
+        std::fs::write(base.path().join("cpuset/wkj/cpuset.cpus"), "").unwrap();
+        create_cgroup_under(base.path(), "/wkj").unwrap();
+        assert!(base.path().join("memory/wkj").is_dir());
+        assert_eq!(std::fs::read_to_string(base.path().join("cpuset/wkj/cpuset.cpus")).unwrap(), "0-1");
+    }
 
     #[test]
     fn private_files_are_owner_only_and_others_world_readable() {
