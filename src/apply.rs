@@ -45,6 +45,7 @@ pub fn apply(plan: &Plan, os: Os, host: &mut impl Host) -> Result<(), ApplyError
             }
             Action::RemovePath { path } => host.remove_path(Path::new(path)).map_err(wrap)?,
             Action::CreateCgroup { path } => host.create_cgroup(path).map_err(wrap)?,
+            Action::InstallSelf { path } => install_self(Path::new(path)).map_err(wrap)?,
             Action::Run { program, args, .. } => {
                 let out = host.run(program, args).map_err(wrap)?;
                 if out.status != Some(0) {
@@ -62,4 +63,25 @@ pub fn apply(plan: &Plan, os: Os, host: &mut impl Host) -> Result<(), ApplyError
         }
     }
     Ok(())
+}
+
+/// Copies the running executable to `target` unless it already holds the same bytes; the copy is staged
+/// beside the target and renamed over it, so the target is never half-written.
+fn install_self(target: &Path) -> Result<(), HostError> {
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| HostError::Io { op, path, source }
+    };
+    let me = std::env::current_exe().map_err(io("find", Path::new("the running wkjoin executable")))?;
+    let mine = std::fs::read(&me).map_err(io("read", &me))?;
+    if std::fs::read(target).is_ok_and(|theirs| theirs == mine) {
+        return Ok(());
+    }
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    }
+    let staged = target.with_extension("new");
+    std::fs::write(&staged, &mine).map_err(io("write", &staged))?;
+    crate::host::set_executable(&staged)?;
+    crate::host::replace_file(&staged, target, None)
 }

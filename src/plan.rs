@@ -171,6 +171,10 @@ pub enum Action {
     DeleteRoute {
         route: crate::routes::Route,
     },
+    /// Copy the running wkjoin executable to `path` (a service runs it from there).
+    InstallSelf {
+        path: String,
+    },
     InstallService(ServiceSpec),
     StartService {
         name: String,
@@ -258,6 +262,7 @@ impl fmt::Display for Action {
             Action::AddRoute { route } => write!(f, "add route {route}"),
             Action::ReplaceRoute { from, to } => write!(f, "replace route {from} with {to}"),
             Action::DeleteRoute { route } => write!(f, "delete route {route}"),
+            Action::InstallSelf { path } => write!(f, "install this wkjoin executable as {path}"),
             Action::InstallService(s) => write!(f, "install service {} ({})", s.name, s.description),
             Action::StartService { name } => write!(f, "start service {name}"),
             Action::StopService { name } => write!(f, "stop service {name}"),

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 
 pub const KUBELET: &str = "kubelet";
 pub const KUBE_PROXY: &str = "kube-proxy";
+/// The service that keeps this node's host-gateway routes in sync with the Node list.
+pub const ROUTES_WATCHER: &str = "wkjoin-routes";
 /// How long the controller manager gets to allocate a pod CIDR.
 pub const POD_CIDR_TIMEOUT_SECS: u64 = 120;
 /// Windows pods and images start slowly; the node itself should be Ready well within this.
@@ -250,9 +252,46 @@ pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &st
         env,
         vec![KUBELET.into()],
     )))
-    .push(Action::StartService { name: KUBE_PROXY.into() })
-    .push(Action::AwaitNodeReady { node: s.node_name.clone(), timeout_secs: NODE_READY_TIMEOUT_SECS });
+    .push(Action::StartService { name: KUBE_PROXY.into() });
+    // wkjoin installs itself beside the node binaries: its service must not depend on where it was run from.
+    let wkjoin = l.binary("wkjoin");
+    let mut watcher = service(
+        s,
+        ROUTES_WATCHER,
+        "wkjoin host-gateway routes watcher",
+        routes_watcher_args(s),
+        BTreeMap::new(),
+        vec![],
+    );
+    watcher.program = wkjoin.clone();
+    plan.push(Action::InstallSelf { path: wkjoin })
+        .push(Action::InstallService(watcher))
+        .push(Action::StartService { name: ROUTES_WATCHER.into() })
+        .push(Action::AwaitNodeReady { node: s.node_name.clone(), timeout_secs: NODE_READY_TIMEOUT_SECS });
     plan
+}
+
+/// `wkjoin routes --watch` for this node: new nodes get routes, departed ones lose them, and the recorded
+/// routes are restored when it starts (after a reboot).
+pub fn routes_watcher_args(s: &Settings) -> Vec<String> {
+    let l = s.layout();
+    let mut a = vec![
+        "routes".to_string(),
+        "--watch".into(),
+        format!("--root-dir={}", l.root),
+        format!("--kubeconfig={}", l.kubeconfig()),
+        format!("--node-name={}", s.node_name),
+        format!("--cluster-cidr={}", s.cluster_cidr),
+        format!("--service-cidr={}", s.service_cidr),
+        format!("--network-name={}", s.network_name),
+    ];
+    if let Some(ip) = s.node_ip {
+        a.push(format!("--node-ip={ip}"));
+    }
+    if let Some(i) = &s.interface {
+        a.push(format!("--interface={i}"));
+    }
+    a
 }
 
 #[cfg(test)]
