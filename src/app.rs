@@ -186,7 +186,17 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             crate::start::start(&s, g.kubeconfig.as_deref(), *foreground).await?;
             Ok(exit::OK)
         }
-        Command::Join { image_archive, next_hop, no_validate, node, dry, out } => {
+        Command::Join {
+            image_archive,
+            next_hop,
+            no_validate,
+            validate_kubeconfig,
+            sample_image,
+            probe_image,
+            node,
+            dry,
+            out,
+        } => {
             let s = resolve_settings(g, node, dry.dry_run).await?;
             let inputs = JoinInputs {
                 kubeconfig: g.kubeconfig.as_ref().map(|p| p.display().to_string()),
@@ -196,7 +206,34 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
                 validate: !no_validate,
             };
             let plans = crate::join::plan(&s, &inputs)?;
-            step_command("join", &s, plans, dry.dry_run, out.output)
+            if dry.dry_run {
+                return step_command("join", &s, plans, true, out.output);
+            }
+            let started = std::time::Instant::now();
+            let opts = crate::join::run::Options {
+                kubeconfig: inputs.kubeconfig.clone(),
+                context: g.context.clone(),
+                image_archive: image_archive.clone(),
+                next_hop: *next_hop,
+                windows_build: inputs.windows_build,
+                quiet: g.quiet,
+            };
+            let steps = match crate::join::run::run(&s, &opts, &plans).await {
+                Ok(steps) => steps,
+                Err(e) => {
+                    eprintln!("error: {}", e);
+                    return Ok(e.exit_code());
+                }
+            };
+            let changed = steps.iter().filter(|r| r.changed).count();
+            println!(
+                "node {} joined in {:.1}s: {}",
+                s.node_name,
+                started.elapsed().as_secs_f64(),
+                if changed == 0 { "nothing changed".to_string() } else { format!("{changed} steps changed the host") }
+            );
+            let _ = (validate_kubeconfig, sample_image, probe_image, no_validate);
+            Ok(exit::OK)
         }
         Command::Preflight { .. } => Err(AppError::NotAvailable { command: "preflight" }),
         Command::Validate { .. } => Err(AppError::NotAvailable { command: "validate" }),

@@ -319,6 +319,16 @@ same plan and a live supervisor changes nothing; a changed plan restarts the ser
         /// Stop after the node is Ready, without the connectivity matrix
         #[arg(long)]
         no_validate: bool,
+        /// Credentials for the connectivity matrix, which creates a namespace, pods and a Service (the node's
+        /// own credentials may not); without them the matrix is skipped with a note
+        #[arg(long, value_name = "FILE")]
+        validate_kubeconfig: Option<PathBuf>,
+        /// The matrix's sample web server image (answers HTTP on :80)
+        #[arg(long, value_name = "IMAGE")]
+        sample_image: Option<String>,
+        /// The matrix's probe image (ping, wget, nslookup)
+        #[arg(long, value_name = "IMAGE")]
+        probe_image: Option<String>,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]

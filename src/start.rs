@@ -120,7 +120,7 @@ fn last_lines(path: &str, n: usize) -> String {
     format!("; last lines of {path}:{}", tail.collect::<String>())
 }
 
-async fn client_for(path: &Path) -> Result<kube::Client, StartError> {
+pub async fn client_for(path: &Path) -> Result<kube::Client, StartError> {
     let err = |message: String| StartError::Kubeconfig { path: path.display().to_string(), message };
     let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
     let mut config =
@@ -187,8 +187,17 @@ pub async fn supervise_main(l: &Layout) -> Result<(), StartError> {
     Ok(run.await?)
 }
 
+/// Whether `start` changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// The services already ran with this plan.
+    Unchanged,
+    /// The services were (re)started and the node reported Ready since.
+    Started,
+}
+
 /// Runs the start plan on this host and waits for the node to be Ready.
-pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) -> Result<(), StartError> {
+pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) -> Result<StartOutcome, StartError> {
     let l = s.layout();
     let paths = Paths::new(&l);
     if !foreground && process::systemd_is_init() {
@@ -214,7 +223,7 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
             println!(
                 "unchanged: kubelet {version} and kube-proxy already run under the wkjoin supervisor (pid {pid}) with this plan"
             );
-            return Ok(());
+            return Ok(StartOutcome::Unchanged);
         }
         println!("the start plan changed (or --foreground was asked for): stopping the running services first");
         stop(&l).await?;
@@ -293,7 +302,7 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
         }
         println!("stopped kubelet and kube-proxy");
     }
-    Ok(())
+    Ok(StartOutcome::Started)
 }
 
 fn plan_has_service(plan: &Plan, spec: &ServiceSpec) -> bool {

@@ -1,5 +1,7 @@
 //! The pipeline: fetch → pause → config → routes → start → validate, as one list of plans.
 
+pub mod run;
+
 use crate::plan::{NextHop, Plan};
 use crate::settings::Settings;
 use crate::{config, fetch, image, routes, services, validate};
