@@ -9,9 +9,10 @@ use crate::image::ImageError;
 use crate::join::JoinInputs;
 use crate::layout::{Layout, Os};
 use crate::plan::{Plan, Step, render_all};
+use crate::preflight::PreflightError;
 use crate::settings::{self, DiscoverError, Origin, PartialSettings, Settings, SettingsError};
 use crate::state::{State, StateError};
-use crate::{fetch, image, kubeconfig, services};
+use crate::{fetch, image, kubeconfig, preflight, services};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub enum AppError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
+    #[error(transparent)]
     Reconcile(#[from] crate::reconcile::ReconcileError),
     #[error("cannot load kubeconfig{}: {source} (give --kubeconfig FILE or set KUBECONFIG)", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Kubeconfig { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
@@ -57,6 +60,7 @@ impl AppError {
             AppError::Apply(ApplyError::ForeignOs { .. }) => exit::USAGE,
             AppError::Fetch(FetchError::ForeignRoot { .. }) => exit::USAGE,
             AppError::NotAvailable { .. } => exit::NOT_AVAILABLE,
+            AppError::Preflight(_) => exit::USAGE,
             _ => exit::FAILED,
         }
     }
@@ -121,7 +125,29 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             let plans = crate::join::plan(&s, &inputs)?;
             step_command("join", &s, plans, dry.dry_run, out.output)
         }
-        Command::Preflight { .. } => Err(AppError::NotAvailable { command: "preflight" }),
+        Command::Preflight { hyperv_isolation, node, out } => {
+            // An unreachable cluster is a failed check, not an error: discover as leniently as --dry-run does.
+            let s = resolve_settings(g, node, true).await?;
+            if s.os != Os::host() {
+                return Err(PreflightError::ForeignOs { os: s.os, host: Os::host() }.into());
+            }
+            let state = State::load(std::path::Path::new(&s.layout().state_file())).ok().flatten();
+            let api = match kube_config(g).await {
+                Ok(config) => {
+                    let server = Some(config.cluster_url.to_string());
+                    match kube::Client::try_from(config) {
+                        Ok(c) => preflight::probe_api(&c, server).await,
+                        Err(e) => preflight::facts::Api::Unreachable { server, reason: e.to_string() },
+                    }
+                }
+                Err(e) => preflight::facts::Api::NoKubeconfig { reason: e.to_string() },
+            };
+            let facts = preflight::gather_host(&s, state.as_ref(), api);
+            let checks = preflight::evaluate(&facts, &s, &preflight::Options { hyperv_isolation: *hyperv_isolation });
+            let report = preflight::Report::new(&s, checks);
+            preflight::print(&report, out.output)?;
+            Ok(if report.ok { exit::OK } else { exit::VALIDATION_FAILED })
+        }
         Command::Validate { .. } => Err(AppError::NotAvailable { command: "validate" }),
         Command::Reset { dry, .. } => {
             let _ = dry;
@@ -200,6 +226,12 @@ async fn discover(g: &GlobalArgs, dry_run: bool) -> Result<Option<PartialSetting
 
 /// The one kube client of a run.
 pub async fn client(g: &GlobalArgs) -> Result<kube::Client, AppError> {
+    let config = kube_config(g).await?;
+    kube::Client::try_from(config).map_err(|e| AppError::Kubeconfig { path: g.kubeconfig.clone(), source: Box::new(e) })
+}
+
+/// The client configuration from --kubeconfig/--context (or $KUBECONFIG, ~/.kube/config, in-cluster).
+pub async fn kube_config(g: &GlobalArgs) -> Result<kube::Config, AppError> {
     let opts = kube::config::KubeConfigOptions { context: g.context.clone(), ..Default::default() };
     let err =
         |source: Box<dyn std::error::Error + Send + Sync>| AppError::Kubeconfig { path: g.kubeconfig.clone(), source };
@@ -212,7 +244,7 @@ pub async fn client(g: &GlobalArgs) -> Result<kube::Client, AppError> {
     };
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
-    kube::Client::try_from(config).map_err(|e| err(Box::new(e)))
+    Ok(config)
 }
 
 #[derive(Serialize)]

@@ -180,6 +180,9 @@ impl NodeArgs {
 pub enum Command {
     /// Check the host and the cluster before joining; every check prints pass/warn/fail and the fix
     Preflight {
+        /// Pods will run with Hyper-V isolation: also require the Hyper-V feature
+        #[arg(long)]
+        hyperv_isolation: bool,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]

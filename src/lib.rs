@@ -14,6 +14,7 @@ pub mod kubeconfig;
 pub mod layout;
 pub mod network;
 pub mod plan;
+pub mod preflight;
 pub mod reconcile;
 pub mod routes;
 pub mod services;

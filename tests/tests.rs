@@ -7,6 +7,7 @@ mod apply;
 mod cli;
 mod fetch;
 mod plan;
+mod preflight;
 mod status;
 // Real kernel routing tables need Linux network namespaces.
 #[cfg(target_os = "linux")]

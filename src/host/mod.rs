@@ -8,7 +8,11 @@ mod linux;
 mod windows;
 
 #[cfg(unix)]
+pub use linux::probe;
+#[cfg(unix)]
 pub use linux::{Native, RouteTable, facts, replace_file, set_executable, windows_build};
+#[cfg(windows)]
+pub use windows::probe;
 #[cfg(windows)]
 pub use windows::{Native, RouteTable, facts, replace_file, set_executable, windows_build};
 
