@@ -10,6 +10,7 @@ use crate::join::JoinInputs;
 use crate::layout::{Layout, Os};
 use crate::plan::{Plan, Step, render_all};
 use crate::preflight::PreflightError;
+use crate::reset::{self, ResetError, ResetOptions};
 use crate::settings::{self, DiscoverError, Origin, PartialSettings, Settings, SettingsError};
 use crate::state::{State, StateError};
 use crate::{fetch, image, kubeconfig, preflight, services};
@@ -44,6 +45,8 @@ pub enum AppError {
     #[error(transparent)]
     Preflight(#[from] crate::preflight::PreflightError),
     #[error(transparent)]
+    Reset(#[from] ResetError),
+    #[error(transparent)]
     Reconcile(#[from] crate::reconcile::ReconcileError),
     #[error("cannot load kubeconfig{}: {source} (give --kubeconfig FILE or set KUBECONFIG)", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Kubeconfig { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
@@ -61,6 +64,7 @@ impl AppError {
             AppError::Fetch(FetchError::ForeignRoot { .. }) => exit::USAGE,
             AppError::NotAvailable { .. } => exit::NOT_AVAILABLE,
             AppError::Preflight(_) => exit::USAGE,
+            AppError::Reset(ResetError::ForeignOs { .. }) => exit::USAGE,
             _ => exit::FAILED,
         }
     }
@@ -149,9 +153,34 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             Ok(if report.ok { exit::OK } else { exit::VALIDATION_FAILED })
         }
         Command::Validate { .. } => Err(AppError::NotAvailable { command: "validate" }),
-        Command::Reset { dry, .. } => {
-            let _ = dry;
-            Err(AppError::NotAvailable { command: "reset" })
+        Command::Reset { delete_node, purge, node, dry } => {
+            // Reset must work with the cluster down: discover leniently.
+            let s = resolve_settings(g, node, true).await?;
+            if s.os != Os::host() {
+                return Err(ResetError::ForeignOs { os: s.os, host: Os::host() }.into());
+            }
+            let opts = ResetOptions { delete_node: *delete_node, purge: *purge };
+            let kubeconfig = g.kubeconfig.as_ref().map(|p| p.display().to_string());
+            let observed = reset::observe(&s, kubeconfig.as_deref(), &opts).await?;
+            let plan = reset::plan(&s, &observed, &opts);
+            let mut stdout = std::io::stdout().lock();
+            if plan.actions.is_empty() {
+                writeln!(stdout, "{}", plan.summary)?;
+                return Ok(exit::OK);
+            }
+            if dry.dry_run {
+                let header = format!("wkjoin reset plan for node {} ({}, root {})", s.node_name, s.os, s.root_dir);
+                stdout.write_all(render_all(&header, &[plan]).as_bytes())?;
+                return Ok(exit::OK);
+            }
+            reset::apply(&plan, s.os).await?;
+            writeln!(
+                stdout,
+                "reset node {}: {} actions done; nothing of wkjoin's is left",
+                s.node_name,
+                plan.actions.len()
+            )?;
+            Ok(exit::OK)
         }
         Command::Status { out } => status(g, out.output),
         Command::Completions { shell } => {

@@ -281,6 +281,12 @@ downloads nothing.")]
     },
     /// Undo a join: services, routes, pod network, binaries and config (the download cache is kept)
     Reset {
+        /// Delete the Node object from the cluster (default: mark it NotReady)
+        #[arg(long)]
+        delete_node: bool,
+        /// Also remove the download cache
+        #[arg(long)]
+        purge: bool,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]

@@ -16,6 +16,7 @@ pub mod network;
 pub mod plan;
 pub mod preflight;
 pub mod reconcile;
+pub mod reset;
 pub mod routes;
 pub mod services;
 pub mod settings;

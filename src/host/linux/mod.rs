@@ -1,5 +1,6 @@
 //! The Linux host: files with Unix permissions, processes, routes, and host facts from the kernel.
 
+pub mod cleanup;
 pub mod probe;
 mod routes;
 

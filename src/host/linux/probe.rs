@@ -138,6 +138,11 @@ pub fn process_program(pid: u32) -> Option<String> {
     program_of(pid)
 }
 
+/// Linux nodes run the services under `wkjoin start`'s supervisor: no service manager entries.
+pub fn installed_services(_names: &[&str]) -> Vec<String> {
+    Vec::new()
+}
+
 /// Mount points at or below `dir`, deepest first (the order to unmount them in).
 pub fn mounts_under(dir: &str) -> Vec<String> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();

@@ -1,5 +1,6 @@
 //! The Windows host: files with ACLs, processes, routes, and host facts. Thin: decisions are made elsewhere.
 
+pub mod cleanup;
 pub mod probe;
 mod routes;
 

@@ -90,6 +90,11 @@ fn service_installed(name: &str) -> Option<bool> {
     key_exists(&format!("SYSTEM\\CurrentControlSet\\Services\\{name}"))
 }
 
+/// Which of the named SCM services are installed.
+pub fn installed_services(names: &[&str]) -> Vec<String> {
+    names.iter().filter(|n| service_installed(n) == Some(true)).map(|n| n.to_string()).collect()
+}
+
 /// (Containers, Hyper-V): judged by the services each feature installs (hns + vmcompute, vmms).
 pub fn windows_features() -> (Feature, Feature) {
     let feature = |found: Option<bool>| match found {
