@@ -297,8 +297,14 @@ pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOp
             }
         }
         o.mounts = probe::mounts_under(&l.kubelet_dir());
-        if let Some(addr) = s.runtime_endpoint.as_deref().and_then(|e| e.strip_prefix("unix://")) {
-            (o.containers, o.netns) = containers(addr);
+        if let Some(endpoint) = s.runtime_endpoint.as_deref()
+            && let Some(addr) = endpoint.strip_prefix("unix://")
+        {
+            if probe::runtime_endpoint(endpoint) == crate::preflight::facts::Endpoint::Reachable {
+                (o.containers, o.netns) = containers(addr);
+            } else {
+                tracing::warn!("the container runtime at {endpoint} does not answer: pods (if any) are not removed");
+            }
         }
     }
     let installed = l.kubeconfig();
@@ -335,7 +341,7 @@ fn supervisors(run_dir: &str) -> Vec<Process> {
 /// Containers in the CRI namespace (through `ctr`), and the network namespaces their specs name.
 fn containers(address: &str) -> (Vec<String>, Vec<String>) {
     let ctr = |args: &[&str]| {
-        let mut a = vec!["--address".to_string(), address.to_string(), "-n".into(), CRI_NAMESPACE.into()];
+        let mut a = ctr_args(address, CRI_NAMESPACE);
         a.extend(args.iter().map(|s| s.to_string()));
         host::Native.run("ctr", &a).ok().filter(|o| o.status == Some(0)).map(|o| o.stdout)
     };
@@ -373,9 +379,13 @@ fn host_err(action: &Action) -> impl FnOnce(HostError) -> ResetError + '_ {
     move |source| ResetError::Host { action: action.to_string(), source }
 }
 
+fn ctr_args(address: &str, namespace: &str) -> Vec<String> {
+    ["--address", address, "--connect-timeout", "5s", "-n", namespace].map(String::from).to_vec()
+}
+
 /// Runs `ctr` and accepts "not found" as done.
 fn ctr_idempotent(address: &str, namespace: &str, args: &[&str]) -> Result<(), HostError> {
-    let mut a = vec!["--address".to_string(), address.to_string(), "-n".into(), namespace.to_string()];
+    let mut a = ctr_args(address, namespace);
     a.extend(args.iter().map(|s| s.to_string()));
     let out = host::Native.run("ctr", &a)?;
     if out.status == Some(0) || out.stderr.contains("not found") {
@@ -402,6 +412,22 @@ fn not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+async fn mark_not_ready(action: &Action) -> Result<(), ResetError> {
+    let Action::MarkNodeNotReady { node, kubeconfig } = action else { return Ok(()) };
+    let api = node_api(action, kubeconfig).await?;
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let patch = serde_json::json!({ "status": { "conditions": [{
+        "type": "Ready", "status": "False", "reason": "WkjoinReset",
+        "message": "wkjoin reset stopped the kubelet and removed the node's configuration",
+        "lastHeartbeatTime": now, "lastTransitionTime": now,
+    }]}});
+    match api.patch_status(node, &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await {
+        Ok(_) => Ok(()),
+        Err(e) if not_found(&e) => Ok(()),
+        Err(e) => Err(ResetError::Api { action: action.to_string(), message: e.to_string() }),
+    }
+}
+
 /// Applies one action; every action treats "already gone" as success.
 async fn apply_one(action: &Action, os: Os) -> Result<(), ResetError> {
     let h = &mut host::Native;
@@ -425,20 +451,13 @@ async fn apply_one(action: &Action, os: Os) -> Result<(), ResetError> {
                 }))
             }
         }
-        Action::MarkNodeNotReady { node, kubeconfig } => {
-            let api = node_api(action, kubeconfig).await?;
-            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-            let patch = serde_json::json!({ "status": { "conditions": [{
-                "type": "Ready", "status": "False", "reason": "WkjoinReset",
-                "message": "wkjoin reset stopped the kubelet and removed the node's configuration",
-                "lastHeartbeatTime": now, "lastTransitionTime": now,
-            }]}});
-            match api.patch_status(node, &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await
-            {
-                Ok(_) => Ok(()),
-                Err(e) if not_found(&e) => Ok(()),
-                Err(e) => Err(ResetError::Api { action: action.to_string(), message: e.to_string() }),
+        Action::MarkNodeNotReady { .. } => {
+            // Best effort: the node controller marks a silent node NotReady anyway, and a reset must work
+            // with the cluster down or the credentials already broken.
+            if let Err(e) = mark_not_ready(action).await {
+                tracing::warn!("{e}; the node controller will mark it NotReady once its heartbeats stop");
             }
+            Ok(())
         }
         Action::DeleteNode { node, kubeconfig } => {
             let api = node_api(action, kubeconfig).await?;

@@ -11,4 +11,6 @@ mod preflight;
 mod status;
 // Real kernel routing tables need Linux network namespaces.
 #[cfg(target_os = "linux")]
+mod reset_netns;
+#[cfg(target_os = "linux")]
 mod routes_netns;

@@ -143,9 +143,10 @@ pub fn installed_services(_names: &[&str]) -> Vec<String> {
     Vec::new()
 }
 
-/// Mount points at or below `dir`, deepest first (the order to unmount them in).
+/// Mount points at or below `dir`, deepest first (the order to unmount them in), in the calling thread's
+/// mount namespace.
 pub fn mounts_under(dir: &str) -> Vec<String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let text = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap_or_default();
     mounts_in(&text, dir)
 }
 
