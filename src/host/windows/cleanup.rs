@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation::{ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_NOT_ACTIVE, GetLastError};
 use windows_sys::Win32::System::Com::CoTaskMemFree;
-use windows_sys::Win32::System::HostComputeNetwork::{HcnDeleteNetwork, HcnEnumerateNetworks};
+use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
 use windows_sys::Win32::System::Services::{
     CloseServiceHandle, ControlService, DeleteService, OpenSCManagerW, OpenServiceW, QueryServiceStatus,
     SC_MANAGER_CONNECT, SERVICE_CONTROL_STOP, SERVICE_QUERY_STATUS, SERVICE_STATUS, SERVICE_STOP, SERVICE_STOPPED,
@@ -166,15 +166,49 @@ fn hcn_error(op: &'static str, name: &str, hr: i32, record: Option<String>) -> H
     }
 }
 
-/// Deletes every HNS network with this name; none is fine.
+type HcnEnumerateNetworks = unsafe extern "system" fn(
+    windows_sys::core::PCWSTR,
+    *mut windows_sys::core::PWSTR,
+    *mut windows_sys::core::PWSTR,
+) -> windows_sys::core::HRESULT;
+type HcnDeleteNetwork = unsafe extern "system" fn(
+    *const windows_sys::core::GUID,
+    *mut windows_sys::core::PWSTR,
+) -> windows_sys::core::HRESULT;
+
+/// computenetwork.dll, loaded at run time: it only exists with the Containers feature (and not under wine),
+/// and a static import would keep wkjoin.exe from starting at all without it.
+fn hcn() -> Option<(HcnEnumerateNetworks, HcnDeleteNetwork)> {
+    let dll = wide("computenetwork.dll");
+    // SAFETY: a NUL-terminated library name and symbol names; the symbols have the signatures declared above
+    // (as in windows-sys), and the library stays loaded for the life of the process.
+    unsafe {
+        let lib = LoadLibraryW(dll.as_ptr());
+        if lib.is_null() {
+            return None;
+        }
+        let enumerate = GetProcAddress(lib, c"HcnEnumerateNetworks".as_ptr().cast())?;
+        let delete = GetProcAddress(lib, c"HcnDeleteNetwork".as_ptr().cast())?;
+        Some((
+            std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnEnumerateNetworks>(enumerate),
+            std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnDeleteNetwork>(delete),
+        ))
+    }
+}
+
+/// Deletes every HNS network with this name; none (or no HNS at all) is fine.
 pub fn delete_hns_network(name: &str) -> Result<(), HostError> {
+    let Some((hcn_enumerate_networks, hcn_delete_network)) = hcn() else {
+        tracing::debug!("computenetwork.dll is not available: no HNS, so no network {name} to delete");
+        return Ok(());
+    };
     let filter = serde_json::json!({ "Name": name }).to_string();
     let query = serde_json::json!({ "SchemaVersion": { "Major": 2, "Minor": 0 }, "Filter": filter }).to_string();
     let q = wide(&query);
     let mut networks: windows_sys::core::PWSTR = std::ptr::null_mut();
     let mut record: windows_sys::core::PWSTR = std::ptr::null_mut();
     // SAFETY: a NUL-terminated query and two out pointers HCN allocates.
-    let hr = unsafe { HcnEnumerateNetworks(q.as_ptr(), &mut networks, &mut record) };
+    let hr = unsafe { hcn_enumerate_networks(q.as_ptr(), &mut networks, &mut record) };
     let record = take_wide(record);
     if hr < 0 {
         return Err(hcn_error("list HNS networks named", name, hr, record));
@@ -184,7 +218,7 @@ pub fn delete_hns_network(name: &str) -> Result<(), HostError> {
         let Some(guid) = parse_guid(&id) else { continue };
         let mut record: windows_sys::core::PWSTR = std::ptr::null_mut();
         // SAFETY: a GUID we own and an out pointer HCN allocates.
-        let hr = unsafe { HcnDeleteNetwork(&guid, &mut record) };
+        let hr = unsafe { hcn_delete_network(&guid, &mut record) };
         let record = take_wide(record);
         if hr < 0 {
             return Err(hcn_error("delete HNS network", name, hr, record));
