@@ -1,7 +1,8 @@
 //! Runs a parsed command line: resolves settings, computes plans, prints or applies them.
 
 use crate::apply::ApplyError;
-use crate::cli::{Cli, Command, GlobalArgs, NodeArgs, OutputFormat};
+use crate::cli::{Cli, Command, ConfigAction, ConfigCheckArgs, GlobalArgs, NodeArgs, OutputFormat};
+use crate::config::ConfigError;
 use crate::fetch::progress::Progress;
 use crate::fetch::{FetchError, FetchInput, Outcome, Report};
 use crate::host;
@@ -13,7 +14,7 @@ use crate::preflight::PreflightError;
 use crate::reset::{self, ResetError, ResetOptions};
 use crate::settings::{self, DiscoverError, Origin, PartialSettings, Settings, SettingsError};
 use crate::state::{State, StateError};
-use crate::{fetch, image, kubeconfig, preflight, services};
+use crate::{config, fetch, image, preflight, services};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -48,6 +49,10 @@ pub enum AppError {
     Reset(#[from] ResetError),
     #[error(transparent)]
     Reconcile(#[from] crate::reconcile::ReconcileError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("no kubeconfig to install: give it with --from FILE (or --kubeconfig FILE); nothing was changed")]
+    NoConfigSource,
     #[error("cannot load kubeconfig{}: {source} (give --kubeconfig FILE or set KUBECONFIG)", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Kubeconfig { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("`wkjoin {command}` is not available in this build of wkjoin yet (only --dry-run is); nothing was changed")]
@@ -63,6 +68,8 @@ impl AppError {
             AppError::Apply(ApplyError::ForeignOs { .. }) => exit::USAGE,
             AppError::Fetch(FetchError::ForeignRoot { .. }) => exit::USAGE,
             AppError::NotAvailable { .. } => exit::NOT_AVAILABLE,
+            AppError::Config(ConfigError::ChecksFailed { .. }) => exit::VALIDATION_FAILED,
+            AppError::NoConfigSource => exit::USAGE,
             AppError::Preflight(_) => exit::USAGE,
             AppError::Reset(ResetError::ForeignOs { .. }) => exit::USAGE,
             _ => exit::FAILED,
@@ -96,19 +103,54 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             let plan = image::plan(&s, image_archive.as_deref(), host::windows_build())?;
             step_command("pause", &s, vec![plan], dry.dry_run, OutputFormat::Table)
         }
-        Command::Config { from, node, dry } => {
-            let s = resolve_settings(g, node, dry.dry_run).await?;
+        Command::Config { action: Some(action), .. } => config_action(g, action).await,
+        Command::Config { action: None, from, check, node, dry, out } => {
+            // Credentials are checked before wkjoin talks to the cluster with them: no discovery here.
+            let s = layered_settings(g, node, None, false)?;
             let source = from.clone().or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string()));
-            step_command("config", &s, vec![kubeconfig::plan(&s, source.as_deref())], dry.dry_run, OutputFormat::Table)
+            if dry.dry_run {
+                return step_command("config", &s, vec![config::plan(&s, source.as_deref())], true, out.output);
+            }
+            let source = source.ok_or(AppError::NoConfigSource)?;
+            let input = config::Input::parse(&source);
+            let opts = check_options(&s, check);
+            let target = s.layout().kubeconfig();
+            let mut stdout = std::io::stdout().lock();
+            match config::install::run(&input, g.context.as_deref(), &opts, &target, &mut host::Native).await {
+                Ok(done) if out.output != OutputFormat::Table => write_data(&mut stdout, out.output, &done)?,
+                Ok(done) => {
+                    done.report.print(&mut stdout, out.output)?;
+                    match done.outcome {
+                        config::install::Outcome::Installed => {
+                            writeln!(stdout, "installed the credentials as {} (owner-only)", done.path)?
+                        }
+                        config::install::Outcome::Unchanged => {
+                            writeln!(stdout, "unchanged: {} already holds these credentials", done.path)?
+                        }
+                    }
+                }
+                Err(ConfigError::ChecksFailed { report, target }) => {
+                    report.print(&mut stdout, out.output)?;
+                    return Err(ConfigError::ChecksFailed { report, target }.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            Ok(exit::OK)
         }
-        Command::Routes { next_hop, watch, node, dry, out } => {
+        Command::Routes { next_hop, watch, nodes_file, node, dry, out } => {
             let s = resolve_settings(g, node, dry.dry_run).await?;
-            let client = client(g).await?;
-            if *watch {
-                crate::reconcile::watch(&client, &s, *next_hop).await?;
+            if let Some(file) = nodes_file {
+                let report = crate::reconcile::once_from_file(file, &s, *next_hop, dry.dry_run).await?;
+                crate::reconcile::print(&report, out.output, dry.dry_run)?;
                 return Ok(exit::OK);
             }
-            let report = crate::reconcile::once(&client, &s, *next_hop, dry.dry_run).await?;
+            let (client, url) = client_and_url(g).await?;
+            let api = crate::reconcile::api_server_address(&url);
+            if *watch {
+                crate::reconcile::watch(&client, &s, *next_hop, api).await?;
+                return Ok(exit::OK);
+            }
+            let report = crate::reconcile::once(&client, &s, *next_hop, api, dry.dry_run).await?;
             crate::reconcile::print(&report, out.output, dry.dry_run)?;
             Ok(exit::OK)
         }
@@ -136,14 +178,8 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
                 return Err(PreflightError::ForeignOs { os: s.os, host: Os::host() }.into());
             }
             let state = State::load(std::path::Path::new(&s.layout().state_file())).ok().flatten();
-            let api = match kube_config(g).await {
-                Ok(config) => {
-                    let server = Some(config.cluster_url.to_string());
-                    match kube::Client::try_from(config) {
-                        Ok(c) => preflight::probe_api(&c, server).await,
-                        Err(e) => preflight::facts::Api::Unreachable { server, reason: e.to_string() },
-                    }
-                }
+            let api = match client_and_url(g).await {
+                Ok((c, server)) => preflight::probe_api(&c, Some(server)).await,
                 Err(e) => preflight::facts::Api::NoKubeconfig { reason: e.to_string() },
             };
             let facts = preflight::gather_host(&s, state.as_ref(), api);
@@ -203,12 +239,22 @@ async fn resolve_settings_with(
     dry_run: bool,
     host_name_for_any_os: bool,
 ) -> Result<Settings, AppError> {
+    let cluster = discover(g, dry_run).await?;
+    layered_settings(g, node, cluster, host_name_for_any_os)
+}
+
+/// Settings from flags/env, the settings file, what the cluster told (if anything) and defaults.
+fn layered_settings(
+    g: &GlobalArgs,
+    node: &NodeArgs,
+    cluster: Option<PartialSettings>,
+    host_name_for_any_os: bool,
+) -> Result<Settings, AppError> {
     let flags = node.to_partial();
     let file = match &g.config {
         Some(path) => Some((path.clone(), settings::load_file(path)?)),
         None => None,
     };
-    let cluster = discover(g, dry_run).await?;
     let mut layers: Vec<(Origin, &PartialSettings)> = vec![(Origin::CommandLine, &flags)];
     if let Some((path, f)) = &file {
         layers.push((Origin::File(path.clone()), f));
@@ -224,6 +270,61 @@ async fn resolve_settings_with(
         (false, false) => Default::default(),
     };
     Ok(settings::resolve(os, g.root_dir.as_deref(), &layers, &facts)?)
+}
+
+fn check_options(s: &Settings, check: &ConfigCheckArgs) -> config::check::Options {
+    config::check::Options {
+        node_name: s.node_name.clone(),
+        kubelet_version: s.kubernetes_version.exact(),
+        allow_insecure: check.insecure_skip_tls_verify,
+        timeout: check.connect_timeout,
+    }
+}
+
+/// `wkjoin config check` and `wkjoin config mint`.
+async fn config_action(g: &GlobalArgs, action: &ConfigAction) -> Result<i32, AppError> {
+    match action {
+        ConfigAction::Check { from, check, node, out } => {
+            let s = layered_settings(g, node, None, false)?;
+            let source = from
+                .clone()
+                .or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string()))
+                .unwrap_or_else(|| s.layout().kubeconfig());
+            let input = config::Input::parse(&source);
+            let resolved = config::source::load(&input, g.context.as_deref()).map_err(ConfigError::from)?;
+            let opts = check_options(&s, check);
+            let checks = config::check::run(&resolved, &opts).await;
+            let report = config::check::Report::new(input.describe(), Some(&resolved), &s.node_name, checks);
+            report.print(&mut std::io::stdout().lock(), out.output)?;
+            Ok(if report.passed() { exit::OK } else { exit::VALIDATION_FAILED })
+        }
+        ConfigAction::Mint { node_name, out, timeout } => {
+            let input = match &g.kubeconfig {
+                Some(p) => config::Input::File(p.clone()),
+                None => match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+                    Some(v) => config::Input::File(std::env::split_paths(&v).next().unwrap_or_default()),
+                    None => config::Input::File(std::env::home_dir().unwrap_or_default().join(".kube").join("config")),
+                },
+            };
+            let admin = config::source::load(&input, g.context.as_deref()).map_err(ConfigError::from)?;
+            let opts = config::check::Options {
+                node_name: node_name.clone(),
+                kubelet_version: None,
+                allow_insecure: false,
+                timeout: Duration::from_secs(5),
+            };
+            let yaml = config::mint::run(&admin, node_name, &opts, *timeout).await.map_err(ConfigError::from)?;
+            host::Host::write_file(&mut host::Native, out, yaml.as_bytes(), true).map_err(ConfigError::from)?;
+            writeln!(
+                std::io::stdout().lock(),
+                "wrote node {node_name}'s credentials (CN=system:node:{node_name}, O=system:nodes) to {} (owner-only); \
+                 install them on the node with `wkjoin config --from {}`",
+                out.display(),
+                out.display()
+            )?;
+            Ok(exit::OK)
+        }
+    }
 }
 
 /// Reads settings from the cluster when a kubeconfig was given explicitly (flag or $KUBECONFIG).
@@ -255,12 +356,11 @@ async fn discover(g: &GlobalArgs, dry_run: bool) -> Result<Option<PartialSetting
 
 /// The one kube client of a run.
 pub async fn client(g: &GlobalArgs) -> Result<kube::Client, AppError> {
-    let config = kube_config(g).await?;
-    kube::Client::try_from(config).map_err(|e| AppError::Kubeconfig { path: g.kubeconfig.clone(), source: Box::new(e) })
+    Ok(client_and_url(g).await?.0)
 }
 
-/// The client configuration from --kubeconfig/--context (or $KUBECONFIG, ~/.kube/config, in-cluster).
-pub async fn kube_config(g: &GlobalArgs) -> Result<kube::Config, AppError> {
+/// The client and the API server URL it talks to.
+pub async fn client_and_url(g: &GlobalArgs) -> Result<(kube::Client, String), AppError> {
     let opts = kube::config::KubeConfigOptions { context: g.context.clone(), ..Default::default() };
     let err =
         |source: Box<dyn std::error::Error + Send + Sync>| AppError::Kubeconfig { path: g.kubeconfig.clone(), source };
@@ -273,7 +373,8 @@ pub async fn kube_config(g: &GlobalArgs) -> Result<kube::Config, AppError> {
     };
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
-    Ok(config)
+    let url = config.cluster_url.to_string();
+    Ok((kube::Client::try_from(config).map_err(|e| err(Box::new(e)))?, url))
 }
 
 #[derive(Serialize)]

@@ -225,14 +225,29 @@ downloads nothing.")]
         dry: DryRunArgs,
     },
     /// Install the cluster credentials on the node: validated, self-contained, owner-only
+    #[command(
+        args_conflicts_with_subcommands = true,
+        long_about = "Install the cluster credentials on the node: validated, self-contained, owner-only.\n\n\
+`wkjoin config --from FILE` reads a kubeconfig (its current context, or --context), inlines every file it refers \
+to (CA, client certificate and key, token file), checks it (the same checks as `wkjoin config check`) and only \
+then writes it as <root-dir>/config, atomically and readable by its owner only (Windows: Administrators and \
+SYSTEM). A re-run with the same credentials changes nothing. Use a node identity rather than the admin's \
+credentials: `wkjoin config mint` makes one."
+    )]
     Config {
+        #[command(subcommand)]
+        action: Option<Box<ConfigAction>>,
         /// The kubeconfig to install ('-' for standard input) [default: --kubeconfig]
         #[arg(long, value_name = "FILE")]
         from: Option<String>,
         #[command(flatten)]
+        check: ConfigCheckArgs,
+        #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]
         dry: DryRunArgs,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Reconcile host-gateway routes to every node's pod CIDR (adds, fixes and removes only wkjoin's routes)
     Routes {
@@ -242,6 +257,9 @@ downloads nothing.")]
         /// Keep running: reconcile again whenever a Node changes (joins, leaves, gets a pod CIDR)
         #[arg(long, conflicts_with = "dry_run")]
         watch: bool,
+        /// Take the Node list from this file (`kubectl get nodes -o json` or -o yaml) instead of the API server
+        #[arg(long, value_name = "FILE", conflicts_with = "watch")]
+        nodes_file: Option<PathBuf>,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]
@@ -302,6 +320,59 @@ downloads nothing.")]
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// `wkjoin config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Check a kubeconfig as this node's credentials (default: the installed one); exit 3 when a check fails
+    #[command(long_about = "Check a kubeconfig as this node's credentials (default: the installed one); exit 3 \
+when a check fails.\n\n\
+Each check prints pass/warn/fail and the fix: the server URL is https; TLS verifies against the kubeconfig's \
+CA (a real handshake); no insecure-skip-tls-verify; no exec or auth-provider plugin; the client certificate is \
+valid now and for 30 more days; its identity is CN=system:node:<node-name>, O=system:nodes; the API server \
+accepts the credentials and its version allows the kubelet's (--kubernetes-version); the identity can do what \
+a kubelet needs (access reviews) and no more (no cluster-wide secrets, no writes to other nodes).")]
+    Check {
+        /// The kubeconfig to check ('-' for standard input) [default: --kubeconfig, else <root-dir>/config]
+        #[arg(long, value_name = "FILE")]
+        from: Option<String>,
+        #[command(flatten)]
+        check: ConfigCheckArgs,
+        #[command(flatten)]
+        node: Box<NodeArgs>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Mint a node credential (CN=system:node:<name>, O=system:nodes) with an admin kubeconfig, via a CSR
+    #[command(long_about = "Mint a node credential (CN=system:node:<name>, O=system:nodes) with an admin \
+kubeconfig, via a CSR.\n\n\
+Generates a key here, creates a certificates.k8s.io/v1 CertificateSigningRequest for the signer \
+kubernetes.io/kube-apiserver-client-kubelet, approves it, waits for the controller manager to sign it and \
+writes a self-contained node kubeconfig (owner-only) to --out. Install it on the node with \
+`wkjoin config --from <file>`: the node never sees the admin's credentials.")]
+    Mint {
+        /// The node the credential is for
+        #[arg(long = "node-name", visible_alias = "node", value_name = "NAME")]
+        node_name: String,
+        /// Where to write the node's kubeconfig
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// How long to wait for the certificate to be issued
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        timeout: std::time::Duration,
+    },
+}
+
+/// How `wkjoin config` and `wkjoin config check` validate credentials.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigCheckArgs {
+    /// Accept a kubeconfig that sets insecure-skip-tls-verify (warned about on every run)
+    #[arg(long, visible_alias = "allow-insecure")]
+    pub insecure_skip_tls_verify: bool,
+    /// How long to wait for the API server to accept a connection
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub connect_timeout: std::time::Duration,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use crate::plan::{NextHop, Plan};
 use crate::settings::Settings;
-use crate::{fetch, image, kubeconfig, routes, services, validate};
+use crate::{config, fetch, image, routes, services, validate};
 
 /// Inputs of a join beyond the node settings.
 #[derive(Debug, Clone, Default)]
@@ -20,7 +20,7 @@ pub fn plan(s: &Settings, inputs: &JoinInputs) -> Result<Vec<Plan>, image::Image
     let mut plans = vec![
         fetch::plan(s),
         pause,
-        kubeconfig::plan(s, inputs.kubeconfig.as_deref()),
+        config::plan(s, inputs.kubeconfig.as_deref()),
         routes::plan(s, inputs.next_hop.unwrap_or(NextHop::NodeIp)),
         services::plan(s, s.kubernetes_version.exact(), &image::pause_image(s)),
     ];

@@ -6,11 +6,11 @@
 pub mod app;
 pub mod apply;
 pub mod cli;
+pub mod config;
 pub mod fetch;
 pub mod host;
 pub mod image;
 pub mod join;
-pub mod kubeconfig;
 pub mod layout;
 pub mod network;
 pub mod plan;

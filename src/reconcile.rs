@@ -20,6 +20,7 @@ use std::time::Duration;
 
 /// How long a burst of Node changes may settle before one reconcile handles all of them.
 const DEBOUNCE: Duration = Duration::from_millis(300);
+const WATCH_TIMEOUT_SECS: u32 = 25;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -33,6 +34,8 @@ pub enum ReconcileError {
     State(#[from] StateError),
     #[error("routes are managed on the node itself: this host runs {host}, the settings are for {os}")]
     ForeignOs { os: Os, host: Os },
+    #[error("cannot read the Node list from {}: {message} (give the output of `kubectl get nodes -o json`)", path.display())]
+    NodesFile { path: std::path::PathBuf, message: String },
     #[error("the Node watch ended: {0}")]
     Watch(String),
 }
@@ -60,10 +63,12 @@ fn options(s: &Settings, next_hop: NextHop, api_server: Option<std::net::IpAddr>
 }
 
 /// One reconcile pass against `nodes`.
+/// `api_server`: its address, routed on-link on Windows as the guide does (None when it is a name).
 pub async fn reconcile(
     table: &RouteTable,
     s: &Settings,
     next_hop: NextHop,
+    api_server: Option<std::net::IpAddr>,
     nodes: &[ClusterNode],
     dry_run: bool,
 ) -> Result<Report, ReconcileError> {
@@ -71,7 +76,7 @@ pub async fn reconcile(
     let mut state = State::load(Path::new(&state_path))?.unwrap_or_default();
     let host_net = table.snapshot(&state.routes).await?;
     // Windows keeps the pod vNIC route only if that vNIC exists yet.
-    let mut opts = options(s, next_hop, None);
+    let mut opts = options(s, next_hop, api_server);
     if let Some(pod_if) = &opts.pod_interface
         && !host_net.interfaces.iter().any(|i| &i.name == pod_if)
     {
@@ -113,6 +118,17 @@ async fn list_nodes(client: &Client) -> Result<Vec<ClusterNode>, ReconcileError>
     Ok(list.items.iter().map(routes::from_node).collect())
 }
 
+/// The API server's address when the kubeconfig names it by IP (`https://172.30.0.10:6443`).
+pub fn api_server_address(cluster_url: &str) -> Option<std::net::IpAddr> {
+    let rest = cluster_url.split_once("://").map_or(cluster_url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.parse().ok()
+}
+
 fn check_os(s: &Settings) -> Result<(), ReconcileError> {
     if s.os != Os::host() {
         return Err(ReconcileError::ForeignOs { os: s.os, host: Os::host() });
@@ -120,22 +136,94 @@ fn check_os(s: &Settings) -> Result<(), ReconcileError> {
     Ok(())
 }
 
-pub async fn once(client: &Client, s: &Settings, next_hop: NextHop, dry_run: bool) -> Result<Report, ReconcileError> {
+pub async fn once(
+    client: &Client,
+    s: &Settings,
+    next_hop: NextHop,
+    api_server: Option<std::net::IpAddr>,
+    dry_run: bool,
+) -> Result<Report, ReconcileError> {
     check_os(s)?;
     let nodes = list_nodes(client).await?;
     let table = RouteTable::connect()?;
-    reconcile(&table, s, next_hop, &nodes, dry_run).await
+    reconcile(&table, s, next_hop, api_server, &nodes, dry_run).await
+}
+
+/// Adds the routes the state file records as wkjoin's that the table lacks: the routes watcher does this
+/// when it starts, so routes survive a reboot (IP Helper routes live in the active store only) even before
+/// the API server answers. Returns how many were added.
+pub async fn restore(table: &RouteTable, s: &Settings) -> Result<usize, ReconcileError> {
+    let state = State::load(Path::new(&s.layout().state_file()))?.unwrap_or_default();
+    if state.routes.is_empty() {
+        return Ok(0);
+    }
+    let host_net = table.snapshot(&state.routes).await?;
+    let missing: Vec<RouteChange> = state
+        .routes
+        .iter()
+        .filter(|r| !host_net.routes.iter().any(|t| &t.route == *r))
+        // A route over an interface that is gone (the pod vNIC before HNS recreates it) waits for reconcile.
+        .filter(|r| r.interface.as_ref().is_none_or(|i| host_net.interfaces.iter().any(|x| &x.name == i)))
+        .map(|r| RouteChange::Add(r.clone()))
+        .collect();
+    if !missing.is_empty() {
+        table.apply(&missing, &host_net.interfaces).await?;
+    }
+    Ok(missing.len())
+}
+
+/// One pass with the Node list read from a file (`kubectl get nodes -o json|yaml`): offline, no API server.
+pub async fn once_from_file(
+    path: &Path,
+    s: &Settings,
+    next_hop: NextHop,
+    dry_run: bool,
+) -> Result<Report, ReconcileError> {
+    check_os(s)?;
+    let read = |message: String| ReconcileError::NodesFile { path: path.to_path_buf(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
+    // YAML is a superset of JSON; JSON is parsed directly because it is much faster for big clusters.
+    #[derive(serde::Deserialize)]
+    struct NodeItems {
+        items: Vec<Node>,
+    }
+    // kubectl prints `kind: List` (not NodeList), so only the items are read.
+    let list: NodeItems = match serde_json::from_str(&text) {
+        Ok(l) => l,
+        Err(_) => serde_yaml::from_str(&text).map_err(|e| read(e.to_string()))?,
+    };
+    let nodes: Vec<ClusterNode> = list.items.iter().map(routes::from_node).collect();
+    let table = RouteTable::connect()?;
+    reconcile(&table, s, next_hop, None, &nodes, dry_run).await
 }
 
 /// Reconciles on every Node change (debounced) until interrupted; the watcher re-lists and backs off across
 /// API server restarts, and a failed pass is retried on the next change or after the backoff.
-pub async fn watch(client: &Client, s: &Settings, next_hop: NextHop) -> Result<(), ReconcileError> {
+pub async fn watch(
+    client: &Client,
+    s: &Settings,
+    next_hop: NextHop,
+    api_server: Option<std::net::IpAddr>,
+) -> Result<(), ReconcileError> {
     check_os(s)?;
     let table = RouteTable::connect()?;
+    // After a reboot the API server may be unreachable for a while; pods need their routes before that.
+    match restore(&table, s).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("restored {n} recorded routes missing from the table (reboot?)"),
+        Err(e) => tracing::warn!("could not restore the recorded routes: {e}"),
+    }
     let (reader, writer) = reflector::store::<Node>();
-    let stream = reflector(writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    let stream = reflector(
+        writer,
+        watcher(
+            Api::<Node>::all(client.clone()),
+            // The server ends each watch before the client's 30 s read timeout would call it a failure.
+            watcher::Config::default().timeout(WATCH_TIMEOUT_SECS),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
     let mut stream = std::pin::pin!(stream);
     tracing::info!("watching Nodes; reconciling routes on {} on every change", s.node_name);
     loop {
@@ -150,7 +238,7 @@ pub async fn watch(client: &Client, s: &Settings, next_hop: NextHop) -> Result<(
         // Let a burst of events (a re-list, several nodes joining) settle into one pass.
         while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, stream.next()).await {}
         let nodes: Vec<ClusterNode> = reader.state().iter().map(|n| routes::from_node(n)).collect();
-        match reconcile(&table, s, next_hop, &nodes, false).await {
+        match reconcile(&table, s, next_hop, api_server, &nodes, false).await {
             Ok(r) => log_report(&r),
             Err(e) => tracing::error!("reconcile failed: {e}"),
         }
@@ -207,4 +295,17 @@ pub fn print(r: &Report, format: OutputFormat, dry_run: bool) -> Result<(), std:
         f => write_data(&mut out, f, r).map_err(|e| std::io::Error::other(e.to_string()))?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_server_address;
+
+    #[test]
+    fn the_api_server_address_comes_from_ip_urls_only() {
+        assert_eq!(api_server_address("https://172.30.0.10:6443"), Some("172.30.0.10".parse().unwrap()));
+        assert_eq!(api_server_address("https://[fd00::10]:6443/"), Some("fd00::10".parse().unwrap()));
+        assert_eq!(api_server_address("https://10.0.0.1"), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(api_server_address("https://api.example.internal:6443"), None);
+    }
 }

@@ -89,7 +89,7 @@ fn pass(ns: &Netns, s: &Settings, nodes: Vec<ClusterNode>) -> Report {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let table = wkjoin::host::RouteTable::connect().unwrap();
-            reconcile(&table, &s, NextHop::NodeIp, &nodes, false).await.unwrap()
+            reconcile(&table, &s, NextHop::NodeIp, None, &nodes, false).await.unwrap()
         })
     })
 }
@@ -169,4 +169,56 @@ fn foreign_routes_are_never_touched_and_conflicts_are_reported() {
     );
     assert_eq!(ns.ip(&["route", "show", "proto", "boot"]), before, "foreign routes unchanged");
     assert!(ns.owned_routes().is_empty());
+}
+
+#[test]
+fn a_large_batch_applies_every_route_and_a_failure_in_it_names_its_route() {
+    let ns = Netns::new("batch");
+    // 1 200 routes span several netlink batches; number 700 has a next hop on no connected network.
+    let changes: Vec<RouteChange> = (0..1200u32)
+        .map(|i| {
+            let dst = format!("10.{}.{}.0/24", 100 + i / 256, i % 256).parse().unwrap();
+            let gw: IpAddr = if i == 700 { "192.0.2.1".parse().unwrap() } else { "172.31.0.12".parse().unwrap() };
+            RouteChange::Add(wkjoin::routes::Route::via(dst, gw, "eth0"))
+        })
+        .collect();
+    let err = ns.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let table = wkjoin::host::RouteTable::connect().unwrap();
+            let net = table.snapshot(&[]).await.unwrap();
+            table.apply(&changes, &net.interfaces).await.unwrap_err().to_string()
+        })
+    });
+    assert!(err.contains("10.102.188.0/24 via 192.0.2.1"), "the error does not name the failed route: {err}");
+    let owned = ns.owned_routes();
+    assert_eq!(owned.len(), 1199, "every other route of the batch is in place");
+    assert!(owned.iter().any(|r| r.starts_with("10.104.175.0/24 via 172.31.0.12")), "the last route is in place");
+}
+
+#[test]
+fn recorded_routes_are_restored_after_a_reboot_emptied_the_table() {
+    let ns = Netns::new("restore");
+    let root = tempfile::tempdir().unwrap();
+    let s = settings(root.path());
+    let cluster = vec![
+        node("master", "10.244.0.0/24", "172.31.0.10"),
+        node("worker-1", "10.244.1.0/24", "172.31.0.11"),
+        node("worker-2", "10.244.2.0/24", "172.31.0.12"),
+    ];
+    pass(&ns, &s, cluster);
+    let before = ns.owned_routes();
+    assert_eq!(before.len(), 3, "{before:?}");
+    ns.ip(&["route", "flush", "proto", "147"]);
+    assert!(ns.owned_routes().is_empty());
+    let s2 = s.clone();
+    let restored = ns.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let table = wkjoin::host::RouteTable::connect().unwrap();
+            wkjoin::reconcile::restore(&table, &s2).await.unwrap()
+        })
+    });
+    assert_eq!(restored, 3);
+    assert_eq!(ns.owned_routes(), before);
 }

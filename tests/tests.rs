@@ -5,6 +5,7 @@ mod util;
 
 mod apply;
 mod cli;
+mod config;
 mod fetch;
 mod plan;
 mod preflight;
@@ -14,3 +15,8 @@ mod status;
 mod reset_netns;
 #[cfg(target_os = "linux")]
 mod routes_netns;
+// End-to-end against the lab cluster (scripts/lab up): run with `cargo test -- --ignored lab_ --test-threads 1`.
+#[cfg(target_os = "linux")]
+mod lab_cluster;
+#[cfg(target_os = "linux")]
+mod lab_routes;

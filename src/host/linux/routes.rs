@@ -3,21 +3,24 @@
 
 use crate::host::HostError;
 use crate::routes::{HostNetwork, Interface, LINUX_ROUTE_PROTOCOL, Route, RouteChange, TableRoute};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use ipnet::IpNet;
+use rtnetlink::packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
 use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
+use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 const MAIN_TABLE: u8 = 254;
-/// Requests in flight at once: enough to hide the round trip, bounded so the socket buffer never overflows.
-const IN_FLIGHT: usize = 64;
 
 fn netlink(op: &'static str, route: Option<&Route>, e: impl std::fmt::Display) -> HostError {
     HostError::Routing { op, route: route.map(Route::to_string), message: e.to_string() }
@@ -85,41 +88,88 @@ impl RouteTable {
         Ok(HostNetwork { interfaces, routes })
     }
 
-    /// Applies the changes, many requests in flight at once; the first failure is returned after the
-    /// others complete, naming its route.
+    /// Applies the changes as batches of netlink requests, many per `sendmsg`. Only a batch's last request
+    /// asks for an acknowledgement: the kernel handles a batch in order and reports failures on their own,
+    /// so one read per batch proves all of it done. Failures name their route; the first is returned.
     pub async fn apply(&self, changes: &[RouteChange], interfaces: &[Interface]) -> Result<(), HostError> {
         let index: HashMap<&str, u32> = interfaces.iter().map(|i| (i.name.as_str(), i.index)).collect();
-        let results: Vec<Result<(), HostError>> = futures::stream::iter(changes)
-            .map(|c| self.apply_one(c, &index))
-            .buffer_unordered(IN_FLIGHT)
-            .collect()
-            .await;
-        results.into_iter().collect()
-    }
-
-    async fn apply_one(&self, change: &RouteChange, index: &HashMap<&str, u32>) -> Result<(), HostError> {
-        match change {
-            RouteChange::Add(r) => {
-                let msg = message(r, index).map_err(|e| netlink("add route", Some(r), e))?;
+        let mut requests = Vec::with_capacity(changes.len());
+        for c in changes {
+            let (op, route, kind, flags) = match c {
                 // Never NLM_F_REPLACE on add: an identical foreign route must fail loudly, not be taken over.
-                self.handle.route().add(msg).execute().await.map_err(|e| netlink("add route", Some(r), e))
-            }
-            RouteChange::Replace { to, .. } => {
-                let msg = message(to, index).map_err(|e| netlink("replace route", Some(to), e))?;
-                self.handle
-                    .route()
-                    .add(msg)
-                    .replace()
-                    .execute()
-                    .await
-                    .map_err(|e| netlink("replace route", Some(to), e))
-            }
-            RouteChange::Delete(r) => {
-                let msg = message(r, index).map_err(|e| netlink("delete route", Some(r), e))?;
-                self.handle.route().del(msg).execute().await.map_err(|e| netlink("delete route", Some(r), e))
-            }
+                RouteChange::Add(r) => ("add route", r, Kind::New, NLM_F_CREATE | NLM_F_EXCL),
+                RouteChange::Replace { to, .. } => ("replace route", to, Kind::New, NLM_F_CREATE | NLM_F_REPLACE),
+                RouteChange::Delete(r) => ("delete route", r, Kind::Del, 0),
+            };
+            let msg = message(route, &index).map_err(|e| netlink(op, Some(route), e))?;
+            let payload = match kind {
+                Kind::New => RouteNetlinkMessage::NewRoute(msg),
+                Kind::Del => RouteNetlinkMessage::DelRoute(msg),
+            };
+            requests.push((op, route, payload, flags));
         }
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| netlink("open a netlink socket", None, e))?;
+        socket.bind_auto().map_err(|e| netlink("bind a netlink socket", None, e))?;
+        socket.connect(&SocketAddr::new(0, 0)).map_err(|e| netlink("connect a netlink socket", None, e))?;
+        let mut first_error = None;
+        let mut start = 0;
+        while start < requests.len() {
+            let end = batch_end(&requests, start);
+            let mut buf = Vec::with_capacity(BATCH_BYTES);
+            for (i, (_, _, payload, flags)) in requests[start..end].iter().enumerate() {
+                let seq = (start + i + 1) as u32;
+                let mut header = NetlinkHeader::default();
+                header.flags = NLM_F_REQUEST | flags | if start + i + 1 == end { NLM_F_ACK } else { 0 };
+                header.sequence_number = seq;
+                let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload.clone()));
+                msg.finalize();
+                let at = buf.len();
+                buf.resize(at + msg.buffer_len(), 0);
+                msg.serialize(&mut buf[at..]);
+            }
+            socket.send(&buf, 0).map_err(|e| netlink("send route requests", None, e))?;
+            // Read until the batch's last request is acknowledged; errors for earlier ones arrive first.
+            let mut rx = vec![0u8; 64 * 1024];
+            'batch: loop {
+                let n = socket.recv(&mut &mut rx[..], 0).map_err(|e| netlink("read route replies", None, e))?;
+                let mut at = 0;
+                while at < n {
+                    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[at..n])
+                        .map_err(|e| netlink("read route replies", None, e))?;
+                    at += (reply.header.length as usize).max(16).next_multiple_of(4);
+                    let seq = reply.header.sequence_number as usize;
+                    if let NetlinkPayload::Error(e) = reply.payload
+                        && let Some(code) = e.code
+                        && (1..=requests.len()).contains(&seq)
+                    {
+                        let (op, route, _, _) = &requests[seq - 1];
+                        let err = std::io::Error::from_raw_os_error(-code.get());
+                        tracing::debug!("{op} {route}: {err}");
+                        first_error.get_or_insert_with(|| netlink(op, Some(route), err));
+                    }
+                    if seq == end {
+                        break 'batch;
+                    }
+                }
+            }
+            start = end;
+        }
+        first_error.map_or(Ok(()), Err)
     }
+}
+
+/// A batch fills at most this many bytes: well under the socket's default send buffer.
+const BATCH_BYTES: usize = 32 * 1024;
+/// Bytes a route request takes at most (header, route message, destination, gateway, interface, metric).
+const MAX_REQUEST_BYTES: usize = 128;
+
+enum Kind {
+    New,
+    Del,
+}
+
+fn batch_end<T>(requests: &[T], start: usize) -> usize {
+    (start + BATCH_BYTES / MAX_REQUEST_BYTES).min(requests.len())
 }
 
 fn message(r: &Route, index: &HashMap<&str, u32>) -> Result<RouteMessage, String> {

@@ -1,0 +1,112 @@
+//! `wkjoin config --from FILE`: check a kubeconfig, then write its self-contained form owner-only and
+//! atomically as the node's kubeconfig. Nothing is written unless every check passes (warnings are shown).
+
+use super::ConfigError;
+use super::check::{self, Options, Report};
+use super::source::{self, Input};
+use crate::host::Host;
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Installed,
+    /// The installed file already held exactly these credentials.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Installed {
+    pub path: String,
+    pub outcome: Outcome,
+    pub report: Report,
+}
+
+/// Reads `input` (with `context`), checks it and installs it at `target`.
+pub async fn run(
+    input: &Input,
+    context: Option<&str>,
+    opts: &Options,
+    target: &str,
+    host: &mut impl Host,
+) -> Result<Installed, ConfigError> {
+    let resolved = source::load(input, context)?;
+    let checks = check::run(&resolved, opts).await;
+    let report = Report::new(input.describe(), Some(&resolved), &opts.node_name, checks);
+    if !report.passed() {
+        return Err(ConfigError::ChecksFailed { report: Box::new(report), target: Some(target.to_string()) });
+    }
+    let yaml = resolved.to_yaml();
+    let outcome = write_if_changed(target, &yaml, host)?;
+    Ok(Installed { path: target.to_string(), outcome, report })
+}
+
+/// Writes `yaml` owner-only unless `target` already holds it.
+pub fn write_if_changed(target: &str, yaml: &str, host: &mut impl Host) -> Result<Outcome, ConfigError> {
+    if std::fs::read(target).is_ok_and(|old| old == yaml.as_bytes()) {
+        return Ok(Outcome::Unchanged);
+    }
+    host.write_file(Path::new(target), yaml.as_bytes(), true)?;
+    Ok(Outcome::Installed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{CommandOutput, HostError};
+    use std::path::PathBuf;
+
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<(PathBuf, bool)>,
+    }
+
+    impl Host for Recorder {
+        fn create_dir(&mut self, _: &Path) -> Result<(), HostError> {
+            Ok(())
+        }
+        fn write_file(&mut self, path: &Path, contents: &[u8], private: bool) -> Result<(), HostError> {
+            std::fs::write(path, contents).unwrap();
+            self.writes.push((path.to_path_buf(), private));
+            Ok(())
+        }
+        fn remove_path(&mut self, _: &Path) -> Result<(), HostError> {
+            Ok(())
+        }
+        fn run(&mut self, _: &str, _: &[String]) -> Result<CommandOutput, HostError> {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn writes_private_once_then_reports_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("config").display().to_string();
+        let mut host = Recorder::default();
+        assert_eq!(write_if_changed(&target, "a: 1\n", &mut host).unwrap(), Outcome::Installed);
+        assert_eq!(write_if_changed(&target, "a: 1\n", &mut host).unwrap(), Outcome::Unchanged);
+        assert_eq!(write_if_changed(&target, "a: 2\n", &mut host).unwrap(), Outcome::Installed);
+        assert_eq!(host.writes.len(), 2);
+        assert!(host.writes.iter().all(|(_, private)| *private));
+    }
+
+    #[tokio::test]
+    async fn bad_input_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("bad.yaml");
+        std::fs::write(&src, "clusters: [\n").unwrap();
+        let target = dir.path().join("config").display().to_string();
+        let opts = Options {
+            node_name: "n".into(),
+            kubelet_version: None,
+            allow_insecure: false,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let mut host = Recorder::default();
+        let e = run(&Input::File(src), None, &opts, &target, &mut host).await.unwrap_err();
+        assert!(matches!(e, ConfigError::Source(source::SourceError::Parse { .. })), "{e:?}");
+        assert!(host.writes.is_empty());
+        assert!(!Path::new(&target).exists());
+    }
+}

@@ -1,0 +1,50 @@
+//! `wkjoin config`: the node's cluster credentials — read (`source`), validated (`check`), installed
+//! self-contained and owner-only (`install`), or minted as a node identity by an admin (`mint`).
+
+pub mod check;
+pub mod install;
+pub mod mint;
+pub mod source;
+
+use crate::host::HostError;
+use crate::plan::{Action, Contents, Plan, Step};
+use crate::settings::Settings;
+
+pub use source::{Input, Resolved, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(
+        "{} of {} checks failed for {}: {} (fix the failures listed above and run it again)",
+        report.failed, report.checks.len(), report.kubeconfig,
+        target.as_ref().map(|t| format!("nothing was written to {t}")).unwrap_or_else(|| "these credentials would not work for the node".into())
+    )]
+    ChecksFailed { report: Box<check::Report>, target: Option<String> },
+    #[error(transparent)]
+    Mint(#[from] mint::MintError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// `source`: the kubeconfig given with `--kubeconfig`/`--from`, installed as `<root>/config`.
+pub fn plan(s: &Settings, source: Option<&str>) -> Plan {
+    let mut plan = Plan::new(Step::Config, "install the node's cluster credentials (owner-only)");
+    match source {
+        Some(src) => {
+            plan.push(Action::WriteFile {
+                path: s.layout().kubeconfig(),
+                contents: Contents::Credentials { source: src.to_string() },
+                private: true,
+            });
+        }
+        None => {
+            plan.push(Action::Deferred {
+                what: format!("install credentials as {}", s.layout().kubeconfig()),
+                needs: "--kubeconfig names the node's kubeconfig".into(),
+            });
+        }
+    }
+    plan
+}

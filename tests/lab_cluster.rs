@@ -1,0 +1,109 @@
+//! The lab itself, as every other end-to-end test relies on it: the control plane answers, the master node
+//! runs pods that answer on their pod IP and through a ClusterIP Service, and `wkjoin fetch` installs the lab's
+//! own release archives (Linux, and Windows binaries that run under wine).
+
+use crate::util::lab::Lab;
+use crate::util::{stdout_of, wkjoin};
+use std::process::Command;
+
+fn jsonpath(lab: &Lab, args: &[&str], path: &str) -> String {
+    let mut a = args.to_vec();
+    let p = format!("jsonpath={path}");
+    a.extend(["-o", &p]);
+    lab.kubectl(&a).trim().to_string()
+}
+
+/// Deletes the namespace when the test ends, however it ends.
+struct Namespace(&'static Lab, String);
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = self.0.try_kubectl(&["delete", "namespace", &self.1, "--wait=false"]);
+    }
+}
+
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_master_is_ready_and_serves_a_pod_on_its_ip_and_cluster_ip() {
+    let lab = Lab::get();
+    let ready = jsonpath(lab, &["get", "node", "master"], "{.status.conditions[?(@.type==\"Ready\")].status}");
+    assert_eq!(ready, "True", "node master is not Ready");
+    let ns = Namespace(lab, format!("wkjoin-test-cluster-{}", std::process::id()));
+    lab.kubectl(&["create", "namespace", &ns.1]);
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: web, namespace: {ns}, labels: {{app: web}}}}
+spec:
+  nodeName: master
+  containers: [{{name: web, image: wkjoin.local/webserver:1.0, imagePullPolicy: Never}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80}}]
+"#,
+        ns = ns.1
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest).unwrap();
+    lab.kubectl(&["apply", "-f", &file.path().to_string_lossy()]);
+    lab.kubectl(&["-n", &ns.1, "wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
+    let pod_ip = jsonpath(lab, &["-n", &ns.1, "get", "pod", "web"], "{.status.podIP}");
+    let cluster_ip = jsonpath(lab, &["-n", &ns.1, "get", "service", "web"], "{.spec.clusterIP}");
+    assert!(pod_ip.starts_with("10.244."), "pod IP {pod_ip} is outside the lab's cluster CIDR");
+    for target in [pod_ip, cluster_ip] {
+        let out = lab.exec("master", &["curl", "-fsS", "--max-time", "5", &format!("http://{target}/")]);
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "http://{target}/ from master: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(body.contains("hostname: web"), "http://{target}/ answered {body}");
+    }
+}
+
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_fetch_installs_the_mirrors_linux_binaries_and_a_second_fetch_downloads_nothing() {
+    let lab = Lab::get();
+    let root = tempfile::tempdir().unwrap();
+    let fetch = || {
+        let mut c = wkjoin();
+        c.arg("fetch").arg("--root-dir").arg(root.path());
+        c.args(["--node-name", "worker-9", "--mirror", &lab.mirror, "--kubernetes-version", "v1.20.2", "-o", "json"]);
+        c
+    };
+    let first: serde_json::Value = serde_json::from_str(&stdout_of(&mut fetch())).unwrap();
+    assert!(first["downloaded_bytes"].as_u64().unwrap() > 1_000_000, "{first}");
+    for name in ["kubelet", "kube-proxy", "kubectl"] {
+        let bin = root.path().join("bin").join(name);
+        let out = Command::new(&bin).arg("--version").output().expect("run installed binary");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("v1.20.2"), "{} --version printed {text}", bin.display());
+    }
+    let second: serde_json::Value = serde_json::from_str(&stdout_of(&mut fetch())).unwrap();
+    assert_eq!(second["downloaded_bytes"].as_u64(), Some(0), "{second}");
+}
+
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_fetch_installs_windows_binaries_that_run_under_wine() {
+    let lab = Lab::get();
+    let root = tempfile::tempdir().unwrap();
+    let mut c = wkjoin();
+    c.arg("fetch").arg("--root-dir").arg(root.path());
+    c.args(["--os", "windows", "--node-name", "win-1", "--mirror", &lab.mirror, "--kubernetes-version", "v1.20.2"]);
+    stdout_of(&mut c);
+    // Windows installs into the root itself (C:\k in the guide).
+    let kubelet = root.path().join("kubelet.exe");
+    assert!(kubelet.is_file(), "no kubelet.exe in {}", root.path().display());
+    let wine_env = lab.repo.join("scripts/wine-env");
+    let script = format!("source {} && wine {} --version", wine_env.display(), kubelet.display());
+    let out = Command::new("bash").args(["-c", &script]).output().expect("run wine");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("v1.20.2"),
+        "kubelet.exe --version under wine printed {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
