@@ -10,9 +10,11 @@ use crate::image::ImageError;
 use crate::join::JoinInputs;
 use crate::layout::{Layout, Os};
 use crate::plan::{Plan, Step, render_all};
+use crate::preflight::PreflightError;
+use crate::reset::{self, ResetError, ResetOptions};
 use crate::settings::{self, DiscoverError, Origin, PartialSettings, Settings, SettingsError};
 use crate::state::{State, StateError};
-use crate::{config, fetch, image, services};
+use crate::{config, fetch, image, preflight, services};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -42,6 +44,10 @@ pub enum AppError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
+    #[error(transparent)]
+    Reset(#[from] ResetError),
+    #[error(transparent)]
     Reconcile(#[from] crate::reconcile::ReconcileError),
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -66,6 +72,8 @@ impl AppError {
             AppError::NotAvailable { .. } => exit::NOT_AVAILABLE,
             AppError::Config(ConfigError::ChecksFailed { .. }) => exit::VALIDATION_FAILED,
             AppError::NoConfigSource => exit::USAGE,
+            AppError::Preflight(_) => exit::USAGE,
+            AppError::Reset(ResetError::ForeignOs { .. }) => exit::USAGE,
             _ => exit::FAILED,
         }
     }
@@ -235,11 +243,52 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             let _ = (validate_kubeconfig, sample_image, probe_image, no_validate);
             Ok(exit::OK)
         }
-        Command::Preflight { .. } => Err(AppError::NotAvailable { command: "preflight" }),
+        Command::Preflight { hyperv_isolation, node, out } => {
+            // An unreachable cluster is a failed check, not an error: discover as leniently as --dry-run does.
+            let s = resolve_settings(g, node, true).await?;
+            if s.os != Os::host() {
+                return Err(PreflightError::ForeignOs { os: s.os, host: Os::host() }.into());
+            }
+            let state = State::load(std::path::Path::new(&s.layout().state_file())).ok().flatten();
+            let api = match client_and_url(g).await {
+                Ok((c, server)) => preflight::probe_api(&c, Some(server)).await,
+                Err(e) => preflight::facts::Api::NoKubeconfig { reason: e.to_string() },
+            };
+            let facts = preflight::gather_host(&s, state.as_ref(), api);
+            let checks = preflight::evaluate(&facts, &s, &preflight::Options { hyperv_isolation: *hyperv_isolation });
+            let report = preflight::Report::new(&s, checks);
+            preflight::print(&report, out.output)?;
+            Ok(if report.ok { exit::OK } else { exit::VALIDATION_FAILED })
+        }
         Command::Validate { .. } => Err(AppError::NotAvailable { command: "validate" }),
-        Command::Reset { dry, .. } => {
-            let _ = dry;
-            Err(AppError::NotAvailable { command: "reset" })
+        Command::Reset { delete_node, purge, node, dry } => {
+            // Reset must work with the cluster down: discover leniently.
+            let s = resolve_settings(g, node, true).await?;
+            if s.os != Os::host() {
+                return Err(ResetError::ForeignOs { os: s.os, host: Os::host() }.into());
+            }
+            let opts = ResetOptions { delete_node: *delete_node, purge: *purge };
+            let kubeconfig = g.kubeconfig.as_ref().map(|p| p.display().to_string());
+            let observed = reset::observe(&s, kubeconfig.as_deref(), &opts).await?;
+            let plan = reset::plan(&s, &observed, &opts);
+            let mut stdout = std::io::stdout().lock();
+            if plan.actions.is_empty() {
+                writeln!(stdout, "{}", plan.summary)?;
+                return Ok(exit::OK);
+            }
+            if dry.dry_run {
+                let header = format!("wkjoin reset plan for node {} ({}, root {})", s.node_name, s.os, s.root_dir);
+                stdout.write_all(render_all(&header, &[plan]).as_bytes())?;
+                return Ok(exit::OK);
+            }
+            reset::apply(&plan, s.os).await?;
+            writeln!(
+                stdout,
+                "reset node {}: {} actions done; nothing of wkjoin's is left",
+                s.node_name,
+                plan.actions.len()
+            )?;
+            Ok(exit::OK)
         }
         Command::Status { out } => status(g, out.output),
         Command::Completions { shell } => {

@@ -200,6 +200,9 @@ impl NodeArgs {
 pub enum Command {
     /// Check the host and the cluster before joining; every check prints pass/warn/fail and the fix
     Preflight {
+        /// Pods will run with Hyper-V isolation: also require the Hyper-V feature
+        #[arg(long)]
+        hyperv_isolation: bool,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]
@@ -343,6 +346,12 @@ same plan and a live supervisor changes nothing; a changed plan restarts the ser
     },
     /// Undo a join: services, routes, pod network, binaries and config (the download cache is kept)
     Reset {
+        /// Delete the Node object from the cluster (default: mark it NotReady)
+        #[arg(long)]
+        delete_node: bool,
+        /// Also remove the download cache
+        #[arg(long)]
+        purge: bool,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]

@@ -17,6 +17,8 @@ pub enum Step {
     Routes,
     Start,
     Validate,
+    /// Undoing a join (`wkjoin reset`); never recorded in the state file.
+    Reset,
 }
 
 impl Step {
@@ -30,6 +32,7 @@ impl Step {
             Step::Routes => "routes",
             Step::Start => "start",
             Step::Validate => "validate",
+            Step::Reset => "reset",
         }
     }
 }
@@ -198,6 +201,59 @@ pub enum Action {
     Validate {
         node: String,
     },
+    /// Stop a process wkjoin started (the `wkjoin start` supervisor, kubelet, kube-proxy): TERM, then KILL.
+    /// `program` guards against a reused pid: nothing is signalled unless the pid still runs it.
+    StopProcess {
+        name: String,
+        pid: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        program: Option<String>,
+    },
+    /// Remove a Windows firewall rule by name.
+    RemoveFirewallRule {
+        rule: String,
+    },
+    /// Mark the Node NotReady in the cluster (its kubelet is gone).
+    MarkNodeNotReady {
+        node: String,
+        kubeconfig: String,
+    },
+    DeleteNode {
+        node: String,
+        kubeconfig: String,
+    },
+    /// Kill and remove containers (pods) in a containerd namespace with `ctr`.
+    RemoveContainers {
+        address: String,
+        namespace: String,
+        ids: Vec<String>,
+    },
+    /// Unmount and remove a pinned network namespace (a pod sandbox's), which removes its veth pair.
+    RemoveNetns {
+        path: String,
+    },
+    /// `kube-proxy --cleanup`: remove the rules kube-proxy installed (a failure only warns: chains are
+    /// removed below anyway).
+    KubeProxyCleanup {
+        program: String,
+    },
+    /// Remove `KUBE-*` chains from an iptables table, with every rule that jumps to them.
+    RemoveIptablesChains {
+        program: String,
+        table: String,
+        chains: Vec<String>,
+    },
+    /// Delete a network interface (the pod bridge).
+    RemoveLink {
+        name: String,
+    },
+    /// Delete an HNS network (Windows) by name.
+    RemoveHnsNetwork {
+        name: String,
+    },
+    Unmount {
+        path: String,
+    },
     /// Part of a step that can only be planned once a value exists (e.g. the pod CIDR after registration).
     Deferred {
         what: String,
@@ -274,6 +330,27 @@ impl fmt::Display for Action {
                 write!(f, "wait up to {timeout_secs}s for node {node} to be Ready")
             }
             Action::Validate { node } => write!(f, "run the connectivity matrix for node {node}"),
+            Action::StopProcess { name, pid, .. } => write!(f, "stop {name} (pid {pid})"),
+            Action::RemoveFirewallRule { rule } => write!(f, "remove the firewall rule \"{rule}\""),
+            Action::MarkNodeNotReady { node, kubeconfig } => {
+                write!(f, "mark node {node} NotReady in the cluster (credentials {kubeconfig})")
+            }
+            Action::DeleteNode { node, kubeconfig } => {
+                write!(f, "delete node {node} from the cluster (credentials {kubeconfig})")
+            }
+            Action::RemoveContainers { address, namespace, ids } => {
+                write!(f, "kill and remove {} container(s) in containerd namespace {namespace} at {address}", ids.len())
+            }
+            Action::RemoveNetns { path } => write!(f, "remove the pod network namespace {path}"),
+            Action::KubeProxyCleanup { program } => write!(f, "run {program} --cleanup (kube-proxy's rules)"),
+            Action::RemoveIptablesChains { program, table, chains } => write!(
+                f,
+                "remove {program} chains {} from table {table}, and the rules that jump to them",
+                chains.join(", ")
+            ),
+            Action::RemoveLink { name } => write!(f, "delete network interface {name}"),
+            Action::RemoveHnsNetwork { name } => write!(f, "delete HNS network {name}"),
+            Action::Unmount { path } => write!(f, "unmount {path}"),
             Action::Deferred { what, needs } => write!(f, "{what} (planned once {needs})"),
         }
     }

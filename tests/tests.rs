@@ -8,8 +8,11 @@ mod cli;
 mod config;
 mod fetch;
 mod plan;
+mod preflight;
 mod status;
 // Real kernel routing tables need Linux network namespaces.
+#[cfg(target_os = "linux")]
+mod reset_netns;
 #[cfg(target_os = "linux")]
 mod routes_netns;
 // End-to-end against the lab cluster (scripts/lab up): run with `cargo test -- --ignored lab_ --test-threads 1`.

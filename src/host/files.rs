@@ -59,3 +59,27 @@ pub fn run(program: &str, args: &[String]) -> Result<super::CommandOutput, HostE
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
 }
+
+/// Runs a program with `input` on its standard input; a non-zero exit is an error.
+pub fn run_with_input(program: &str, args: &[String], input: &[u8]) -> Result<(), HostError> {
+    let spawn = |source| HostError::Spawn { program: program.to_string(), source };
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(spawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).map_err(spawn)?;
+    }
+    let out = child.wait_with_output().map_err(spawn)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(HostError::CommandFailed {
+        command: format!("{program} {}", args.join(" ")),
+        status: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}

@@ -2,13 +2,22 @@
 //! the only place in wkjoin that chooses between them.
 
 mod files;
+pub use files::run_with_input;
 #[cfg(unix)]
 mod linux;
 #[cfg(windows)]
 mod windows;
 
 #[cfg(unix)]
+pub use linux::cleanup::{delete_hns_network, delete_link, delete_service, stop_process, stop_service, unmount};
+#[cfg(unix)]
+pub use linux::probe;
+#[cfg(unix)]
 pub use linux::{Native, RouteTable, facts, process, replace_file, set_executable, windows_build};
+#[cfg(windows)]
+pub use windows::cleanup::{delete_hns_network, delete_link, delete_service, stop_process, stop_service, unmount};
+#[cfg(windows)]
+pub use windows::probe;
 #[cfg(windows)]
 pub use windows::{Native, RouteTable, facts, process, replace_file, set_executable, windows_build};
 

@@ -1,5 +1,7 @@
 //! The Linux host: files with Unix permissions, processes, routes, and host facts from the kernel.
 
+pub mod cleanup;
+pub mod probe;
 pub mod process;
 mod routes;
 

@@ -1,5 +1,7 @@
 //! The Windows host: files with ACLs, processes, routes, and host facts. Thin: decisions are made elsewhere.
 
+pub mod cleanup;
+pub mod probe;
 pub mod process;
 mod routes;
 

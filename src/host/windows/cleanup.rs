@@ -1,0 +1,228 @@
+//! Effects `wkjoin reset` needs on Windows: stop and delete SCM services, delete the HNS network. Each treats
+//! "already gone" as done. Thin FFI.
+
+use crate::host::HostError;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use windows_sys::Win32::Foundation::{ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_NOT_ACTIVE, GetLastError};
+use windows_sys::Win32::System::Com::CoTaskMemFree;
+use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
+use windows_sys::Win32::System::Services::{
+    CloseServiceHandle, ControlService, DeleteService, OpenSCManagerW, OpenServiceW, QueryServiceStatus,
+    SC_MANAGER_CONNECT, SERVICE_CONTROL_STOP, SERVICE_QUERY_STATUS, SERVICE_STATUS, SERVICE_STOP, SERVICE_STOPPED,
+};
+
+const DELETE: u32 = 0x0001_0000;
+
+fn unsupported(op: &'static str, what: &str) -> HostError {
+    HostError::Io { op, path: PathBuf::from(what), source: std::io::ErrorKind::Unsupported.into() }
+}
+
+fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(std::iter::once(0)).collect()
+}
+
+fn last_error(op: &'static str, what: &str) -> HostError {
+    HostError::Io { op, path: PathBuf::from(what), source: std::io::Error::last_os_error() }
+}
+
+/// Opens a service with `access`; `Ok(None)` when it does not exist.
+fn with_service<T>(
+    name: &str,
+    access: u32,
+    op: &'static str,
+    f: impl FnOnce(windows_sys::Win32::System::Services::SC_HANDLE) -> Result<T, HostError>,
+) -> Result<Option<T>, HostError> {
+    // SAFETY: plain SCM calls with NUL-terminated names; every handle opened here is closed here.
+    unsafe {
+        let scm = OpenSCManagerW(std::ptr::null(), std::ptr::null(), SC_MANAGER_CONNECT);
+        if scm.is_null() {
+            return Err(last_error(op, name));
+        }
+        let n = wide(name);
+        let svc = OpenServiceW(scm, n.as_ptr(), access);
+        if svc.is_null() {
+            let code = GetLastError();
+            CloseServiceHandle(scm);
+            if code == ERROR_SERVICE_DOES_NOT_EXIST {
+                return Ok(None);
+            }
+            return Err(HostError::Io {
+                op,
+                path: PathBuf::from(name),
+                source: std::io::Error::from_raw_os_error(code as i32),
+            });
+        }
+        let r = f(svc);
+        CloseServiceHandle(svc);
+        CloseServiceHandle(scm);
+        r.map(Some)
+    }
+}
+
+/// Not used on Windows: the node services run under the SCM.
+pub fn stop_process(pid: u32, _program: Option<&str>) -> Result<(), HostError> {
+    Err(unsupported("stop process", &pid.to_string()))
+}
+
+/// Asks the SCM to stop a service and waits up to 30 s for it; a missing or stopped service is fine.
+pub fn stop_service(name: &str) -> Result<(), HostError> {
+    with_service(name, SERVICE_STOP | SERVICE_QUERY_STATUS, "stop service", |svc| {
+        // SAFETY: `svc` is an open handle with STOP and QUERY_STATUS access; the status struct is ours.
+        unsafe {
+            let mut st: SERVICE_STATUS = std::mem::zeroed();
+            if ControlService(svc, SERVICE_CONTROL_STOP, &mut st) == 0 {
+                let code = GetLastError();
+                if code != ERROR_SERVICE_NOT_ACTIVE {
+                    return Err(HostError::Io {
+                        op: "stop service",
+                        path: PathBuf::from(name),
+                        source: std::io::Error::from_raw_os_error(code as i32),
+                    });
+                }
+            }
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                if QueryServiceStatus(svc, &mut st) == 0 {
+                    return Err(last_error("query service", name));
+                }
+                if st.dwCurrentState == SERVICE_STOPPED {
+                    return Ok(());
+                }
+                if Instant::now() > until {
+                    return Err(HostError::Io {
+                        op: "stop service",
+                        path: PathBuf::from(name),
+                        source: std::io::Error::other("still running 30 s after the stop request"),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    })
+    .map(|_| ())
+}
+
+/// Marks a service for deletion; a missing one is fine.
+pub fn delete_service(name: &str) -> Result<(), HostError> {
+    with_service(name, DELETE, "delete service", |svc| {
+        // SAFETY: `svc` is an open handle with DELETE access.
+        if unsafe { DeleteService(svc) } == 0 {
+            // ERROR_SERVICE_MARKED_FOR_DELETE (1072): already on its way out.
+            // SAFETY: reads the calling thread's last error.
+            let code = unsafe { GetLastError() };
+            if code != 1072 {
+                return Err(HostError::Io {
+                    op: "delete service",
+                    path: PathBuf::from(name),
+                    source: std::io::Error::from_raw_os_error(code as i32),
+                });
+            }
+        }
+        Ok(())
+    })
+    .map(|_| ())
+}
+
+/// Windows nodes have no kubelet mounts to undo.
+pub fn unmount(path: &str) -> Result<(), HostError> {
+    Err(unsupported("unmount", path))
+}
+
+/// The Windows pod network is an HNS network, not a link.
+pub async fn delete_link(name: &str) -> Result<(), HostError> {
+    Err(unsupported("delete link", name))
+}
+
+fn take_wide(p: windows_sys::core::PWSTR) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: HCN returns NUL-terminated strings allocated with CoTaskMemAlloc; freed after copying.
+    unsafe {
+        let mut len = 0;
+        while *p.add(len) != 0 {
+            len += 1;
+        }
+        let s = String::from_utf16_lossy(std::slice::from_raw_parts(p, len));
+        CoTaskMemFree(p.cast());
+        Some(s)
+    }
+}
+
+fn parse_guid(s: &str) -> Option<windows_sys::core::GUID> {
+    let hex: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    (hex.len() == 32).then(|| u128::from_str_radix(&hex, 16).ok()).flatten().map(windows_sys::core::GUID::from_u128)
+}
+
+fn hcn_error(op: &'static str, name: &str, hr: i32, record: Option<String>) -> HostError {
+    HostError::Io {
+        op,
+        path: PathBuf::from(name),
+        source: std::io::Error::other(format!(
+            "HRESULT {hr:#010x}{}",
+            record.map(|r| format!(": {r}")).unwrap_or_default()
+        )),
+    }
+}
+
+type HcnEnumerateNetworks = unsafe extern "system" fn(
+    windows_sys::core::PCWSTR,
+    *mut windows_sys::core::PWSTR,
+    *mut windows_sys::core::PWSTR,
+) -> windows_sys::core::HRESULT;
+type HcnDeleteNetwork = unsafe extern "system" fn(
+    *const windows_sys::core::GUID,
+    *mut windows_sys::core::PWSTR,
+) -> windows_sys::core::HRESULT;
+
+/// computenetwork.dll, loaded at run time: it only exists with the Containers feature (and not under wine),
+/// and a static import would keep wkjoin.exe from starting at all without it.
+fn hcn() -> Option<(HcnEnumerateNetworks, HcnDeleteNetwork)> {
+    let dll = wide("computenetwork.dll");
+    // SAFETY: a NUL-terminated library name and symbol names; the symbols have the signatures declared above
+    // (as in windows-sys), and the library stays loaded for the life of the process.
+    unsafe {
+        let lib = LoadLibraryW(dll.as_ptr());
+        if lib.is_null() {
+            return None;
+        }
+        let enumerate = GetProcAddress(lib, c"HcnEnumerateNetworks".as_ptr().cast())?;
+        let delete = GetProcAddress(lib, c"HcnDeleteNetwork".as_ptr().cast())?;
+        Some((
+            std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnEnumerateNetworks>(enumerate),
+            std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnDeleteNetwork>(delete),
+        ))
+    }
+}
+
+/// Deletes every HNS network with this name; none (or no HNS at all) is fine.
+pub fn delete_hns_network(name: &str) -> Result<(), HostError> {
+    let Some((hcn_enumerate_networks, hcn_delete_network)) = hcn() else {
+        tracing::debug!("computenetwork.dll is not available: no HNS, so no network {name} to delete");
+        return Ok(());
+    };
+    let filter = serde_json::json!({ "Name": name }).to_string();
+    let query = serde_json::json!({ "SchemaVersion": { "Major": 2, "Minor": 0 }, "Filter": filter }).to_string();
+    let q = wide(&query);
+    let mut networks: windows_sys::core::PWSTR = std::ptr::null_mut();
+    let mut record: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: a NUL-terminated query and two out pointers HCN allocates.
+    let hr = unsafe { hcn_enumerate_networks(q.as_ptr(), &mut networks, &mut record) };
+    let record = take_wide(record);
+    if hr < 0 {
+        return Err(hcn_error("list HNS networks named", name, hr, record));
+    }
+    let ids: Vec<String> = take_wide(networks).and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
+    for id in ids {
+        let Some(guid) = parse_guid(&id) else { continue };
+        let mut record: windows_sys::core::PWSTR = std::ptr::null_mut();
+        // SAFETY: a GUID we own and an out pointer HCN allocates.
+        let hr = unsafe { hcn_delete_network(&guid, &mut record) };
+        let record = take_wide(record);
+        if hr < 0 {
+            return Err(hcn_error("delete HNS network", name, hr, record));
+        }
+    }
+    Ok(())
+}

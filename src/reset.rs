@@ -1,0 +1,754 @@
+//! `wkjoin reset`: undo a join. `observe` looks at the host (and nothing else), `plan` is pure, `apply` runs the
+//! plan through the host backend with every action idempotent: a thing already gone is fine.
+
+use crate::host::{self, Host, HostError, probe};
+use crate::layout::{Layout, Os};
+use crate::network::CNI_CONF_FILE;
+use crate::plan::{Action, Plan, Step};
+use crate::preflight::facts::Process;
+use crate::routes::Route;
+use crate::settings::Settings;
+use crate::state::{State, StateError};
+use std::path::Path;
+
+/// Services in the order they are stopped (the reverse of start).
+pub const SERVICES: [&str; 2] = ["kube-proxy", "kubelet"];
+/// The firewall rule `wkjoin start` adds on Windows for the kubelet API.
+pub const FIREWALL_RULE: &str = "wkjoin kubelet API";
+/// The containerd namespace the CRI runs pods in.
+pub const CRI_NAMESPACE: &str = "k8s.io";
+/// Where the host-local IPAM plugin keeps its leases (one directory per network name).
+pub const HOST_LOCAL_DIR: &str = "/var/lib/cni/networks";
+/// The Linux pod bridge of wkjoin's CNI config.
+pub const LINUX_BRIDGE: &str = "cbr0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("reset: {action}: {source}")]
+    Host { action: String, source: HostError },
+    #[error("reset: {action}: {message}")]
+    Api { action: String, message: String },
+    #[error("reset: `{action}` cannot run until {needs}")]
+    Deferred { action: String, needs: String },
+    #[error("reset: `{action}` does not apply to this host's OS")]
+    Unsupported { action: String },
+    #[error(
+        "reset undoes a join on the host it runs on, which runs {host}, but the settings are for {os}: run it on the {os} node (or add --dry-run)"
+    )]
+    ForeignOs { os: Os, host: Os },
+}
+
+/// Choices of `wkjoin reset`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResetOptions {
+    /// Delete the Node object instead of marking it NotReady.
+    pub delete_node: bool,
+    /// Also remove the download cache.
+    pub purge: bool,
+}
+
+/// What is on the host now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub state_file: bool,
+    /// Routes the state file records as wkjoin's (Windows routes carry no owner tag).
+    pub recorded_routes: Vec<Route>,
+    /// Routes in the table tagged as wkjoin's (Linux: protocol 147).
+    pub owned_routes: Vec<Route>,
+    /// Running supervisor/kubelet/kube-proxy processes (Linux), with a name for each.
+    pub processes: Vec<(String, Process)>,
+    /// Installed SCM services (Windows).
+    pub services: Vec<String>,
+    /// Containers in the CRI namespace, and the network namespaces their sandboxes pinned.
+    pub containers: Vec<String>,
+    pub netns: Vec<String>,
+    /// `KUBE-*` chains per (program, table).
+    pub iptables: Vec<(String, String, Vec<String>)>,
+    /// The pod bridge exists (Linux).
+    pub bridge: bool,
+    /// Mount points under the kubelet dir, deepest first.
+    pub mounts: Vec<String>,
+    /// Which of `candidate_paths` exist.
+    pub paths: Vec<String>,
+    /// The credentials to reach the API with, when there are any.
+    pub kubeconfig: Option<String>,
+}
+
+impl Observed {
+    /// Nothing of wkjoin's is on this host.
+    pub fn is_bare(&self) -> bool {
+        !self.state_file
+            && self.paths.is_empty()
+            && self.processes.is_empty()
+            && self.services.is_empty()
+            && self.owned_routes.is_empty()
+            && self.recorded_routes.is_empty()
+    }
+}
+
+fn kube_proxy_path(s: &Settings) -> String {
+    s.layout().binary("kube-proxy")
+}
+
+/// The host-local IPAM directory of the pod network.
+pub fn ipam_dir(s: &Settings) -> String {
+    format!("{HOST_LOCAL_DIR}/{}", s.network_name)
+}
+
+/// Every path wkjoin may have created, in removal order; the state file comes last so an interrupted reset
+/// can be re-run. The CNI config directory stays: containerd watches it.
+pub fn candidate_paths(s: &Settings, state: Option<&State>, purge: bool) -> Vec<String> {
+    let l = s.layout();
+    let mut out = vec![Layout::new(s.os, l.cni_conf_dir()).join(&[CNI_CONF_FILE])];
+    if s.os == Os::Linux {
+        out.push(ipam_dir(s));
+    }
+    out.extend([l.kubelet_dir(), l.join(&["run"]), l.log_dir(), l.pki_dir(), l.image_dir(), l.kubeconfig()]);
+    match s.os {
+        Os::Linux => out.push(l.bin_dir()),
+        Os::Windows => {
+            // The binaries live in the root dir itself: remove them one by one.
+            let mut bins: Vec<String> =
+                ["kubelet", "kube-proxy", "kubectl", "kubeadm"].iter().map(|b| l.binary(b)).collect();
+            if let Some(files) = state.and_then(|st| st.binaries.as_ref()).map(|b| &b.files) {
+                bins.extend(files.iter().map(|f| f.path.clone()));
+            }
+            bins.sort();
+            bins.dedup();
+            out.extend(bins);
+            out.push(l.previous_bin_dir());
+        }
+    }
+    if purge {
+        out.push(l.cache_dir());
+    }
+    out.push(l.state_file());
+    out
+}
+
+/// The reset plan: from what is there to a bare host. Pure.
+pub fn plan(s: &Settings, o: &Observed, opts: &ResetOptions) -> Plan {
+    let mut p = Plan::new(Step::Reset, format!("return node {} to a bare host", s.node_name));
+    if o.is_bare() {
+        p.summary = "nothing to reset: no wkjoin state, files, services or routes on this host".into();
+        return p;
+    }
+    // 1. Nothing may restart what is being removed: supervisors first, then the services.
+    let mut procs = o.processes.clone();
+    procs.sort_by_key(|(name, pr)| (SERVICES.iter().any(|s| s == name), pr.pid));
+    for (name, pr) in procs {
+        p.push(Action::StopProcess { name, pid: pr.pid, program: pr.program });
+    }
+    for name in SERVICES.iter().filter(|n| o.services.iter().any(|s| s == *n)) {
+        p.push(Action::StopService { name: name.to_string() });
+        p.push(Action::RemoveService { name: name.to_string() });
+    }
+    if s.os == Os::Windows {
+        p.push(Action::RemoveFirewallRule { rule: FIREWALL_RULE.into() });
+    }
+    // 2. The cluster learns the node is gone while the credentials are still here.
+    match (&o.kubeconfig, opts.delete_node) {
+        (Some(kc), true) => p.push(Action::DeleteNode { node: s.node_name.clone(), kubeconfig: kc.clone() }),
+        (Some(kc), false) => p.push(Action::MarkNodeNotReady { node: s.node_name.clone(), kubeconfig: kc.clone() }),
+        (None, true) => p.push(Action::Deferred {
+            what: format!("delete node {}", s.node_name),
+            needs: "--kubeconfig gives credentials allowed to delete it".into(),
+        }),
+        (None, false) => &mut p,
+    };
+    // 3. Pods, and the network namespaces their sandboxes pinned (with them go their veths).
+    if !o.containers.is_empty()
+        && let Some(address) = s.runtime_endpoint.as_deref().and_then(|e| e.strip_prefix("unix://"))
+    {
+        p.push(Action::RemoveContainers {
+            address: address.to_string(),
+            namespace: CRI_NAMESPACE.into(),
+            ids: o.containers.clone(),
+        });
+    }
+    for ns in &o.netns {
+        p.push(Action::RemoveNetns { path: ns.clone() });
+    }
+    // 4. Packet filter rules of kube-proxy and the kubelet.
+    if s.os == Os::Linux {
+        let kp = kube_proxy_path(s);
+        if o.paths.iter().any(|x| Path::new(x) == Path::new(&s.layout().bin_dir())) {
+            p.push(Action::KubeProxyCleanup { program: kp });
+        }
+        for (program, table, chains) in &o.iptables {
+            p.push(Action::RemoveIptablesChains {
+                program: program.clone(),
+                table: table.clone(),
+                chains: chains.clone(),
+            });
+        }
+    }
+    // 5. Routes wkjoin owns.
+    let mut routes: Vec<Route> = match s.os {
+        Os::Linux => o.owned_routes.clone(),
+        Os::Windows => o.recorded_routes.clone(),
+    };
+    routes.sort();
+    routes.dedup();
+    for r in routes {
+        p.push(Action::DeleteRoute { route: r });
+    }
+    // 6. The pod network.
+    match s.os {
+        Os::Linux if o.bridge => p.push(Action::RemoveLink { name: LINUX_BRIDGE.into() }),
+        Os::Linux => &mut p,
+        Os::Windows => p.push(Action::RemoveHnsNetwork { name: s.network_name.clone() }),
+    };
+    // 7. Volumes the kubelet mounted, then wkjoin's files.
+    for m in &o.mounts {
+        p.push(Action::Unmount { path: m.clone() });
+    }
+    for path in &o.paths {
+        p.push(Action::RemovePath { path: path.clone() });
+    }
+    p
+}
+
+/// `KUBE-*` chains per table in `iptables-save` output.
+pub fn kube_chains(save: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in save.lines() {
+        if let Some(table) = line.strip_prefix('*') {
+            out.push((table.trim().to_string(), Vec::new()));
+        } else if let Some(decl) = line.strip_prefix(':')
+            && let Some(chain) = decl.split_whitespace().next()
+            && chain.starts_with("KUBE-")
+            && let Some((_, chains)) = out.last_mut()
+        {
+            chains.push(chain.to_string());
+        }
+    }
+    out.retain(|(_, c)| !c.is_empty());
+    out
+}
+
+/// `iptables-save -t <table>` output without `chains` and every rule in or jumping to them: what
+/// `iptables-restore` then installs as the table.
+pub fn without_chains(save: &str, chains: &[String]) -> String {
+    let named = |tok: &str| chains.iter().any(|c| c == tok);
+    let mut out = String::new();
+    for line in save.lines() {
+        let drop = if let Some(decl) = line.strip_prefix(':') {
+            decl.split_whitespace().next().is_some_and(named)
+        } else if line.starts_with("-A ") {
+            let toks: Vec<&str> = line.split_whitespace().collect();
+            named(toks[1]) || toks.windows(2).any(|w| (w[0] == "-j" || w[0] == "-g") && named(w[1]))
+        } else {
+            false
+        };
+        if !drop {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Finds the processes, routes, files and runtime objects wkjoin left on this host.
+pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOptions) -> Result<Observed, ResetError> {
+    let l = s.layout();
+    let state = State::load(Path::new(&l.state_file()))?;
+    let mut o = Observed {
+        state_file: state.is_some(),
+        recorded_routes: state.as_ref().map(|st| st.routes.clone()).unwrap_or_default(),
+        ..Default::default()
+    };
+    o.paths = candidate_paths(s, state.as_ref(), opts.purge)
+        .into_iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .collect();
+    let programs: Vec<String> = SERVICES.iter().map(|b| l.binary(b)).collect();
+    for pr in probe::processes_running(&programs) {
+        let name = SERVICES.iter().find(|b| pr.program.as_deref() == Some(l.binary(b).as_str())).unwrap_or(&"kubelet");
+        o.processes.push((name.to_string(), pr));
+    }
+    o.processes.extend(supervisors(&l.join(&["run"])).into_iter().map(|p| ("wkjoin supervisor".to_string(), p)));
+    o.services = probe::installed_services(&SERVICES);
+    let table =
+        host::RouteTable::connect().map_err(|source| ResetError::Host { action: "read routes".into(), source })?;
+    let net = table
+        .snapshot(&o.recorded_routes)
+        .await
+        .map_err(|source| ResetError::Host { action: "read routes".into(), source })?;
+    o.owned_routes = net.routes.iter().filter(|r| r.owned).map(|r| r.route.clone()).collect();
+    if s.os == Os::Windows {
+        // Windows ownership is the record: keep only recorded routes still in the table.
+        o.owned_routes.clear();
+    }
+    if o.is_bare() {
+        return Ok(o);
+    }
+    if s.os == Os::Linux {
+        o.bridge = net.interfaces.iter().any(|i| i.name == LINUX_BRIDGE);
+        for program in ["iptables", "ip6tables"] {
+            if let Ok(out) = host::Native.run(&format!("{program}-save"), &[])
+                && out.status == Some(0)
+            {
+                for (table, chains) in kube_chains(&out.stdout) {
+                    o.iptables.push((program.to_string(), table, chains));
+                }
+            }
+        }
+        o.mounts = probe::mounts_under(&l.kubelet_dir());
+        if let Some(endpoint) = s.runtime_endpoint.as_deref()
+            && let Some(addr) = endpoint.strip_prefix("unix://")
+        {
+            if probe::runtime_endpoint(endpoint) == crate::preflight::facts::Endpoint::Reachable {
+                (o.containers, o.netns) = containers(addr);
+            } else {
+                tracing::warn!("the container runtime at {endpoint} does not answer: pods (if any) are not removed");
+            }
+        }
+    }
+    let installed = l.kubeconfig();
+    o.kubeconfig = kubeconfig_flag.map(str::to_string).or_else(|| Path::new(&installed).exists().then_some(installed));
+    Ok(o)
+}
+
+/// Live `wkjoin start` supervisors from `<root>/run/*.pid`; a pid whose program is not wkjoin is ignored.
+fn supervisors(run_dir: &str) -> Vec<Process> {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        if e.path().extension().is_none_or(|x| x != "pid") {
+            continue;
+        }
+        let Some(pid) = std::fs::read_to_string(e.path())
+            .ok()
+            .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        let program = probe::process_program(pid);
+        let is_wkjoin = program
+            .as_deref()
+            .and_then(|p| Path::new(p).file_name())
+            .is_some_and(|n| n.to_string_lossy().starts_with("wkjoin"));
+        if is_wkjoin && probe::process_alive(pid) {
+            out.push(Process { pid, program });
+        }
+    }
+    out
+}
+
+/// Containers in the CRI namespace (through `ctr`), and the network namespaces their specs name.
+fn containers(address: &str) -> (Vec<String>, Vec<String>) {
+    let ctr = |args: &[&str]| {
+        let mut a = ctr_args(address, CRI_NAMESPACE);
+        a.extend(args.iter().map(|s| s.to_string()));
+        host::Native.run("ctr", &a).ok().filter(|o| o.status == Some(0)).map(|o| o.stdout)
+    };
+    let Some(list) = ctr(&["containers", "ls", "-q"]) else {
+        tracing::debug!("ctr cannot list containers at {address}; not removing pods");
+        return (Vec::new(), Vec::new());
+    };
+    let ids: Vec<String> = list.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    let mut netns = Vec::new();
+    for id in &ids {
+        if let Some(info) = ctr(&["containers", "info", id]) {
+            netns.extend(netns_of(&info));
+        }
+    }
+    netns.sort();
+    netns.dedup();
+    (ids, netns)
+}
+
+/// Pinned network namespaces (`/var/run/netns/cni-...`) in `ctr containers info` output.
+pub fn netns_of(info: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(info).unwrap_or_default();
+    v["Spec"]["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["type"] == "network")
+        .filter_map(|n| n["path"].as_str())
+        .filter(|p| p.contains("/netns/"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn host_err(action: &Action) -> impl FnOnce(HostError) -> ResetError + '_ {
+    move |source| ResetError::Host { action: action.to_string(), source }
+}
+
+fn ctr_args(address: &str, namespace: &str) -> Vec<String> {
+    ["--address", address, "--connect-timeout", "5s", "-n", namespace].map(String::from).to_vec()
+}
+
+/// Runs `ctr` and accepts "not found" as done.
+fn ctr_idempotent(address: &str, namespace: &str, args: &[&str]) -> Result<(), HostError> {
+    let mut a = ctr_args(address, namespace);
+    a.extend(args.iter().map(|s| s.to_string()));
+    let out = host::Native.run("ctr", &a)?;
+    if out.status == Some(0) || out.stderr.contains("not found") {
+        return Ok(());
+    }
+    Err(HostError::CommandFailed { command: format!("ctr {}", a.join(" ")), status: out.status, stderr: out.stderr })
+}
+
+async fn node_api(
+    action: &Action,
+    kubeconfig: &str,
+) -> Result<kube::Api<k8s_openapi::api::core::v1::Node>, ResetError> {
+    let err = |message: String| ResetError::Api { action: action.to_string(), message };
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| err(e.to_string()))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| err(e.to_string()))?;
+    config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    config.read_timeout = Some(std::time::Duration::from_secs(30));
+    let client = kube::Client::try_from(config).map_err(|e| err(e.to_string()))?;
+    Ok(kube::Api::all(client))
+}
+
+fn not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+async fn mark_not_ready(action: &Action) -> Result<(), ResetError> {
+    let Action::MarkNodeNotReady { node, kubeconfig } = action else { return Ok(()) };
+    let api = node_api(action, kubeconfig).await?;
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let patch = serde_json::json!({ "status": { "conditions": [{
+        "type": "Ready", "status": "False", "reason": "WkjoinReset",
+        "message": "wkjoin reset stopped the kubelet and removed the node's configuration",
+        "lastHeartbeatTime": now, "lastTransitionTime": now,
+    }]}});
+    match api.patch_status(node, &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await {
+        Ok(_) => Ok(()),
+        Err(e) if not_found(&e) => Ok(()),
+        Err(e) => Err(ResetError::Api { action: action.to_string(), message: e.to_string() }),
+    }
+}
+
+/// Applies one action; every action treats "already gone" as success.
+async fn apply_one(action: &Action, os: Os) -> Result<(), ResetError> {
+    let h = &mut host::Native;
+    match action {
+        Action::StopProcess { pid, program, .. } => {
+            host::stop_process(*pid, program.as_deref()).map_err(host_err(action))
+        }
+        Action::StopService { name } => host::stop_service(name).map_err(host_err(action)),
+        Action::RemoveService { name } => host::delete_service(name).map_err(host_err(action)),
+        Action::RemoveFirewallRule { rule } => {
+            let args = ["advfirewall", "firewall", "delete", "rule", &format!("name={rule}")].map(String::from);
+            let out = h.run("netsh", &args).map_err(host_err(action))?;
+            // netsh exits 1 with "No rules match the specified criteria." when the rule is gone already.
+            if out.status == Some(0) || out.stdout.contains("No rules match") {
+                Ok(())
+            } else {
+                Err(host_err(action)(HostError::CommandFailed {
+                    command: format!("netsh {}", args.join(" ")),
+                    status: out.status,
+                    stderr: out.stdout + &out.stderr,
+                }))
+            }
+        }
+        Action::MarkNodeNotReady { .. } => {
+            // Best effort: the node controller marks a silent node NotReady anyway, and a reset must work
+            // with the cluster down or the credentials already broken.
+            if let Err(e) = mark_not_ready(action).await {
+                tracing::warn!("{e}; the node controller will mark it NotReady once its heartbeats stop");
+            }
+            Ok(())
+        }
+        Action::DeleteNode { node, kubeconfig } => {
+            let api = node_api(action, kubeconfig).await?;
+            match api.delete(node, &Default::default()).await {
+                Ok(_) => Ok(()),
+                Err(e) if not_found(&e) => Ok(()),
+                Err(e) => Err(ResetError::Api { action: action.to_string(), message: e.to_string() }),
+            }
+        }
+        Action::RemoveContainers { address, namespace, ids } => {
+            for id in ids {
+                // `tasks delete --force` kills a running task; then the container goes.
+                ctr_idempotent(address, namespace, &["tasks", "delete", "--force", id]).map_err(host_err(action))?;
+                ctr_idempotent(address, namespace, &["containers", "delete", id]).map_err(host_err(action))?;
+            }
+            Ok(())
+        }
+        Action::RemoveNetns { path } => {
+            host::unmount(path).map_err(host_err(action))?;
+            h.remove_path(Path::new(path)).map_err(host_err(action))
+        }
+        Action::KubeProxyCleanup { program } => {
+            if !Path::new(program).exists() {
+                return Ok(());
+            }
+            match h.run(program, &["--cleanup".to_string()]) {
+                Ok(out) if out.status == Some(0) => {}
+                Ok(out) => tracing::warn!("{program} --cleanup exited with {:?}: {}", out.status, out.stderr.trim()),
+                Err(e) => tracing::warn!("{e}"),
+            }
+            Ok(())
+        }
+        Action::RemoveIptablesChains { program, table, chains } => {
+            let out = h.run(&format!("{program}-save"), &["-t".into(), table.clone()]).map_err(host_err(action))?;
+            if out.status != Some(0) {
+                return Err(host_err(action)(HostError::CommandFailed {
+                    command: format!("{program}-save -t {table}"),
+                    status: out.status,
+                    stderr: out.stderr,
+                }));
+            }
+            let filtered = without_chains(&out.stdout, chains);
+            if filtered == out.stdout {
+                return Ok(());
+            }
+            host::run_with_input(&format!("{program}-restore"), &[], filtered.as_bytes()).map_err(host_err(action))
+        }
+        Action::DeleteRoute { route } => {
+            let table = host::RouteTable::connect().map_err(host_err(action))?;
+            let net = table.snapshot(std::slice::from_ref(route)).await.map_err(host_err(action))?;
+            if !net.routes.iter().any(|r| &r.route == route) {
+                return Ok(());
+            }
+            table
+                .apply(&[crate::routes::RouteChange::Delete(route.clone())], &net.interfaces)
+                .await
+                .map_err(host_err(action))
+        }
+        Action::RemoveLink { name } => host::delete_link(name).await.map_err(host_err(action)),
+        Action::RemoveHnsNetwork { name } => host::delete_hns_network(name).map_err(host_err(action)),
+        Action::Unmount { path } => host::unmount(path).map_err(host_err(action)),
+        Action::RemovePath { path } => h.remove_path(Path::new(path)).map_err(host_err(action)),
+        Action::Deferred { what, needs } => Err(ResetError::Deferred { action: what.clone(), needs: needs.clone() }),
+        other => {
+            let _ = os;
+            Err(ResetError::Unsupported { action: other.to_string() })
+        }
+    }
+}
+
+/// Applies the plan in order, stopping at the first failure (a re-run picks up from what is left).
+pub async fn apply(plan: &Plan, os: Os) -> Result<(), ResetError> {
+    if os != Os::host() {
+        return Err(ResetError::ForeignOs { os, host: Os::host() });
+    }
+    for action in &plan.actions {
+        tracing::info!("{action}");
+        apply_one(action, os).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::render_all;
+    use crate::settings::{HostFacts, Origin, PartialSettings, resolve};
+
+    fn settings(os: Os) -> Settings {
+        let p = PartialSettings {
+            node_name: Some("node-1".into()),
+            node_ip: Some("172.30.0.12".parse().unwrap()),
+            kubernetes_version: Some("v1.20.2".parse().unwrap()),
+            ..Default::default()
+        };
+        resolve(os, None, &[(Origin::CommandLine, &p)], &HostFacts::default()).unwrap()
+    }
+
+    fn route(dst: &str, gw: &str, dev: &str) -> Route {
+        Route::via(dst.parse().unwrap(), gw.parse().unwrap(), dev)
+    }
+
+    /// A node joined and running pods: everything there is to undo.
+    fn joined(os: Os) -> Observed {
+        let s = settings(os);
+        let l = s.layout();
+        let mut o = Observed {
+            state_file: true,
+            paths: candidate_paths(&s, None, false),
+            kubeconfig: Some(l.kubeconfig()),
+            ..Default::default()
+        };
+        match os {
+            Os::Linux => {
+                o.owned_routes =
+                    vec![route("10.244.2.0/24", "172.30.0.11", "eth0"), route("10.244.0.0/24", "172.30.0.10", "eth0")];
+                o.processes = vec![
+                    ("kubelet".into(), Process { pid: 200, program: Some(l.binary("kubelet")) }),
+                    ("kube-proxy".into(), Process { pid: 300, program: Some(l.binary("kube-proxy")) }),
+                    ("wkjoin supervisor".into(), Process { pid: 100, program: Some("/usr/local/bin/wkjoin".into()) }),
+                ];
+                o.containers = vec!["0a1b".into(), "2c3d".into()];
+                o.netns = vec!["/var/run/netns/cni-1234".into()];
+                o.iptables = vec![
+                    ("iptables".into(), "nat".into(), vec!["KUBE-MARK-MASQ".into(), "KUBE-POSTROUTING".into()]),
+                    ("iptables".into(), "filter".into(), vec!["KUBE-FIREWALL".into()]),
+                ];
+                o.bridge = true;
+                o.mounts = vec![
+                    l.join(&["kubelet", "pods", "p1", "volumes", "kubernetes.io~secret", "token"]),
+                    l.join(&["kubelet"]),
+                ];
+            }
+            Os::Windows => {
+                o.recorded_routes = vec![
+                    route("10.244.2.0/24", "172.30.0.11", "Ethernet").with_metric(300),
+                    route("10.244.0.0/24", "172.30.0.10", "Ethernet").with_metric(300),
+                ];
+                o.services = vec!["kubelet".into(), "kube-proxy".into()];
+            }
+        }
+        o
+    }
+
+    fn golden(path: &str, expected: &str, actual: &str) {
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")), actual).unwrap();
+            return;
+        }
+        assert_eq!(actual, expected, "differs from {path}; UPDATE_GOLDEN=1 rewrites it\n{actual}");
+    }
+
+    fn render(os: Os, opts: &ResetOptions) -> String {
+        let s = settings(os);
+        render_all("wkjoin reset plan for node node-1", &[plan(&s, &joined(os), opts)])
+    }
+
+    #[test]
+    fn linux_plan_is_golden() {
+        golden(
+            "tests/golden/reset-linux.txt",
+            include_str!("../tests/golden/reset-linux.txt"),
+            &render(Os::Linux, &ResetOptions::default()),
+        );
+    }
+
+    #[test]
+    fn windows_plan_is_golden() {
+        golden(
+            "tests/golden/reset-windows.txt",
+            include_str!("../tests/golden/reset-windows.txt"),
+            &render(Os::Windows, &ResetOptions { delete_node: true, purge: true }),
+        );
+    }
+
+    #[test]
+    fn a_bare_host_has_nothing_to_reset() {
+        for os in [Os::Linux, Os::Windows] {
+            let p = plan(&settings(os), &Observed::default(), &ResetOptions { delete_node: true, purge: true });
+            assert!(p.actions.is_empty(), "{p:#?}");
+            assert!(p.summary.starts_with("nothing to reset"), "{}", p.summary);
+        }
+        // A foreign cbr0 or KUBE-* chains alone are not wkjoin's.
+        let o = Observed { bridge: true, iptables: joined(Os::Linux).iptables, ..Default::default() };
+        assert!(plan(&settings(Os::Linux), &o, &ResetOptions::default()).actions.is_empty());
+    }
+
+    #[test]
+    fn order_keeps_a_rerun_possible() {
+        let s = settings(Os::Linux);
+        let p = plan(&s, &joined(Os::Linux), &ResetOptions::default());
+        let pos = |f: &dyn Fn(&Action) -> bool| p.actions.iter().position(f).unwrap();
+        // The supervisor goes first so nothing restarts kubelet or kube-proxy.
+        assert!(matches!(&p.actions[0], Action::StopProcess { name, .. } if name == "wkjoin supervisor"));
+        let node = pos(&|a| matches!(a, Action::MarkNodeNotReady { .. }));
+        let kubeconfig = pos(&|a| matches!(a, Action::RemovePath { path } if path == &s.layout().kubeconfig()));
+        assert!(node < kubeconfig, "the API is told before its credentials go");
+        let umount = pos(&|a| matches!(a, Action::Unmount { .. }));
+        let kubelet_dir = pos(&|a| matches!(a, Action::RemovePath { path } if path == &s.layout().kubelet_dir()));
+        assert!(umount < kubelet_dir, "volumes are unmounted before the kubelet dir is removed");
+        assert!(matches!(p.actions.last(), Some(Action::RemovePath { path }) if path == &s.layout().state_file()));
+        // The CNI config directory stays (containerd watches it); only wkjoin's file goes; the cache stays.
+        let removed: Vec<&str> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::RemovePath { path } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(removed.contains(&"/var/lib/wkjoin/cni/config/10-wkjoin.conflist"), "{removed:?}");
+        assert!(!removed.contains(&"/var/lib/wkjoin/cni/config") && !removed.contains(&"/var/lib/wkjoin/cni"));
+        assert!(!removed.contains(&"/var/lib/wkjoin/cache"), "{removed:?}");
+        assert!(removed.contains(&"/var/lib/cni/networks/cbr0"), "{removed:?}");
+    }
+
+    #[test]
+    fn purge_removes_the_cache_and_delete_node_replaces_not_ready() {
+        let s = settings(Os::Linux);
+        let mut o = joined(Os::Linux);
+        o.paths = candidate_paths(&s, None, true);
+        let p = plan(&s, &o, &ResetOptions { delete_node: true, purge: true });
+        assert!(p.actions.contains(&Action::RemovePath { path: s.layout().cache_dir() }));
+        assert!(p.actions.iter().any(|a| matches!(a, Action::DeleteNode { node, .. } if node == "node-1")));
+        assert!(!p.actions.iter().any(|a| matches!(a, Action::MarkNodeNotReady { .. })));
+        // Without credentials a requested delete cannot silently vanish.
+        o.kubeconfig = None;
+        let p = plan(&s, &o, &ResetOptions { delete_node: true, purge: false });
+        assert!(p.actions.iter().any(|a| matches!(a, Action::Deferred { what, .. } if what == "delete node node-1")));
+    }
+
+    #[test]
+    fn only_what_exists_is_planned() {
+        let s = settings(Os::Linux);
+        let o = Observed { state_file: true, paths: vec![s.layout().state_file()], ..Default::default() };
+        let p = plan(&s, &o, &ResetOptions::default());
+        assert_eq!(p.actions, vec![Action::RemovePath { path: s.layout().state_file() }]);
+    }
+
+    const SAVE: &str = "# Generated by iptables-save\n*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+        :KUBE-MARK-MASQ - [0:0]\n:KUBE-POSTROUTING - [0:0]\n:DOCKER - [0:0]\n\
+        -A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n\
+        -A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE\n\
+        -A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000\n\
+        -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n\
+        -A DOCKER -i docker0 -j RETURN\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n\
+        -A INPUT -j KUBE-FIREWALL\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+
+    #[test]
+    fn iptables_chains_are_found_and_removed_with_their_jumps() {
+        assert_eq!(
+            kube_chains(SAVE),
+            vec![
+                ("nat".to_string(), vec!["KUBE-MARK-MASQ".to_string(), "KUBE-POSTROUTING".to_string()]),
+                ("filter".to_string(), vec!["KUBE-FIREWALL".to_string()]),
+            ]
+        );
+        let chains = vec!["KUBE-MARK-MASQ".to_string(), "KUBE-POSTROUTING".to_string(), "KUBE-FIREWALL".to_string()];
+        let out = without_chains(SAVE, &chains);
+        assert!(!out.contains("KUBE-"), "{out}");
+        // Everything else stays, byte for byte.
+        for keep in [
+            "-A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE",
+            ":DOCKER - [0:0]",
+            "-A DOCKER -i docker0 -j RETURN",
+            "--dport 22",
+            "*filter",
+            "COMMIT",
+        ] {
+            assert!(out.contains(keep), "{keep} lost: {out}");
+        }
+        assert_eq!(without_chains(&out, &chains), out, "idempotent");
+    }
+
+    #[test]
+    fn sandbox_netns_is_read_from_ctr_info() {
+        let info = r#"{"ID":"x","Spec":{"linux":{"namespaces":[{"type":"pid"},{"type":"ipc"},{"type":"network","path":"/var/run/netns/cni-5b1e"}]}}}"#;
+        assert_eq!(netns_of(info), vec!["/var/run/netns/cni-5b1e"]);
+        // App containers join the sandbox by /proc path: not a pinned namespace.
+        let app = r#"{"Spec":{"linux":{"namespaces":[{"type":"network","path":"/proc/4242/ns/net"}]}}}"#;
+        assert!(netns_of(app).is_empty());
+        assert!(netns_of("not json").is_empty());
+    }
+
+    #[test]
+    fn windows_binaries_in_the_root_are_removed_one_by_one() {
+        let s = settings(Os::Windows);
+        let paths = candidate_paths(&s, None, false);
+        assert!(paths.contains(&"C:\\k\\kubelet.exe".to_string()), "{paths:?}");
+        assert!(!paths.contains(&"C:\\k".to_string()), "the root holds the cache and the CNI dir: {paths:?}");
+        assert!(!paths.iter().any(|p| p.starts_with("/var/lib/cni")), "{paths:?}");
+        assert_eq!(paths.last(), Some(&"C:\\k\\wkjoin-state.json".to_string()));
+    }
+}

@@ -1,0 +1,193 @@
+//! `wkjoin reset` against real kernel state, in a network (and mount) namespace this test creates: a joined-looking
+//! node (cbr0, a proto-147 route, KUBE-* chains, a kubelet tmpfs, wkjoin's files) returns to bare, foreign things
+//! stay, and re-applying the same plan is harmless.
+
+use crate::util::wkjoin;
+use std::path::Path;
+use std::process::Command;
+use wkjoin::layout::Os;
+use wkjoin::plan::Action;
+use wkjoin::reset::{self, Observed, ResetOptions};
+use wkjoin::settings::{HostFacts, Origin, PartialSettings, Settings, resolve};
+use wkjoin::state::State;
+
+struct Netns {
+    name: String,
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().expect("runs");
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("wkjtest-reset-{}-{tag}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer"]);
+        ns.ip(&["addr", "add", "172.31.9.11/24", "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+        ns.ip(&["link", "set", "eth0-peer", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    fn exec(&self, args: &[&str]) -> String {
+        let mut all = vec!["netns", "exec", self.name.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// Runs `f` on a thread inside the namespace, in a private mount namespace of its own.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).expect("netns file");
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (needs root)");
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare the mount namespace");
+            // Nothing mounted here may propagate back to the host.
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .expect("make / private");
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+fn settings(root: &Path) -> Settings {
+    let p = PartialSettings {
+        node_name: Some("reset-test".into()),
+        // A network name of its own keeps the host-local IPAM dir (/var/lib/cni/networks/<name>) unique.
+        network_name: Some(format!("wkjt{}", std::process::id())),
+        runtime_endpoint: Some(format!("unix://{}", root.join("no-containerd.sock").display())),
+        kubernetes_version: Some("v1.20.2".parse().unwrap()),
+        ..Default::default()
+    };
+    resolve(Os::Linux, Some(&root.to_string_lossy()), &[(Origin::CommandLine, &p)], &HostFacts::default()).unwrap()
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Observe, plan and apply inside the namespace; returns (plan actions, what is observed afterwards).
+fn reset_in(ns: &Netns, s: &Settings, mount_tmpfs: bool) -> (Vec<Action>, Observed, Vec<Action>) {
+    let s = s.clone();
+    ns.run(move || {
+        if mount_tmpfs {
+            let vol = Path::new(&s.layout().kubelet_dir()).join("pods/p1/volumes/token");
+            std::fs::create_dir_all(&vol).unwrap();
+            nix::mount::mount(Some("tmpfs"), &vol, Some("tmpfs"), nix::mount::MsFlags::empty(), None::<&str>)
+                .expect("mount a tmpfs");
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let opts = ResetOptions::default();
+            let o = reset::observe(&s, None, &opts).await.unwrap();
+            let plan = reset::plan(&s, &o, &opts);
+            reset::apply(&plan, Os::Linux).await.unwrap();
+            // The same plan again: every action finds its thing gone and is fine with it.
+            reset::apply(&plan, Os::Linux).await.unwrap();
+            let after = reset::observe(&s, None, &opts).await.unwrap();
+            let replan = reset::plan(&s, &after, &opts);
+            (plan.actions, after, replan.actions)
+        })
+    })
+}
+
+#[test]
+fn reset_returns_a_joined_namespace_to_bare_and_leaves_foreign_things() {
+    let ns = Netns::new("joined");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let s = settings(&root);
+    let l = s.layout();
+
+    ns.ip(&["link", "add", "cbr0", "type", "bridge"]);
+    ns.ip(&["route", "add", "10.244.2.0/24", "via", "172.31.9.12", "proto", "147"]);
+    ns.ip(&["route", "add", "10.200.0.0/16", "via", "172.31.9.1"]); // someone else's
+    for rule in [
+        vec!["-t", "nat", "-N", "KUBE-MARK-MASQ"],
+        vec!["-t", "nat", "-A", "KUBE-MARK-MASQ", "-j", "MARK", "--set-xmark", "0x4000/0x4000"],
+        vec!["-t", "nat", "-A", "POSTROUTING", "-j", "KUBE-MARK-MASQ"],
+        vec!["-t", "nat", "-N", "FOREIGN"],
+        vec!["-t", "nat", "-A", "POSTROUTING", "-j", "FOREIGN"],
+        vec!["-t", "filter", "-N", "KUBE-FIREWALL"],
+        vec!["-t", "filter", "-A", "INPUT", "-j", "KUBE-FIREWALL"],
+    ] {
+        let mut args = vec!["iptables"];
+        args.extend(rule);
+        ns.exec(&args);
+    }
+    State::default().save(Path::new(&l.state_file()), &mut wkjoin::host::Native).unwrap();
+    write(Path::new(&l.kubeconfig()), "apiVersion: v1\n");
+    write(Path::new(&l.binary("kubelet")), "#!/bin/sh\n");
+    write(&Path::new(&l.cni_conf_dir()).join("10-wkjoin.conflist"), "{}");
+    write(&Path::new(&l.cni_conf_dir()).join("99-other.conflist"), "{}");
+    write(&Path::new(&l.cache_dir()).join("kubernetes-node-linux-amd64.tar.gz"), "x");
+
+    let (actions, after, replan) = reset_in(&ns, &s, true);
+
+    let has = |f: &dyn Fn(&Action) -> bool| actions.iter().any(f);
+    assert!(has(&|a| matches!(a, Action::RemoveLink { name } if name == "cbr0")), "{actions:#?}");
+    assert!(has(&|a| matches!(a, Action::DeleteRoute { route } if route.destination.to_string() == "10.244.2.0/24")));
+    assert!(!has(&|a| matches!(a, Action::DeleteRoute { route } if route.destination.to_string() == "10.200.0.0/16")));
+    assert!(has(&|a| matches!(a, Action::Unmount { path } if path.ends_with("pods/p1/volumes/token"))), "{actions:#?}");
+    assert!(has(&|a| matches!(a, Action::RemoveIptablesChains { table, .. } if table == "nat")), "{actions:#?}");
+    assert!(after.is_bare(), "{after:#?}");
+    assert!(replan.is_empty(), "a second reset has nothing to do: {replan:#?}");
+
+    // The kernel agrees.
+    assert!(!ns.ip(&["-o", "link", "show"]).contains("cbr0"), "{}", ns.ip(&["link", "show"]));
+    assert!(ns.ip(&["route", "show", "proto", "147"]).trim().is_empty());
+    assert!(ns.ip(&["route", "show"]).contains("10.200.0.0/16 via 172.31.9.1"), "foreign route kept");
+    let rules = ns.exec(&["iptables-save"]);
+    assert!(!rules.contains("KUBE-"), "{rules}");
+    assert!(rules.contains(":FOREIGN") && rules.contains("-A POSTROUTING -j FOREIGN"), "{rules}");
+    // Files: wkjoin's are gone; the CNI dir (watched by containerd), others' configs and the cache stay.
+    for gone in [l.state_file(), l.kubeconfig(), l.bin_dir(), l.kubelet_dir()] {
+        assert!(!Path::new(&gone).exists(), "{gone} is still there");
+    }
+    let cni = std::path::PathBuf::from(l.cni_conf_dir());
+    assert!(cni.join("99-other.conflist").exists() && !cni.join("10-wkjoin.conflist").exists());
+    assert!(Path::new(&l.cache_dir()).join("kubernetes-node-linux-amd64.tar.gz").exists());
+}
+
+#[test]
+fn reset_on_a_bare_host_says_so_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // --dry-run: even if this host had routes tagged as wkjoin's, a test must not remove them.
+    let out = wkjoin()
+        .args(["reset", "--dry-run", "--node-name", "bare"])
+        .arg("--root-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("nothing to reset"), "{stdout}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was created");
+}
