@@ -218,6 +218,28 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
                 return step_command("join", &s, plans, true, out.output);
             }
             let started = std::time::Instant::now();
+            if inputs.kubeconfig.is_some() && s.os == Os::host() {
+                let report = preflight_report(g, &s, false).await;
+                if !report.ok {
+                    preflight::print(&report, OutputFormat::Table)?;
+                    eprintln!(
+                        "error: preflight checks failed: fix them (see above) and run `wkjoin join` again; nothing was changed"
+                    );
+                    return Ok(exit::VALIDATION_FAILED);
+                }
+                for c in report.checks.iter().filter(|c| c.status == preflight::Status::Warn) {
+                    eprintln!(
+                        "preflight warning: {}: {}{}",
+                        c.name,
+                        c.detail,
+                        c.fix.as_deref().map(|f| format!(" (fix: {f})")).unwrap_or_default()
+                    );
+                }
+                println!(
+                    "preflight: {} checks passed",
+                    report.checks.iter().filter(|c| c.status == preflight::Status::Pass).count()
+                );
+            }
             let opts = crate::join::run::Options {
                 kubeconfig: inputs.kubeconfig.clone(),
                 context: g.context.clone(),
@@ -249,14 +271,7 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             if s.os != Os::host() {
                 return Err(PreflightError::ForeignOs { os: s.os, host: Os::host() }.into());
             }
-            let state = State::load(std::path::Path::new(&s.layout().state_file())).ok().flatten();
-            let api = match client_and_url(g).await {
-                Ok((c, server)) => preflight::probe_api(&c, Some(server)).await,
-                Err(e) => preflight::facts::Api::NoKubeconfig { reason: e.to_string() },
-            };
-            let facts = preflight::gather_host(&s, state.as_ref(), api);
-            let checks = preflight::evaluate(&facts, &s, &preflight::Options { hyperv_isolation: *hyperv_isolation });
-            let report = preflight::Report::new(&s, checks);
+            let report = preflight_report(g, &s, *hyperv_isolation).await;
             preflight::print(&report, out.output)?;
             Ok(if report.ok { exit::OK } else { exit::VALIDATION_FAILED })
         }
@@ -297,6 +312,18 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             Ok(exit::OK)
         }
     }
+}
+
+/// Gathers the host's and the cluster's facts and evaluates every preflight check.
+async fn preflight_report(g: &GlobalArgs, s: &Settings, hyperv_isolation: bool) -> preflight::Report {
+    let state = State::load(std::path::Path::new(&s.layout().state_file())).ok().flatten();
+    let api = match client_and_url(g).await {
+        Ok((c, server)) => preflight::probe_api(&c, Some(server)).await,
+        Err(e) => preflight::facts::Api::NoKubeconfig { reason: e.to_string() },
+    };
+    let facts = preflight::gather_host(s, state.as_ref(), api);
+    let checks = preflight::evaluate(&facts, s, &preflight::Options { hyperv_isolation });
+    preflight::Report::new(s, checks)
 }
 
 /// Layers flags/env, the config file, the cluster and defaults into validated settings.

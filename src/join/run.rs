@@ -66,6 +66,10 @@ fn fail(step: Step) -> impl FnOnce(AppError) -> JoinError {
 
 /// Runs fetch → pause → config → routes → start, printing a line per step as it ends.
 pub async fn run(s: &Settings, o: &Options, plans: &[Plan]) -> Result<Vec<StepReport>, JoinError> {
+    // Without credentials the join would stop at `config` with binaries already installed.
+    if o.kubeconfig.is_none() {
+        return Err(fail(Step::Config)(AppError::NoConfigSource));
+    }
     let mut done = Vec::new();
     let total = plans.iter().filter(|p| p.step != Step::Validate).count();
     for (i, plan) in plans.iter().filter(|p| p.step != Step::Validate).enumerate() {
@@ -76,7 +80,7 @@ pub async fn run(s: &Settings, o: &Options, plans: &[Plan]) -> Result<Vec<StepRe
         let report = StepReport { step: plan.step, changed, summary, elapsed: started.elapsed() };
         println!(
             "{:<8} {:<9} {:>6.1}s  {}",
-            report.step,
+            report.step.as_str(),
             if changed { "changed" } else { "unchanged" },
             report.elapsed.as_secs_f64(),
             report.summary
