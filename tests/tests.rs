@@ -22,3 +22,5 @@ mod lab_cluster;
 mod lab_routes;
 #[cfg(target_os = "linux")]
 mod start;
+#[cfg(target_os = "linux")]
+mod join;

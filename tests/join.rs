@@ -1,0 +1,118 @@
+//! `wkjoin join` and `wkjoin reset` end to end on the lab's worker-2, through `scripts/lab join|reset` (the
+//! lab's settings, the node's own minted credential): bare → Ready → re-join changes nothing → a pod on the
+//! node answers from the master across host-gw routes → reset leaves the node bare → join again.
+
+use crate::util::lab::Lab;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const W: &str = "worker-2";
+
+fn lab_cmd(lab: &Lab, args: &[&str]) -> Output {
+    let out = Command::new(lab.repo.join("scripts/lab"))
+        .args(args)
+        .env("WKJOIN", assert_cmd::cargo::cargo_bin("wkjoin"))
+        .output()
+        .expect("scripts/lab");
+    assert!(
+        out.status.success(),
+        "scripts/lab {} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn in_node(lab: &Lab, args: &[&str]) -> String {
+    String::from_utf8_lossy(&lab.exec(W, args).stdout).into_owned()
+}
+
+/// What a bare node must not have: wkjoin's routes, the pod bridge, kube iptables chains, node processes.
+fn assert_bare(lab: &Lab) {
+    assert_eq!(in_node(lab, &["ip", "route", "show", "proto", "147"]).trim(), "", "wkjoin routes left");
+    assert!(!in_node(lab, &["ip", "-o", "link"]).contains("cbr0"), "the pod bridge is left");
+    let rules = in_node(lab, &["iptables-save"]);
+    assert!(!rules.contains("KUBE-"), "kube iptables chains left:\n{rules}");
+    let root = lab.worker_root(W);
+    let procs = Command::new("pgrep").args(["-af", &root.to_string_lossy()]).output().unwrap();
+    assert!(procs.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&procs.stdout));
+    assert!(!root.join("wkjoin-state.json").exists(), "the state file is left");
+}
+
+fn ready(lab: &Lab) -> bool {
+    lab.try_kubectl(&["get", "node", W, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"])
+        .is_ok_and(|s| s.trim() == "True")
+}
+
+/// Deletes the test's pod however the test ends.
+struct Pod(&'static Lab, String);
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.0.try_kubectl(&["delete", "pod", &self.1, "--wait=false", "--ignore-not-found"]);
+    }
+}
+
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again() {
+    let lab = Lab::get();
+    let _lock = lab.lock(W);
+
+    lab_cmd(lab, &["reset", W]);
+    assert_bare(lab);
+
+    let started = Instant::now();
+    let out = text(&lab_cmd(lab, &["join", W, "--no-validate"]));
+    eprintln!("bare → Ready in {:.1}s", started.elapsed().as_secs_f64());
+    assert!(out.contains(&format!("node {W} joined")), "{out}");
+    assert!(ready(lab), "{W} is not Ready after join:\n{out}");
+
+    let again = text(&lab_cmd(lab, &["join", W, "--no-validate"]));
+    assert!(again.contains("nothing changed"), "a second join changed something:\n{again}");
+    assert_eq!(again.matches("unchanged").count() >= 5, true, "{again}");
+
+    // A pod on the node gets an address in its pod CIDR and answers the master across the host-gw routes.
+    let cidr = lab.kubectl(&["get", "node", W, "-o", "jsonpath={.spec.podCIDR}"]);
+    let name = format!("wkjt-join-{}", std::process::id());
+    let pod = Pod(lab, name.clone());
+    let spec = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"default"}},"spec":{{"nodeName":"{W}","containers":[{{"name":"web","image":"wkjoin.local/webserver:1.0","imagePullPolicy":"Never"}}]}}}}"#
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), spec).unwrap();
+    lab.kubectl(&["apply", "-f", &file.path().to_string_lossy()]);
+    lab.kubectl(&["wait", "--for=condition=Ready", &format!("pod/{}", pod.1), "--timeout=60s"]);
+    let ip = lab.kubectl(&["get", "pod", &pod.1, "-o", "jsonpath={.status.podIP}"]);
+    let net: ipnet::IpNet = cidr.trim().parse().unwrap();
+    assert!(net.contains(&ip.trim().parse::<std::net::IpAddr>().unwrap()), "pod IP {ip} outside {cidr}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = lab.exec("master", &["curl", "-fsS", "--max-time", "3", &format!("http://{}/", ip.trim())]);
+        if out.status.success() {
+            assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("hostname: {name}")));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the master cannot reach pod {ip} on {W}: no host-gw route?");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(pod);
+
+    let out = text(&lab_cmd(lab, &["reset", W]));
+    eprintln!("{out}");
+    assert_bare(lab);
+    let not_ready = lab.kubectl(&["get", "node", W, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]);
+    assert_ne!(not_ready.trim(), "True", "reset left the Node Ready");
+    let again = text(&lab_cmd(lab, &["reset", W]));
+    assert!(again.contains("nothing to reset"), "{again}");
+
+    // Leave the node joined, as the lab's other end-to-end tests expect.
+    lab_cmd(lab, &["join", W, "--no-validate"]);
+    assert!(ready(lab));
+}
