@@ -46,6 +46,8 @@ pub enum AppError {
     Kubeconfig { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("`wkjoin {command}` is not available in this build of wkjoin yet (only --dry-run is); nothing was changed")]
     NotAvailable { command: &'static str },
+    #[error(transparent)]
+    Validate(#[from] crate::validate::ValidateError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -122,7 +124,7 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             step_command("join", &s, plans, dry.dry_run, out.output)
         }
         Command::Preflight { .. } => Err(AppError::NotAvailable { command: "preflight" }),
-        Command::Validate { .. } => Err(AppError::NotAvailable { command: "validate" }),
+        Command::Validate { args, out } => validate(g, args, out.output).await,
         Command::Reset { dry, .. } => {
             let _ = dry;
             Err(AppError::NotAvailable { command: "reset" })
@@ -134,6 +136,37 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             Ok(exit::OK)
         }
     }
+}
+
+async fn validate(g: &GlobalArgs, a: &crate::cli::ValidateArgs, format: OutputFormat) -> Result<i32, AppError> {
+    use crate::validate::{self, Options, matrix::Selection, report, sample::Images};
+    let client = client(g).await?;
+    let opts = Options {
+        selection: Selection { focus: a.node.clone(), only: a.only.clone(), skip: a.skip.clone() },
+        images: Images {
+            sample: a.sample_image.clone(),
+            probe: a.probe_image.clone(),
+            windows_sample: a.windows_sample_image.clone(),
+            windows_probe: a.windows_probe_image.clone(),
+        },
+        ready_timeout: Duration::from_secs(a.timeout),
+        probe_timeout: Duration::from_secs(a.probe_timeout),
+        concurrency: a.concurrency,
+        host_port: a.host_port,
+        domain: a.cluster_domain.clone(),
+        keep: a.keep,
+        stale_after: Duration::from_secs(a.stale_after * 60),
+    };
+    let Some(report) = validate::command(&client, &opts, a.junit.as_deref()).await? else {
+        eprintln!("interrupted: the validation namespace was deleted");
+        return Ok(exit::INTERRUPTED);
+    };
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Table => out.write_all(report::render_table(&report).as_bytes())?,
+        f => write_data(&mut out, f, &report)?,
+    }
+    Ok(if report.summary.ok() { exit::OK } else { exit::VALIDATION_FAILED })
 }
 
 /// Layers flags/env, the config file, the cluster and defaults into validated settings.
