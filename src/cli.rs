@@ -272,7 +272,8 @@ downloads nothing.")]
         out: OutputArgs,
     },
     /// Check node, pod and service connectivity (the guide's matrix) and explain failures
-    #[command(long_about = "Check node, pod and service connectivity (the guide's matrix) and explain failures.\n\n\
+    #[command(
+        long_about = "Check node, pod and service connectivity (the guide's matrix) and explain failures.\n\n\
 Runs through the Kubernetes API only (an admin kubeconfig): in a fresh namespace wkjoin-validate-<random> it \
 starts, on every Ready node, a sample web pod (hostPort, behind its own Service), a probe pod on the pod \
 network and a probe pod on the host network, then execs probes in them, concurrently: node-ping, \
@@ -283,7 +284,8 @@ come with the command, its output and a diagnosis hint drawn from the pattern of
 The namespace is deleted at the end and on Ctrl-C (--keep leaves it for debugging); leftovers of killed runs \
 are removed by the next run. Exit code 3 when any cell failed or errored.",
         after_help = "Examples:\n  wkjoin validate\n  wkjoin validate --node win-1 --junit validate.xml\n  \
-wkjoin validate --only pod-to-pod,service-dns -o json\n  wkjoin validate --skip icmp --keep")]
+wkjoin validate --only pod-to-pod,service-dns -o json\n  wkjoin validate --skip icmp --keep"
+    )]
     Validate {
         #[command(flatten)]
         args: ValidateArgs,

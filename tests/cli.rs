@@ -110,14 +110,23 @@ fn a_bad_config_file_names_the_key() {
 #[test]
 fn commands_not_in_this_build_say_so_and_change_nothing() {
     let root = tempfile::tempdir().unwrap();
-    for args in
-        [vec!["preflight", "--node-name", "n"], vec!["join", "--node-name", "n"], vec!["validate"], vec!["reset"]]
-    {
+    for args in [vec!["preflight", "--node-name", "n"], vec!["join", "--node-name", "n"], vec!["reset"]] {
         let (code, err) = failure_of(wkjoin().args(&args).arg("--root-dir").arg(root.path()));
         assert_eq!(code, 4, "{args:?}: {err}");
         assert!(err.contains("not available in this build") && err.contains("nothing was changed"), "{err}");
     }
     assert!(tree(root.path()).is_empty(), "files appeared: {:?}", tree(root.path()));
+}
+
+#[test]
+fn validate_rejects_unknown_checks_and_needs_a_cluster() {
+    let (code, err) = failure_of(wkjoin().args(["validate", "--only", "pod-to-pod,bogus"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown check \"bogus\"") && err.contains("service-dns"), "{err}");
+    let home = tempfile::tempdir().unwrap();
+    let (code, err) = failure_of(wkjoin().args(["validate"]).env("HOME", home.path()));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("kubeconfig"), "{err}");
 }
 
 #[test]

@@ -11,3 +11,6 @@ mod status;
 // Real kernel routing tables need Linux network namespaces.
 #[cfg(target_os = "linux")]
 mod routes_netns;
+// The lab runs on Linux (network namespaces).
+#[cfg(target_os = "linux")]
+mod validate;

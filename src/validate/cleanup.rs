@@ -50,7 +50,10 @@ pub async fn stale(client: &Client, current: &str, older_than: Duration) -> Resu
             for p in list {
                 let pname = p.metadata.name.unwrap_or_default();
                 // grace period 0: gone from the API at once, even when its kubelet never confirms
-                if let Err(e) = pods.delete(&pname, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() }).await {
+                if let Err(e) = pods
+                    .delete(&pname, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() })
+                    .await
+                {
                     tracing::debug!("force-delete {name}/{pname}: {e}");
                 }
             }

@@ -251,21 +251,37 @@ mod tests {
                 "service-dns/dns/pod:worker-1->dns:worker-1",
                 &["route on master", "cluster DNS"],
             ),
-            (&["pod:worker-1->dns:worker-1"], "service-dns/dns/pod:worker-1->dns:worker-1", &["cluster DNS", "--cluster-dns"]),
+            (
+                &["pod:worker-1->dns:worker-1"],
+                "service-dns/dns/pod:worker-1->dns:worker-1",
+                &["cluster DNS", "--cluster-dns"],
+            ),
             (
                 &["host:worker-1->service:", "pod:worker-1->service:"],
                 "service-from-pod/http/pod:worker-1->service:master",
                 &["kube-proxy on worker-1"],
             ),
-            (&["host:master->node:worker-1"], "node-ping/icmp/host:master->node:worker-1", &["node network", "172.30.0.11"]),
+            (
+                &["host:master->node:worker-1"],
+                "node-ping/icmp/host:master->node:worker-1",
+                &["node network", "172.30.0.11"],
+            ),
             (
                 &["host:master->node:worker-1", "host:master->pod:worker-1"],
                 "node-to-pod/http/host:master->pod:worker-1",
                 &["fix that first"],
             ),
             (&["hostport:worker-1"], "hostport/http/host:master->hostport:worker-1", &["portmap"]),
-            (&["pod:worker-1->pod:worker-1"], "pod-to-pod/http/pod:worker-1->pod:worker-1", &["pod network on worker-1 itself"]),
-            (&["pod:master->pod:worker-1"], "pod-to-pod/http/pod:master->pod:worker-1", &["wkjoin routes` on master and worker-1"]),
+            (
+                &["pod:worker-1->pod:worker-1"],
+                "pod-to-pod/http/pod:worker-1->pod:worker-1",
+                &["pod network on worker-1 itself"],
+            ),
+            (
+                &["pod:master->pod:worker-1"],
+                "pod-to-pod/http/pod:master->pod:worker-1",
+                &["wkjoin routes` on master and worker-1"],
+            ),
         ];
         for (fails, id, words) in table {
             let (results, _) = run(3, fails);
@@ -283,7 +299,12 @@ mod tests {
     fn route_fault_gives_one_hint_for_all_its_cells() {
         let (results, hints) = run(
             3,
-            &["host:master->pod:worker-1", "pod:master->pod:worker-1", "pod:worker-1->pod:master", "gateway:worker-1->node:master"],
+            &[
+                "host:master->pod:worker-1",
+                "pod:master->pod:worker-1",
+                "pod:worker-1->pod:master",
+                "gateway:worker-1->node:master",
+            ],
         );
         let failed = results.iter().filter(|r| r.result == Verdict::Fail).count();
         assert_eq!(hints.len(), 1, "{hints:#?}");

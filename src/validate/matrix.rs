@@ -390,7 +390,11 @@ pub struct Probe {
 
 impl Probe {
     pub fn display(&self) -> String {
-        self.argv.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" ")
+        self.argv
+            .iter()
+            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -552,8 +556,16 @@ pub(crate) mod tests {
             namespace: "wkjoin-validate-abc".into(),
             domain: "cluster.local".into(),
             host_port: 4444,
-            pod_ips: ns.iter().enumerate().map(|(i, n)| (n.name.clone(), format!("10.244.{i}.5").parse().unwrap())).collect(),
-            cluster_ips: ns.iter().enumerate().map(|(i, n)| (n.name.clone(), format!("10.96.1.{i}").parse().unwrap())).collect(),
+            pod_ips: ns
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name.clone(), format!("10.244.{i}.5").parse().unwrap()))
+                .collect(),
+            cluster_ips: ns
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name.clone(), format!("10.96.1.{i}").parse().unwrap()))
+                .collect(),
             service_names: ns.iter().enumerate().map(|(i, n)| (n.name.clone(), format!("web-{i}"))).collect(),
         }
     }
@@ -576,7 +588,10 @@ pub(crate) mod tests {
             cmd(&ns, "pod-to-pod/http/pod:master->pod:worker-1").unwrap(),
             ("timeout 5 wget -qO- http://10.244.1.5/".into(), Some("hostname: web-worker-1".into()))
         );
-        assert_eq!(cmd(&ns, "hostport/http/host:master->hostport:worker-1").unwrap().0, "timeout 5 wget -qO- http://172.30.0.11:4444/");
+        assert_eq!(
+            cmd(&ns, "hostport/http/host:master->hostport:worker-1").unwrap().0,
+            "timeout 5 wget -qO- http://172.30.0.11:4444/"
+        );
         assert_eq!(
             cmd(&ns, "service-dns/dns/pod:worker-1->dns:worker-1").unwrap(),
             ("nslookup web-1.wkjoin-validate-abc.svc.cluster.local".into(), Some("10.96.1.1".into()))
@@ -587,7 +602,10 @@ pub(crate) mod tests {
             cmd(&ns, "pod-to-pod/icmp/pod:worker-1->pod:master").unwrap(),
             ("ping -n 1 -w 2000 10.244.0.5".into(), Some("TTL=".into()))
         );
-        assert_eq!(cmd(&ns, "service-from-pod/http/pod:worker-1->service:master").unwrap().0, "curl.exe -sS -m 5 http://10.96.1.0/");
+        assert_eq!(
+            cmd(&ns, "service-from-pod/http/pod:worker-1->service:master").unwrap().0,
+            "curl.exe -sS -m 5 http://10.96.1.0/"
+        );
         // unresolved addresses render as placeholders
         let c = cells.iter().find(|c| c.id == "node-to-pod/http/host:master->pod:worker-1").unwrap();
         let p = probe(c, &ns, &Addresses::default(), &name).unwrap();

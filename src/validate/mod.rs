@@ -136,12 +136,10 @@ fn pod_state(p: &Pod, after: Duration) -> PodState {
     if phase == "Running" && ready {
         return PodState::Running { ip: st.pod_ip.as_deref().and_then(|i| i.parse().ok()), after };
     }
-    let cond = st
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.status != "True")
-        .map(|c| format!("{} is False{}", c.type_, c.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()));
+    let cond =
+        st.conditions.iter().flatten().find(|c| c.status != "True").map(|c| {
+            format!("{} is False{}", c.type_, c.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())
+        });
     PodState::Pending(format!("{phase}{}", cond.map(|c| format!(", {c}")).unwrap_or_default()))
 }
 
@@ -301,7 +299,8 @@ async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
         && ctx.not_running(Role::Web, &tn).is_some()
     {
         return with_cmd(
-            CellResult::new(cell, Verdict::Skip).with_reason(format!("the web pod on {tn} is not running (see sample-ready)")),
+            CellResult::new(cell, Verdict::Skip)
+                .with_reason(format!("the web pod on {tn} is not running (see sample-ready)")),
         );
     }
     if command.contains('<') {
@@ -356,7 +355,8 @@ async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
 /// One whole run in namespace `ns` (created here; deleting it is the caller's job).
 pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, ValidateError> {
     let started = Instant::now();
-    let node_list = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map_err(ValidateError::ListNodes)?;
+    let node_list =
+        Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map_err(ValidateError::ListNodes)?;
     let (nodes, mut notes) = node_infos(&node_list.items);
     if nodes.is_empty() {
         return Err(ValidateError::NoNodes(notes.join("; ")));
@@ -405,12 +405,19 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
     };
     let (stale, setup) = tokio::join!(stale, setup);
     match stale {
-        Ok(cleaned) if !cleaned.is_empty() => notes.push(format!("removed leftover namespaces: {}", cleaned.join(", "))),
+        Ok(cleaned) if !cleaned.is_empty() => {
+            notes.push(format!("removed leftover namespaces: {}", cleaned.join(", ")))
+        }
         Ok(_) => {}
         Err(e) => tracing::warn!("cannot clean up earlier runs' namespaces: {e}"),
     }
     let (names, services) = setup?;
-    tracing::info!("namespace {ns}: {} pods and {} Services on {} nodes; waiting for the pods", names.len(), services.len(), nodes.len());
+    tracing::info!(
+        "namespace {ns}: {} pods and {} Services on {} nodes; waiting for the pods",
+        names.len(),
+        services.len(),
+        nodes.len()
+    );
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let states = wait_for_pods(&pods, &names, opts.ready_timeout).await?;
@@ -422,7 +429,10 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
             PodState::Broken(w) => w.clone(),
             PodState::Pending(w) => {
                 let ev = last_event(&events, name).await.map(|e| format!("; last warning: {e}")).unwrap_or_default();
-                format!("still Pending after {}s ({w}{ev}); is the node's kubelet running?", opts.ready_timeout.as_secs())
+                format!(
+                    "still Pending after {}s ({w}{ev}); is the node's kubelet running?",
+                    opts.ready_timeout.as_secs()
+                )
             }
         };
         reasons.insert(name.clone(), why);
@@ -506,7 +516,8 @@ mod tests {
 
     #[test]
     fn dns_answers_are_read_after_the_name() {
-        let out = "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\nName:\tweb-0.ns.svc.cluster.local\nAddress: 10.96.0.1\n";
+        let out =
+            "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\nName:\tweb-0.ns.svc.cluster.local\nAddress: 10.96.0.1\n";
         assert!(answered(Kind::Dns, out, Some("10.96.0.1")));
         assert!(!answered(Kind::Dns, "Server: 10.96.0.1\nAddress: 10.96.0.10:53\n", Some("10.96.0.1")));
         assert!(answered(Kind::Http, "hostname: web-1\n", Some("hostname: web-1")));

@@ -141,7 +141,11 @@ pub fn render_table(r: &Report) -> String {
     let w_check = r.cells.iter().map(|c| c.cell.check.id().len() + c.cell.kind.id().len() + 1).max().unwrap_or(5);
     let w_src = r.cells.iter().map(|c| c.cell.source.to_string().len()).max().unwrap_or(6).max(6);
     let w_tgt = r.cells.iter().map(|c| c.cell.target.to_string().len()).max().unwrap_or(6).max(6);
-    let _ = writeln!(out, "{:<7} {:<w_check$} {:<w_src$}    {:<w_tgt$} {:>7}", "RESULT", "CHECK", "SOURCE", "TARGET", "TIME");
+    let _ = writeln!(
+        out,
+        "{:<7} {:<w_check$} {:<w_src$}    {:<w_tgt$} {:>7}",
+        "RESULT", "CHECK", "SOURCE", "TARGET", "TIME"
+    );
     for c in &r.cells {
         let check = format!("{}/{}", c.cell.check, c.cell.kind);
         let time = c.latency_ms.map(|ms| format!("{ms}ms")).unwrap_or_else(|| "-".into());
@@ -163,7 +167,8 @@ pub fn render_table(r: &Report) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let problems: Vec<&CellResult> = r.cells.iter().filter(|c| matches!(c.result, Verdict::Fail | Verdict::Error)).collect();
+    let problems: Vec<&CellResult> =
+        r.cells.iter().filter(|c| matches!(c.result, Verdict::Fail | Verdict::Error)).collect();
     if !problems.is_empty() {
         let _ = writeln!(out, "\nFailures:");
     }
@@ -207,7 +212,11 @@ pub fn render_table(r: &Report) -> String {
         s.known_limitation,
         r.nodes.len(),
         secs(r.duration_ms),
-        if r.kept { format!(" (namespace {} kept: `kubectl delete namespace {}`)", r.namespace, r.namespace) } else { String::new() }
+        if r.kept {
+            format!(" (namespace {} kept: `kubectl delete namespace {}`)", r.namespace, r.namespace)
+        } else {
+            String::new()
+        }
     );
     out
 }
@@ -256,7 +265,11 @@ pub fn render_junit(r: &Report) -> String {
         );
         for c in cells {
             let time = c.latency_ms.unwrap_or(0) as f64 / 1000.0;
-            let _ = write!(out, "    <testcase classname=\"wkjoin.validate.{check}\" name=\"{}\" time=\"{time:.3}\"", xml(&c.cell.id));
+            let _ = write!(
+                out,
+                "    <testcase classname=\"wkjoin.validate.{check}\" name=\"{}\" time=\"{time:.3}\"",
+                xml(&c.cell.id)
+            );
             let mut body = String::new();
             if let Some(cmd) = &c.command {
                 let _ = writeln!(body, "command: {cmd}");
@@ -272,7 +285,12 @@ pub fn render_junit(r: &Report) -> String {
                 Verdict::Pass => out.push_str("/>\n"),
                 Verdict::Fail | Verdict::Error => {
                     let tag = if c.result == Verdict::Fail { "failure" } else { "error" };
-                    let _ = writeln!(out, ">\n      <{tag} message=\"{}\">{}</{tag}>\n    </testcase>", xml(&reason), xml(&body));
+                    let _ = writeln!(
+                        out,
+                        ">\n      <{tag} message=\"{}\">{}</{tag}>\n    </testcase>",
+                        xml(&reason),
+                        xml(&body)
+                    );
                 }
                 Verdict::Skip | Verdict::KnownLimitation => {
                     let msg = format!("{}: {reason}", c.result.label());
@@ -331,12 +349,18 @@ mod tests {
         let t = render_table(&report());
         assert!(t.starts_with("RESULT  CHECK           SOURCE          TARGET              TIME\n"), "{t}");
         assert!(t.contains("\nFAIL    pod-to-pod/http pod master   -> web pod worker-1    12ms\n"), "{t}");
-        assert!(t.contains("\nskip    pod-to-pod/icmp pod master   -> web pod master      12ms  skip: sample not ready\n"), "{t}");
+        assert!(
+            t.contains("\nskip    pod-to-pod/icmp pod master   -> web pod master      12ms  skip: sample not ready\n"),
+            "{t}"
+        );
         assert!(t.contains(
             "Failures:\nFAIL pod-to-pod/http/pod:master->pod:worker-1\n  command: timeout 5 wget -qO- http://10.244.1.5/\n  \
              reason:  exit status 143 & no <answer>\n  output:\n    | Terminated\n  hint:    a hint\n"
         ), "{t}");
-        assert!(t.ends_with("\nFAILED: 6 passed, 1 failed, 0 errors, 1 skipped, 0 known limitations; 2 nodes in 2.3s\n"), "{t}");
+        assert!(
+            t.ends_with("\nFAILED: 6 passed, 1 failed, 0 errors, 1 skipped, 0 known limitations; 2 nodes in 2.3s\n"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -344,7 +368,10 @@ mod tests {
         let r = report();
         let j = render_junit(&r);
         assert!(j.contains("<testsuites name=\"wkjoin validate\" tests=\"8\" failures=\"1\" errors=\"0\" skipped=\"1\" time=\"2.345\">"), "{j}");
-        assert!(j.contains("<failure message=\"exit status 143 &amp; no &lt;answer&gt;\">command: timeout 5 wget"), "{j}");
+        assert!(
+            j.contains("<failure message=\"exit status 143 &amp; no &lt;answer&gt;\">command: timeout 5 wget"),
+            "{j}"
+        );
         assert!(j.contains("<skipped message=\"skip: sample not ready\"/>"), "{j}");
         assert_eq!(j.matches("<testcase ").count(), 8);
         let v = serde_json::to_value(&r).unwrap();

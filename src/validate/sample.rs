@@ -106,7 +106,8 @@ pub fn pod(role: Role, index: usize, node: &NodeInfo, images: &Images, host_port
     if role == Role::HostProbe {
         spec["hostNetwork"] = json!(true);
         if windows {
-            spec["securityContext"] = json!({"windowsOptions": {"hostProcess": true, "runAsUserName": "NT AUTHORITY\\SYSTEM"}});
+            spec["securityContext"] =
+                json!({"windowsOptions": {"hostProcess": true, "runAsUserName": "NT AUTHORITY\\SYSTEM"}});
         }
     }
     // A pod per node gives each pod its own hostname: the sample's HTTP answer names it.

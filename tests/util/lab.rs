@@ -152,4 +152,3 @@ impl Lab {
 
 /// An exclusive claim on one lab node; released on drop.
 pub struct NodeLock(#[allow(dead_code)] nix::fcntl::Flock<File>);
-
