@@ -165,22 +165,20 @@ fn hint_for(f: &Facts, check: &Check, source: &Source, target: &Target) -> Strin
                 );
             }
         }
-        Check::ServiceDns => {
-            if f.passes(Check::ServiceFromPod, Kind::Http, Source::Pod(a.into()), Target::Service(b.into())) {
-                return format!(
-                    "cluster DNS: the Service answers by ClusterIP from pods on {a} but its name does not resolve: \
+        Check::ServiceDns
+            if f.passes(Check::ServiceFromPod, Kind::Http, Source::Pod(a.into()), Target::Service(b.into())) =>
+        {
+            return format!(
+                "cluster DNS: the Service answers by ClusterIP from pods on {a} but its name does not resolve: \
                      check the kubelet's --cluster-dns and --cluster-domain on {a} and the kube-dns Service and its \
                      endpoints (Windows pods need the FQDN)"
-                );
-            }
+            );
         }
-        Check::Hostport => {
-            if f.passes(Check::NodeToPod, Kind::Http, Source::Host(a.into()), Target::Pod(b.into())) {
-                return format!(
-                    "hostPort on {b}: the pod answers by its IP but not on the node's port: the CNI config on {b} \
+        Check::Hostport if f.passes(Check::NodeToPod, Kind::Http, Source::Host(a.into()), Target::Pod(b.into())) => {
+            return format!(
+                "hostPort on {b}: the pod answers by its IP but not on the node's port: the CNI config on {b} \
                      lacks the portmap plugin with capabilities.portMappings (Windows: portMappings in win-bridge)"
-                );
-            }
+            );
         }
         Check::GatewayPing if !cross => {
             return format!(

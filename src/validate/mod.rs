@@ -184,7 +184,7 @@ async fn wait_for_pods(
 async fn last_event(events: &Api<Event>, pod: &str) -> Option<String> {
     let lp = ListParams::default().fields(&format!("involvedObject.kind=Pod,involvedObject.name={pod}"));
     let list = events.list(&lp).await.ok()?;
-    let e = list.items.into_iter().filter(|e| e.type_.as_deref() == Some("Warning")).last()?;
+    let e = list.items.into_iter().rfind(|e| e.type_.as_deref() == Some("Warning"))?;
     Some(format!("{}: {}", e.reason.unwrap_or_default(), e.message.unwrap_or_default().trim()))
 }
 
