@@ -91,7 +91,8 @@ pub fn diagnose(results: &mut [CellResult], nodes: &[NodeInfo]) -> Vec<Hint> {
         if r.result != Verdict::Fail {
             continue;
         }
-        let text = hint_for(&f, &r.cell.check, &r.cell.source, &r.cell.target);
+        // a hint set while running (e.g. from the pod's own reason) is more specific than a pattern
+        let text = r.hint.clone().unwrap_or_else(|| hint_for(&f, &r.cell.check, &r.cell.source, &r.cell.target));
         match hints.iter_mut().find(|h| h.text == text) {
             Some(h) => h.cells.push(r.cell.id.clone()),
             None => hints.push(Hint { text: text.clone(), cells: vec![r.cell.id.clone()] }),

@@ -6,6 +6,7 @@
 
 pub mod cleanup;
 pub mod hints;
+pub mod lease;
 pub mod matrix;
 pub mod probe;
 pub mod report;
@@ -41,6 +42,15 @@ pub enum ValidateError {
     NoNodes(String),
     #[error("cannot create {what} in namespace {namespace}: {source} (the admin kubeconfig is needed)")]
     Create { what: String, namespace: String, source: kube::Error },
+    #[error(
+        "another wkjoin validate ({holder}) still runs on this cluster after {secs}s; runs share the \
+             hostPort, so they take turns (Lease {}/{})",
+        lease::NAMESPACE,
+        lease::NAME
+    )]
+    Busy { holder: String, secs: u64 },
+    #[error("cannot take the Lease kube-system/wkjoin-validate: {0}")]
+    Lease(#[source] kube::Error),
     #[error("the watch on the validation pods failed: {0}")]
     Watch(String),
     #[error("cannot write the JUnit report {path}: {source}")]
@@ -268,11 +278,18 @@ async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
                 r.latency_ms = Some(after.as_millis() as u64);
                 r
             }
-            _ => CellResult::new(cell, Verdict::Fail).with_reason(format!(
-                "pod {}/{name} on {tn} is not running: {}",
-                ctx.addrs.namespace,
-                ctx.reasons.get(&name).cloned().unwrap_or_default()
-            )),
+            _ => {
+                let why = ctx.reasons.get(&name).cloned().unwrap_or_default();
+                let mut r = CellResult::new(cell, Verdict::Fail)
+                    .with_reason(format!("pod {}/{name} on {tn} is not running: {why}", ctx.addrs.namespace));
+                if why.contains("NodePorts") || why.contains("OutOfhostPort") {
+                    r.hint = Some(format!(
+                        "hostPort {} is taken on {tn} by another pod: free it or pass --host-port",
+                        ctx.opts.host_port
+                    ));
+                }
+                r
+            }
         };
         r.command = Some(format!("kubectl -n {} get pod {name} (wait until Running)", ctx.addrs.namespace));
         r.attempts = 1;
@@ -370,8 +387,15 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
     let cells = matrix::matrix(&nodes, &opts.selection);
     let index: BTreeMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
 
-    // Stale namespaces from killed runs go first, concurrently with this run's setup.
-    let stale = cleanup::stale(client, ns, opts.stale_after);
+    // Stale namespaces from killed runs go first: their sample pods hold the hostPort on every node. Their
+    // pods are force-deleted, and the kubelet sees those deletions before this run's pods (one ordered watch).
+    match cleanup::stale(client, ns, opts.stale_after).await {
+        Ok(cleaned) if !cleaned.is_empty() => {
+            notes.push(format!("removed leftover namespaces: {}", cleaned.join(", ")))
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot clean up earlier runs' namespaces: {e}"),
+    }
     let setup = async {
         let create = |what: String, source| ValidateError::Create { what, namespace: ns.to_string(), source };
         Api::<Namespace>::all(client.clone())
@@ -403,15 +427,7 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         let services = svc_results.map_err(|e| create("a Service".into(), e))?;
         Ok::<_, ValidateError>((names, services))
     };
-    let (stale, setup) = tokio::join!(stale, setup);
-    match stale {
-        Ok(cleaned) if !cleaned.is_empty() => {
-            notes.push(format!("removed leftover namespaces: {}", cleaned.join(", ")))
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!("cannot clean up earlier runs' namespaces: {e}"),
-    }
-    let (names, services) = setup?;
+    let (names, services) = setup.await?;
     tracing::info!(
         "namespace {ns}: {} pods and {} Services on {} nodes; waiting for the pods",
         names.len(),
@@ -487,8 +503,18 @@ pub async fn command(
     junit: Option<&std::path::Path>,
 ) -> Result<Option<Report>, ValidateError> {
     let ns = cleanup::namespace_name();
+    let guarded = async {
+        lease::acquire(client, &ns, opts.ready_timeout).await.map_err(|e| match e {
+            Ok(holder) => ValidateError::Busy { holder, secs: opts.ready_timeout.as_secs() },
+            Err(e) => ValidateError::Lease(e),
+        })?;
+        let renewal = tokio::spawn(lease::renew(client.clone(), ns.clone()));
+        let r = run(client, opts, &ns).await;
+        renewal.abort();
+        r
+    };
     let outcome = tokio::select! {
-        r = run(client, opts, &ns) => Some(r),
+        r = guarded => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
     if !opts.keep || outcome.is_none() {
@@ -501,6 +527,7 @@ pub async fn command(
     } else {
         tracing::info!("keeping namespace {ns} (--keep)");
     }
+    lease::release(client, &ns).await;
     let Some(result) = outcome else { return Ok(None) };
     let report = result?;
     if let Some(path) = junit {
