@@ -310,7 +310,14 @@ async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
     };
     if let Some(why) = ctx.not_running(role, &src) {
         let pod = ctx.pod_name(role, &src);
-        return with_cmd(CellResult::new(cell, Verdict::Error).with_reason(format!("probe pod {pod} on {src}: {why}")));
+        let mut r = CellResult::new(cell, Verdict::Error).with_reason(format!("probe pod {pod} on {src}: {why}"));
+        if why.contains("ImagePull") || why.contains("ErrImageNeverPull") || why.contains("InvalidImageName") {
+            r.hint = Some(format!(
+                "the probe image is not available to {src}'s runtime and cannot be pulled: import it (containerd: \
+                 `ctr -n k8s.io images import`) or pass --probe-image with an image {src} can pull"
+            ));
+        }
+        return with_cmd(r);
     }
     if matches!(cell.target, Target::Pod(_) | Target::HostPort(_) | Target::Service(_) | Target::ServiceName(_))
         && ctx.not_running(Role::Web, &tn).is_some()
