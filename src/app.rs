@@ -59,6 +59,8 @@ pub enum AppError {
     Kubeconfig { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("`wkjoin {command}` is not available in this build of wkjoin yet (only --dry-run is); nothing was changed")]
     NotAvailable { command: &'static str },
+    #[error(transparent)]
+    Validate(#[from] crate::validate::ValidateError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -275,7 +277,7 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             preflight::print(&report, out.output)?;
             Ok(if report.ok { exit::OK } else { exit::VALIDATION_FAILED })
         }
-        Command::Validate { .. } => Err(AppError::NotAvailable { command: "validate" }),
+        Command::Validate { args, out } => validate(g, args, out.output).await,
         Command::Reset { delete_node, purge, node, dry } => {
             // Reset must work with the cluster down: discover leniently.
             let s = resolve_settings(g, node, true).await?;
@@ -324,6 +326,37 @@ async fn preflight_report(g: &GlobalArgs, s: &Settings, hyperv_isolation: bool) 
     let facts = preflight::gather_host(s, state.as_ref(), api);
     let checks = preflight::evaluate(&facts, s, &preflight::Options { hyperv_isolation });
     preflight::Report::new(s, checks)
+}
+
+async fn validate(g: &GlobalArgs, a: &crate::cli::ValidateArgs, format: OutputFormat) -> Result<i32, AppError> {
+    use crate::validate::{self, Options, matrix::Selection, report, sample::Images};
+    let client = client(g).await?;
+    let opts = Options {
+        selection: Selection { focus: a.node.clone(), only: a.only.clone(), skip: a.skip.clone() },
+        images: Images {
+            sample: a.sample_image.clone(),
+            probe: a.probe_image.clone(),
+            windows_sample: a.windows_sample_image.clone(),
+            windows_probe: a.windows_probe_image.clone(),
+        },
+        ready_timeout: Duration::from_secs(a.timeout),
+        probe_timeout: Duration::from_secs(a.probe_timeout),
+        concurrency: a.concurrency,
+        host_port: a.host_port,
+        domain: a.cluster_domain.clone(),
+        keep: a.keep,
+        stale_after: Duration::from_secs(a.stale_after * 60),
+    };
+    let Some(report) = validate::command(&client, &opts, a.junit.as_deref()).await? else {
+        eprintln!("interrupted: the validation namespace was deleted");
+        return Ok(exit::INTERRUPTED);
+    };
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Table => out.write_all(report::render_table(&report).as_bytes())?,
+        f => write_data(&mut out, f, &report)?,
+    }
+    Ok(if report.summary.ok() { exit::OK } else { exit::VALIDATION_FAILED })
 }
 
 /// Layers flags/env, the config file, the cluster and defaults into validated settings.

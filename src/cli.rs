@@ -340,7 +340,23 @@ same plan and a live supervisor changes nothing; a changed plan restarts the ser
         out: OutputArgs,
     },
     /// Check node, pod and service connectivity (the guide's matrix) and explain failures
+    #[command(
+        long_about = "Check node, pod and service connectivity (the guide's matrix) and explain failures.\n\n\
+Runs through the Kubernetes API only (an admin kubeconfig): in a fresh namespace wkjoin-validate-<random> it \
+starts, on every Ready node, a sample web pod (hostPort, behind its own Service), a probe pod on the pod \
+network and a probe pod on the host network, then execs probes in them, concurrently: node-ping, \
+gateway-ping, sample-ready, node-to-pod, hostport, pod-to-pod (icmp and http), service-from-node, \
+service-from-pod, service-dns. Each cell is pass, FAIL (the network did not deliver), ERROR (the probe could \
+not run: its pod never started, exec failed), skip (something it needs failed) or known-limitation. Failures \
+come with the command, its output and a diagnosis hint drawn from the pattern of results.\n\n\
+The namespace is deleted at the end and on Ctrl-C (--keep leaves it for debugging); leftovers of killed runs \
+are removed by the next run. Exit code 3 when any cell failed or errored.",
+        after_help = "Examples:\n  wkjoin validate\n  wkjoin validate --node win-1 --junit validate.xml\n  \
+wkjoin validate --only pod-to-pod,service-dns -o json\n  wkjoin validate --skip icmp --keep"
+    )]
     Validate {
+        #[command(flatten)]
+        args: ValidateArgs,
         #[command(flatten)]
         out: OutputArgs,
     },
@@ -420,6 +436,57 @@ pub struct ConfigCheckArgs {
     /// How long to wait for the API server to accept a connection
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub connect_timeout: std::time::Duration,
+}
+
+/// `wkjoin validate` options.
+#[derive(Debug, Args, Clone)]
+pub struct ValidateArgs {
+    /// Only cells from or to this node (the other Ready nodes still serve as peers)
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+    /// Only these checks (node-ping, gateway-ping, sample-ready, node-to-pod, hostport, pod-to-pod,
+    /// service-from-node, service-from-pod, service-dns) or probe kinds (icmp, http, dns); comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
+    pub only: Vec<crate::validate::matrix::Selector>,
+    /// Leave out these checks or probe kinds; comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
+    pub skip: Vec<crate::validate::matrix::Selector>,
+    /// Image of the sample web server on Linux nodes (answers HTTP on :80 with its hostname)
+    #[arg(long, value_name = "IMAGE", default_value = "wkjoin.local/webserver:1.0")]
+    pub sample_image: String,
+    /// Image of the probe pods on Linux nodes (needs ping, wget, nslookup, timeout: busybox)
+    #[arg(long, value_name = "IMAGE", default_value = "wkjoin.local/probe:1.0")]
+    pub probe_image: String,
+    /// Image of the sample web server on Windows nodes (runs the guide's PowerShell HttpListener)
+    #[arg(long, value_name = "IMAGE", default_value = "mcr.microsoft.com/windows/servercore:ltsc2019")]
+    pub windows_sample_image: String,
+    /// Image of the probe pods on Windows nodes (ping, curl.exe, PowerShell)
+    #[arg(long, value_name = "IMAGE", default_value = "mcr.microsoft.com/windows/servercore:ltsc2019")]
+    pub windows_probe_image: String,
+    /// How long the pods may take to start, in seconds (Windows pods start slowly)
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+    /// How long one probe may take, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub probe_timeout: u64,
+    /// Probes run at the same time
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub concurrency: usize,
+    /// hostPort of the sample pods
+    #[arg(long, value_name = "PORT", default_value_t = 4444)]
+    pub host_port: u16,
+    /// Cluster DNS domain of the Service names
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Keep the namespace afterwards for debugging (the next run removes it once it is older than --stale-after)
+    #[arg(long)]
+    pub keep: bool,
+    /// Remove validate namespaces left by earlier runs once they are this old, in minutes
+    #[arg(long, value_name = "MINUTES", default_value_t = 15)]
+    pub stale_after: u64,
+    /// Also write the results as JUnit XML to this file
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[cfg(test)]

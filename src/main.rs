@@ -18,6 +18,8 @@ fn main() {
             std::process::exit(exit::FAILED);
         }
     };
+    // `validate` handles Ctrl-C itself: it deletes its namespace before exiting.
+    let own_interrupt = matches!(cli.command, wkjoin::cli::Command::Validate { .. });
     let code = runtime.block_on(async {
         tokio::select! {
             result = app::run(cli) => match result {
@@ -28,7 +30,7 @@ fn main() {
                     code
                 }
             },
-            _ = tokio::signal::ctrl_c() => {
+            _ = tokio::signal::ctrl_c(), if !own_interrupt => {
                 eprintln!("interrupted");
                 exit::INTERRUPTED
             }

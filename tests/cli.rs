@@ -117,6 +117,17 @@ fn a_join_without_node_credentials_is_refused_before_it_changes_anything() {
 }
 
 #[test]
+fn validate_rejects_unknown_checks_and_needs_a_cluster() {
+    let (code, err) = failure_of(wkjoin().args(["validate", "--only", "pod-to-pod,bogus"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown check \"bogus\"") && err.contains("service-dns"), "{err}");
+    let home = tempfile::tempdir().unwrap();
+    let (code, err) = failure_of(wkjoin().args(["validate"]).env("HOME", home.path()));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("kubeconfig"), "{err}");
+}
+
+#[test]
 fn completions_are_generated() {
     let script = stdout_of(wkjoin().args(["completions", "bash"]));
     assert!(script.contains("wkjoin") && script.contains("--cluster-cidr"), "{script}");

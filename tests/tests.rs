@@ -17,10 +17,12 @@ mod reset_netns;
 mod routes_netns;
 // End-to-end against the lab cluster (scripts/lab up): run with `cargo test -- --ignored lab_ --test-threads 1`.
 #[cfg(target_os = "linux")]
+mod join;
+#[cfg(target_os = "linux")]
 mod lab_cluster;
 #[cfg(target_os = "linux")]
 mod lab_routes;
 #[cfg(target_os = "linux")]
 mod start;
 #[cfg(target_os = "linux")]
-mod join;
+mod validate;

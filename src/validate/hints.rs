@@ -1,0 +1,314 @@
+//! Diagnosis: reads the pattern of results and explains each failure with the most likely cause and its fix.
+//! Pure: the same results always give the same hints.
+
+use super::matrix::{Check, Kind, NodeInfo, NodeOs, Source, Target};
+use super::report::{CellResult, Verdict};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One diagnosis and the failed cells it explains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hint {
+    pub text: String,
+    pub cells: Vec<String>,
+}
+
+struct Facts<'a> {
+    nodes: &'a [NodeInfo],
+    by_key: BTreeMap<(Check, Kind, Source, Target), Verdict>,
+    /// (on, to): `on` has no working route to `to`'s pod CIDR, as host → pod evidence shows.
+    missing_routes: BTreeSet<(String, String)>,
+}
+
+impl Facts<'_> {
+    fn get(&self, check: Check, kind: Kind, source: Source, target: Target) -> Option<Verdict> {
+        self.by_key.get(&(check, kind, source, target)).copied()
+    }
+    fn fails(&self, check: Check, kind: Kind, source: Source, target: Target) -> bool {
+        self.get(check, kind, source, target) == Some(Verdict::Fail)
+    }
+    fn passes(&self, check: Check, kind: Kind, source: Source, target: Target) -> bool {
+        self.get(check, kind, source, target) == Some(Verdict::Pass)
+    }
+    fn node_ping_fails(&self, a: &str, b: &str) -> bool {
+        self.fails(Check::NodePing, Kind::Icmp, Source::Host(a.into()), Target::Node(b.into()))
+    }
+    /// Pods on `b` answer from `b` itself (so the pod network there works).
+    fn local_pods_fail(&self, b: &str) -> bool {
+        self.fails(Check::NodeToPod, Kind::Http, Source::Host(b.into()), Target::Pod(b.into()))
+            || self.fails(Check::PodToPod, Kind::Http, Source::Pod(b.into()), Target::Pod(b.into()))
+    }
+    fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+fn route_hint(f: &Facts, on: &str, to: &str) -> String {
+    let (cidr, gw, ip, os) = match (f.node(on), f.node(to)) {
+        (Some(o), Some(t)) => (
+            t.pod_cidr.map(|c| c.to_string()).unwrap_or_else(|| "(no pod CIDR)".into()),
+            t.gateway().map(|g| g.to_string()).unwrap_or_else(|| "<a pod IP>".into()),
+            t.ip.to_string(),
+            o.os,
+        ),
+        _ => ("?".into(), "?".into(), "?".into(), NodeOs::Linux),
+    };
+    let check = match os {
+        NodeOs::Linux => format!("`ip route get {gw}` on {on} should say `via {ip}`"),
+        NodeOs::Windows => format!("`route print {gw}` on {on} should show {cidr} via {ip}"),
+    };
+    format!(
+        "missing or wrong host-gw route on {on} to {to}'s pod CIDR {cidr} (via {ip}): {on} → pods on {to} fails \
+         while node ping {on} → {to} and {to}'s own pods pass; {check}; run `wkjoin routes` on {on}"
+    )
+}
+
+/// Fills `hint` on every failed cell and returns the hints grouped by text, in first-seen order.
+pub fn diagnose(results: &mut [CellResult], nodes: &[NodeInfo]) -> Vec<Hint> {
+    let by_key = results
+        .iter()
+        .map(|r| ((r.cell.check, r.cell.kind, r.cell.source.clone(), r.cell.target.clone()), r.result))
+        .collect();
+    let mut f = Facts { nodes, by_key, missing_routes: BTreeSet::new() };
+    // Evidence for routes: host → pod (the reply goes to a node IP, so only the sender's route matters) and
+    // gateway → node (the reply goes to the gateway's pod CIDR, so only the receiver's route matters).
+    let mut missing = BTreeSet::new();
+    for r in results.iter().filter(|r| r.result == Verdict::Fail && r.cell.crosses_nodes()) {
+        let (a, b) = (r.cell.source.node().unwrap_or_default(), r.cell.target.node());
+        let pair = match (&r.cell.check, &r.cell.source) {
+            (Check::NodeToPod, Source::Host(_)) => (a, b),
+            (Check::GatewayPing, Source::Gateway(_)) => (b, a),
+            _ => continue,
+        };
+        if !f.node_ping_fails(pair.0, pair.1) && !f.node_ping_fails(pair.1, pair.0) && !f.local_pods_fail(pair.1) {
+            missing.insert((pair.0.to_string(), pair.1.to_string()));
+        }
+    }
+    f.missing_routes = missing;
+
+    let mut hints: Vec<Hint> = Vec::new();
+    for r in results.iter_mut() {
+        if r.result != Verdict::Fail {
+            continue;
+        }
+        // a hint set while running (e.g. from the pod's own reason) is more specific than a pattern
+        let text = r.hint.clone().unwrap_or_else(|| hint_for(&f, &r.cell.check, &r.cell.source, &r.cell.target));
+        match hints.iter_mut().find(|h| h.text == text) {
+            Some(h) => h.cells.push(r.cell.id.clone()),
+            None => hints.push(Hint { text: text.clone(), cells: vec![r.cell.id.clone()] }),
+        }
+        r.hint = Some(text);
+    }
+    hints
+}
+
+fn hint_for(f: &Facts, check: &Check, source: &Source, target: &Target) -> String {
+    let a = source.node().unwrap_or_default();
+    let b = target.node();
+    let cross = a != b;
+    let ip_of = |n: &str| f.node(n).map(|x| x.ip.to_string()).unwrap_or_default();
+
+    if *check == Check::NodePing {
+        return format!(
+            "node network: {a} cannot ping {b} ({}): check the node's InternalIP (`kubectl get node {b} -o wide`) \
+             and that ICMP echo is allowed (Windows: `New-NetFirewallRule -DisplayName ICMPv4 -Protocol ICMPv4 \
+             -IcmpType 8 -Action Allow`)",
+            ip_of(b)
+        );
+    }
+    if cross && (f.node_ping_fails(a, b) || f.node_ping_fails(b, a)) {
+        return format!("{a} and {b} cannot ping each other on the node network: fix that first (see node-ping)");
+    }
+    let same_node_pod_net = !cross
+        && matches!(check, Check::PodToPod | Check::NodeToPod | Check::GatewayPing)
+        && !matches!(source, Source::Gateway(_));
+    if same_node_pod_net {
+        return format!(
+            "the pod network on {a} itself is broken (pods on {a} unreachable from {a}): check the bridge \
+             (`ip addr show cbr0`; Windows: the vEthernet (cbr0) host endpoint), the CNI config and the kubelet \
+             log on {a}; fix this before cross-node cells"
+        );
+    }
+    // Routes: which (on, to) pairs this cell depends on.
+    let mut needs: Vec<(String, String)> = Vec::new();
+    if cross && *check != Check::Hostport {
+        if target.on_pod_network() || matches!(target, Target::Gateway(_)) {
+            needs.push((a.to_string(), b.to_string()));
+        }
+        if matches!(source, Source::Pod(_) | Source::Gateway(_)) {
+            needs.push((b.to_string(), a.to_string()));
+        }
+    }
+    if *check == Check::ServiceDns {
+        // The DNS server's node is unknown here; any node that cannot answer pods on `a` is a suspect.
+        needs.extend(f.missing_routes.iter().filter(|(_, to)| to == a).cloned());
+    }
+    let known: Vec<&(String, String)> = needs.iter().filter(|p| f.missing_routes.contains(*p)).collect();
+    if let Some((on, to)) = known.first() {
+        let mut text = route_hint(f, on, to);
+        if *check == Check::ServiceDns {
+            text.push_str(" (replies from the cluster DNS to pods on this node cross that route)");
+        }
+        return text;
+    }
+    match check {
+        Check::ServiceFromNode | Check::ServiceFromPod => {
+            let direct = if *check == Check::ServiceFromNode {
+                f.passes(Check::NodeToPod, Kind::Http, Source::Host(a.into()), Target::Pod(b.into()))
+            } else {
+                f.passes(Check::PodToPod, Kind::Http, Source::Pod(a.into()), Target::Pod(b.into()))
+            };
+            if direct {
+                return format!(
+                    "the Service does not answer from {a} although its pod on {b} does (by pod IP): kube-proxy on \
+                     {a} is not running or not programming Services; check its log and `wkjoin status` on {a} \
+                     (Windows: KUBE_NETWORK must name the pod network)"
+                );
+            }
+        }
+        Check::ServiceDns
+            if f.passes(Check::ServiceFromPod, Kind::Http, Source::Pod(a.into()), Target::Service(b.into())) =>
+        {
+            return format!(
+                "cluster DNS: the Service answers by ClusterIP from pods on {a} but its name does not resolve: \
+                     check the kubelet's --cluster-dns and --cluster-domain on {a} and the kube-dns Service and its \
+                     endpoints (Windows pods need the FQDN)"
+            );
+        }
+        Check::Hostport if f.passes(Check::NodeToPod, Kind::Http, Source::Host(a.into()), Target::Pod(b.into())) => {
+            return format!(
+                "hostPort on {b}: the pod answers by its IP but not on the node's port: the CNI config on {b} \
+                     lacks the portmap plugin with capabilities.portMappings (Windows: portMappings in win-bridge)"
+            );
+        }
+        Check::GatewayPing if !cross => {
+            return format!(
+                "{a} cannot reach its own pod gateway: the bridge has no address yet or is down (`ip addr show \
+                 cbr0`; Windows: vEthernet (cbr0))"
+            );
+        }
+        _ => {}
+    }
+    if cross && (target.on_pod_network() || matches!(source, Source::Pod(_) | Source::Gateway(_))) {
+        return format!(
+            "traffic between {a} and pods on {b} fails while node ping passes: check the host-gw routes to each \
+             other's pod CIDRs on both nodes (`wkjoin routes` on {a} and {b}) and that forwarding is enabled"
+        );
+    }
+    "no known pattern: see the command and its output".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::matrix::tests::nodes;
+    use super::super::matrix::{Selection, matrix};
+    use super::*;
+
+    fn run(n: usize, fails: &[&str]) -> (Vec<CellResult>, Vec<Hint>) {
+        let ns = nodes(n);
+        let mut results: Vec<CellResult> = matrix(&ns, &Selection::default())
+            .into_iter()
+            .map(|c| {
+                let v = if fails.iter().any(|f| c.id.contains(f)) { Verdict::Fail } else { Verdict::Pass };
+                CellResult::new(c, v)
+            })
+            .collect();
+        let hints = diagnose(&mut results, &ns);
+        (results, hints)
+    }
+
+    fn hint<'a>(results: &'a [CellResult], id: &str) -> &'a str {
+        results.iter().find(|r| r.cell.id == id).unwrap_or_else(|| panic!("{id}")).hint.as_deref().unwrap_or("")
+    }
+
+    /// (failing cells, cell to look at, words its hint must contain)
+    #[test]
+    fn hint_rules() {
+        let table: &[(&[&str], &str, &[&str])] = &[
+            // a blackhole route on the master to worker-1's pods
+            (
+                &[
+                    "host:master->pod:worker-1",
+                    "pod:master->pod:worker-1",
+                    "pod:worker-1->pod:master",
+                    "gateway:worker-1->node:master",
+                    "pod:master->service:worker-1",
+                    "host:master->service:worker-1",
+                    "pod:worker-1->service:master",
+                    "pod:worker-1->dns:worker-1",
+                ],
+                "pod-to-pod/icmp/pod:worker-1->pod:master",
+                &["route on master", "10.244.1.0/24", "wkjoin routes", "ip route get 10.244.1.1"],
+            ),
+            (
+                &["host:master->pod:worker-1", "pod:master->pod:worker-1"],
+                "service-dns/dns/pod:worker-1->dns:worker-1",
+                &[],
+            ),
+            (
+                &["host:master->pod:worker-1", "pod:worker-1->dns:worker-1"],
+                "service-dns/dns/pod:worker-1->dns:worker-1",
+                &["route on master", "cluster DNS"],
+            ),
+            (
+                &["pod:worker-1->dns:worker-1"],
+                "service-dns/dns/pod:worker-1->dns:worker-1",
+                &["cluster DNS", "--cluster-dns"],
+            ),
+            (
+                &["host:worker-1->service:", "pod:worker-1->service:"],
+                "service-from-pod/http/pod:worker-1->service:master",
+                &["kube-proxy on worker-1"],
+            ),
+            (
+                &["host:master->node:worker-1"],
+                "node-ping/icmp/host:master->node:worker-1",
+                &["node network", "172.30.0.11"],
+            ),
+            (
+                &["host:master->node:worker-1", "host:master->pod:worker-1"],
+                "node-to-pod/http/host:master->pod:worker-1",
+                &["fix that first"],
+            ),
+            (&["hostport:worker-1"], "hostport/http/host:master->hostport:worker-1", &["portmap"]),
+            (
+                &["pod:worker-1->pod:worker-1"],
+                "pod-to-pod/http/pod:worker-1->pod:worker-1",
+                &["pod network on worker-1 itself"],
+            ),
+            (
+                &["pod:master->pod:worker-1"],
+                "pod-to-pod/http/pod:master->pod:worker-1",
+                &["wkjoin routes` on master and worker-1"],
+            ),
+        ];
+        for (fails, id, words) in table {
+            let (results, _) = run(3, fails);
+            let h = hint(&results, id);
+            for w in *words {
+                assert!(h.contains(w), "fails {fails:?}: hint of {id} lacks {w:?}: {h}");
+            }
+            if words.is_empty() {
+                assert!(h.is_empty(), "{id} passed and has no hint, got {h}");
+            }
+        }
+    }
+
+    #[test]
+    fn route_fault_gives_one_hint_for_all_its_cells() {
+        let (results, hints) = run(
+            3,
+            &[
+                "host:master->pod:worker-1",
+                "pod:master->pod:worker-1",
+                "pod:worker-1->pod:master",
+                "gateway:worker-1->node:master",
+            ],
+        );
+        let failed = results.iter().filter(|r| r.result == Verdict::Fail).count();
+        assert_eq!(hints.len(), 1, "{hints:#?}");
+        assert_eq!(hints[0].cells.len(), failed);
+        assert!(hints[0].text.starts_with("missing or wrong host-gw route on master to worker-1"));
+        assert!(results.iter().filter(|r| r.result == Verdict::Pass).all(|r| r.hint.is_none()));
+    }
+}

@@ -1,0 +1,577 @@
+//! `wkjoin validate`: the guide's connectivity matrix, automated and explained.
+//!
+//! matrix (pure cells and commands) → sample (the objects, in a labelled namespace) → wait for pods (one
+//! watch) → probe (exec, concurrent, with timeouts and retries) → hints (pure diagnosis) → report (table,
+//! JSON, JUnit) → cleanup (always, also on Ctrl-C).
+
+pub mod cleanup;
+pub mod hints;
+pub mod lease;
+pub mod matrix;
+pub mod probe;
+pub mod report;
+pub mod sample;
+
+use crate::plan::{Action, Plan, Step};
+use crate::settings::Settings;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
+use kube::api::{ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use matrix::{Addresses, Cell, Kind, NodeInfo, NodeOs, Selection, Target};
+use report::{CellResult, Report, Summary, Verdict};
+use sample::{Images, Role};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+pub fn plan(s: &Settings) -> Plan {
+    let mut plan = Plan::new(Step::Validate, "prove node, pod and service networking");
+    plan.push(Action::Validate { node: s.node_name.clone() });
+    plan
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error("cannot list Nodes: {0}")]
+    ListNodes(#[source] kube::Error),
+    #[error("node {node} is not a Ready node of this cluster; Ready nodes: {ready}")]
+    NodeNotReady { node: String, ready: String },
+    #[error("no Ready node with an InternalIP to validate ({0}); join a node first")]
+    NoNodes(String),
+    #[error("cannot create {what} in namespace {namespace}: {source} (the admin kubeconfig is needed)")]
+    Create { what: String, namespace: String, source: kube::Error },
+    #[error(
+        "another wkjoin validate ({holder}) still runs on this cluster after {secs}s; runs share the \
+             hostPort, so they take turns (Lease {}/{})",
+        lease::NAMESPACE,
+        lease::NAME
+    )]
+    Busy { holder: String, secs: u64 },
+    #[error("cannot take the Lease kube-system/wkjoin-validate: {0}")]
+    Lease(#[source] kube::Error),
+    #[error("the watch on the validation pods failed: {0}")]
+    Watch(String),
+    #[error("cannot write the JUnit report {path}: {source}")]
+    Junit { path: String, source: std::io::Error },
+}
+
+/// Everything a run needs besides the client.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub selection: Selection,
+    pub images: Images,
+    /// How long pods may take to start.
+    pub ready_timeout: Duration,
+    /// How long one probe may take (its exec included).
+    pub probe_timeout: Duration,
+    pub concurrency: usize,
+    pub host_port: u16,
+    pub domain: String,
+    pub keep: bool,
+    pub stale_after: Duration,
+}
+
+/// Reads the Ready nodes; notes on the ones left out.
+pub fn node_infos(nodes: &[Node]) -> (Vec<NodeInfo>, Vec<String>) {
+    let mut ready = Vec::new();
+    let mut notes = Vec::new();
+    for n in nodes {
+        let c = crate::routes::from_node(n);
+        let status = n.status.as_ref();
+        let is_ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if !is_ready {
+            notes.push(format!("node {} is not Ready: not validated", c.name));
+            continue;
+        }
+        let Some(ip) = c.internal_ips.iter().find(|i| i.is_ipv4()).or(c.internal_ips.first()).copied() else {
+            notes.push(format!("node {} has no InternalIP: not validated", c.name));
+            continue;
+        };
+        let os_name = status
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.operating_system.clone())
+            .or_else(|| n.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/os").cloned()))
+            .unwrap_or_default();
+        let os = if os_name == "windows" { NodeOs::Windows } else { NodeOs::Linux };
+        let pod_cidr = c.pod_cidrs.iter().find(|n| n.addr().is_ipv4() == ip.is_ipv4()).copied();
+        ready.push(NodeInfo { name: c.name, os, ip, pod_cidr });
+    }
+    ready.sort_by(|a, b| a.name.cmp(&b.name));
+    (ready, notes)
+}
+
+/// Where a pod got to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PodState {
+    Pending(String),
+    Running { ip: Option<IpAddr>, after: Duration },
+    Broken(String),
+}
+
+/// Container states the kubelet will not leave on its own.
+const STUCK: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+    "RunContainerError",
+];
+
+fn pod_state(p: &Pod, after: Duration) -> PodState {
+    let Some(st) = p.status.as_ref() else { return PodState::Pending("no status yet".into()) };
+    let phase = st.phase.as_deref().unwrap_or("Pending");
+    if matches!(phase, "Failed" | "Succeeded") {
+        let why = [st.reason.clone(), st.message.clone()].into_iter().flatten().collect::<Vec<_>>().join(": ");
+        return PodState::Broken(format!("{phase}: {why}"));
+    }
+    for cs in st.container_statuses.iter().flatten() {
+        if let Some(w) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+            let reason = w.reason.clone().unwrap_or_default();
+            let msg = w.message.clone().unwrap_or_default();
+            let text = format!("{reason}: {} ({})", msg.trim(), cs.image).replace(":  (", ": (");
+            if STUCK.contains(&reason.as_str()) {
+                return PodState::Broken(text);
+            }
+            return PodState::Pending(text);
+        }
+    }
+    let ready = st.container_statuses.as_ref().is_some_and(|v| !v.is_empty() && v.iter().all(|c| c.ready));
+    if phase == "Running" && ready {
+        return PodState::Running { ip: st.pod_ip.as_deref().and_then(|i| i.parse().ok()), after };
+    }
+    let cond =
+        st.conditions.iter().flatten().find(|c| c.status != "True").map(|c| {
+            format!("{} is False{}", c.type_, c.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())
+        });
+    PodState::Pending(format!("{phase}{}", cond.map(|c| format!(", {c}")).unwrap_or_default()))
+}
+
+/// One watch over the namespace's pods until every pod runs or is stuck, or the budget is spent.
+async fn wait_for_pods(
+    pods: &Api<Pod>,
+    names: &[String],
+    budget: Duration,
+) -> Result<BTreeMap<String, PodState>, ValidateError> {
+    let started = Instant::now();
+    let mut states: BTreeMap<String, PodState> =
+        names.iter().map(|n| (n.clone(), PodState::Pending("not seen yet".into()))).collect();
+    let settled = |s: &BTreeMap<String, PodState>| s.values().all(|v| !matches!(v, PodState::Pending(_)));
+    let mut stream = watcher(pods.clone(), watcher::Config::default()).applied_objects().boxed();
+    let mut last_report = 0;
+    let deadline = tokio::time::sleep(budget);
+    tokio::pin!(deadline);
+    while !settled(&states) {
+        tokio::select! {
+            next = stream.try_next() => match next {
+                Ok(Some(p)) => {
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    if let Some(slot) = states.get_mut(&name) {
+                        *slot = pod_state(&p, started.elapsed());
+                    }
+                    let running = states.values().filter(|v| matches!(v, PodState::Running { .. })).count();
+                    if running != last_report {
+                        last_report = running;
+                        tracing::info!("pods running: {running}/{}", states.len());
+                    }
+                }
+                Ok(None) => return Err(ValidateError::Watch("the stream ended".into())),
+                Err(e) => return Err(ValidateError::Watch(e.to_string())),
+            },
+            _ = &mut deadline => break,
+        }
+    }
+    Ok(states)
+}
+
+/// The last event about a pod (why it is Pending), if any.
+async fn last_event(events: &Api<Event>, pod: &str) -> Option<String> {
+    let lp = ListParams::default().fields(&format!("involvedObject.kind=Pod,involvedObject.name={pod}"));
+    let list = events.list(&lp).await.ok()?;
+    let e = list.items.into_iter().rfind(|e| e.type_.as_deref() == Some("Warning"))?;
+    Some(format!("{}: {}", e.reason.unwrap_or_default(), e.message.unwrap_or_default().trim()))
+}
+
+/// Retry policy per cell: (max attempts for a network failure, interval, window).
+fn retry_policy(cell: &Cell) -> (u32, Duration, Duration) {
+    match (cell.kind, &cell.target) {
+        // the lab's DNS stand-in picks up a Service within ~3 s; real DNS within a TTL
+        (Kind::Dns, _) => (40, Duration::from_millis(500), Duration::from_secs(10)),
+        // kube-proxy programs a new Service within its sync period
+        (_, Target::Service(_)) => (20, Duration::from_millis(500), Duration::from_secs(6)),
+        (Kind::Icmp, _) => (2, Duration::from_millis(200), Duration::from_secs(10)),
+        _ => (2, Duration::from_millis(200), Duration::from_secs(10)),
+    }
+}
+
+/// Whether the probe's output shows the expected answer. DNS: the address after the queried name.
+fn answered(kind: Kind, stdout: &str, expect: Option<&str>) -> bool {
+    let Some(want) = expect else { return true };
+    match kind {
+        Kind::Dns => {
+            // nslookup: answers follow "Name:"; without one only the server was printed
+            let after = match stdout.find("Name:") {
+                Some(i) => &stdout[i..],
+                None if stdout.contains("Server:") => "",
+                None => stdout,
+            };
+            after.split(|c: char| c.is_whitespace()).any(|tok| tok == want)
+        }
+        _ => stdout.contains(want),
+    }
+}
+
+fn failure_reason(cell: &Cell, exit: Option<i32>, stdout: &str, expect: Option<&str>, timeout_secs: u64) -> String {
+    match exit {
+        Some(0) => format!("answered, but not with {:?}", expect.unwrap_or_default()),
+        Some(124 | 143) => format!("no answer within {timeout_secs}s"),
+        Some(code) => match cell.kind {
+            Kind::Icmp => format!("no echo reply (exit status {code})"),
+            Kind::Dns if stdout.contains("NXDOMAIN") || stdout.contains("can't find") => {
+                "the name does not resolve".to_string()
+            }
+            _ => format!("exit status {code}"),
+        },
+        None => "the exit status was lost".to_string(),
+    }
+}
+
+struct Ctx<'a> {
+    pods: Api<Pod>,
+    nodes: &'a [NodeInfo],
+    index: BTreeMap<String, usize>,
+    states: BTreeMap<String, PodState>,
+    reasons: BTreeMap<String, String>,
+    addrs: Addresses,
+    opts: &'a Options,
+}
+
+impl Ctx<'_> {
+    fn pod_name(&self, role: Role, node: &str) -> String {
+        sample::name(role, self.index[node])
+    }
+    fn not_running(&self, role: Role, node: &str) -> Option<String> {
+        let name = self.pod_name(role, node);
+        match self.states.get(&name) {
+            Some(PodState::Running { .. }) => None,
+            _ => Some(self.reasons.get(&name).cloned().unwrap_or_else(|| "not running".into())),
+        }
+    }
+}
+
+async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
+    if let Some(l) = cell.limitation {
+        return CellResult::new(cell, Verdict::KnownLimitation).with_reason(l);
+    }
+    let tn = cell.target.node().to_string();
+    if let Target::Ready(_) = cell.target {
+        let name = ctx.pod_name(Role::Web, &tn);
+        let mut r = match ctx.states.get(&name) {
+            Some(PodState::Running { after, .. }) => {
+                let mut r = CellResult::new(cell, Verdict::Pass);
+                r.latency_ms = Some(after.as_millis() as u64);
+                r
+            }
+            _ => {
+                let why = ctx.reasons.get(&name).cloned().unwrap_or_default();
+                let mut r = CellResult::new(cell, Verdict::Fail)
+                    .with_reason(format!("pod {}/{name} on {tn} is not running: {why}", ctx.addrs.namespace));
+                if why.contains("NodePorts") || why.contains("OutOfhostPort") {
+                    r.hint = Some(format!(
+                        "hostPort {} is taken on {tn} by another pod: free it or pass --host-port",
+                        ctx.opts.host_port
+                    ));
+                }
+                r
+            }
+        };
+        r.command = Some(format!("kubectl -n {} get pod {name} (wait until Running)", ctx.addrs.namespace));
+        r.attempts = 1;
+        return r;
+    }
+    let src = cell.source.node().unwrap_or_default().to_string();
+    let role = if cell.source.on_host() { Role::HostProbe } else { Role::Probe };
+    let sample_name = |n: &str| ctx.pod_name(Role::Web, n);
+    let probe = matrix::probe(&cell, ctx.nodes, &ctx.addrs, &sample_name);
+    let Some(probe) = probe else {
+        return CellResult::new(cell, Verdict::Error).with_reason("no probe command for this cell");
+    };
+    let command = probe.display();
+    let with_cmd = |mut r: CellResult| {
+        r.command = Some(command.clone());
+        r.expect = probe.expect.clone();
+        r
+    };
+    if let Some(why) = ctx.not_running(role, &src) {
+        let pod = ctx.pod_name(role, &src);
+        let mut r = CellResult::new(cell, Verdict::Error).with_reason(format!("probe pod {pod} on {src}: {why}"));
+        if why.contains("ImagePull") || why.contains("ErrImageNeverPull") || why.contains("InvalidImageName") {
+            r.hint = Some(format!(
+                "the probe image is not available to {src}'s runtime and cannot be pulled: import it (containerd: \
+                 `ctr -n k8s.io images import`) or pass --probe-image with an image {src} can pull"
+            ));
+        }
+        return with_cmd(r);
+    }
+    if matches!(cell.target, Target::Pod(_) | Target::HostPort(_) | Target::Service(_) | Target::ServiceName(_))
+        && ctx.not_running(Role::Web, &tn).is_some()
+    {
+        return with_cmd(
+            CellResult::new(cell, Verdict::Skip)
+                .with_reason(format!("the web pod on {tn} is not running (see sample-ready)")),
+        );
+    }
+    if command.contains('<') {
+        return with_cmd(
+            CellResult::new(cell, Verdict::Error).with_reason(format!("an address is unknown: {command}")),
+        );
+    }
+    let pod = ctx.pod_name(role, &src);
+    let container = role.container();
+    let (max_net, interval, window) = retry_policy(&cell);
+    let started = Instant::now();
+    let mut attempts = 0;
+    let mut transport_failures = 0;
+    loop {
+        attempts += 1;
+        let res = probe::exec(&ctx.pods, &pod, container, &probe.argv, ctx.opts.probe_timeout).await;
+        let last_chance = started.elapsed() + interval >= window;
+        match res {
+            Ok(out) if out.exit.is_some() => {
+                let ok = out.exit == Some(0) && answered(cell.kind, &out.stdout, probe.expect.as_deref());
+                if ok || attempts >= max_net || last_chance {
+                    let mut r = CellResult::new(cell, if ok { Verdict::Pass } else { Verdict::Fail });
+                    if !ok {
+                        let secs = ctx.opts.probe_timeout.as_secs().min(5);
+                        r.reason = Some(failure_reason(&r.cell, out.exit, &out.stdout, probe.expect.as_deref(), secs));
+                        r.output = out.text();
+                    }
+                    r.exit_code = out.exit;
+                    r.latency_ms = Some(out.elapsed.as_millis() as u64);
+                    r.attempts = attempts;
+                    return with_cmd(r);
+                }
+            }
+            other => {
+                // transport trouble or a lost exit status: inconclusive, retried a few times
+                transport_failures += 1;
+                if transport_failures >= 3 || last_chance {
+                    let why = match other {
+                        Err(e) => e.to_string(),
+                        Ok(out) => format!("exec into {pod}: the exit status was lost; output: {}", out.text().trim()),
+                    };
+                    let mut r = CellResult::new(cell, Verdict::Error).with_reason(why);
+                    r.attempts = attempts;
+                    return with_cmd(r);
+                }
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// One whole run in namespace `ns` (created here; deleting it is the caller's job).
+pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, ValidateError> {
+    let started = Instant::now();
+    let node_list =
+        Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map_err(ValidateError::ListNodes)?;
+    let (nodes, mut notes) = node_infos(&node_list.items);
+    if nodes.is_empty() {
+        return Err(ValidateError::NoNodes(notes.join("; ")));
+    }
+    if let Some(f) = &opts.selection.focus
+        && !nodes.iter().any(|n| &n.name == f)
+    {
+        let ready = nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(ValidateError::NodeNotReady { node: f.clone(), ready });
+    }
+    let cells = matrix::matrix(&nodes, &opts.selection);
+    let index: BTreeMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
+
+    // Stale namespaces from killed runs go first: their sample pods hold the hostPort on every node. Their
+    // pods are force-deleted, and the kubelet sees those deletions before this run's pods (one ordered watch).
+    match cleanup::stale(client, ns, opts.stale_after).await {
+        Ok(cleaned) if !cleaned.is_empty() => {
+            notes.push(format!("removed leftover namespaces: {}", cleaned.join(", ")))
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot clean up earlier runs' namespaces: {e}"),
+    }
+    let setup = async {
+        let create = |what: String, source| ValidateError::Create { what, namespace: ns.to_string(), source };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &sample::namespace(ns))
+            .await
+            .map_err(|e| create("the namespace".into(), e))?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
+        let pp = PostParams::default();
+        let mut names = Vec::new();
+        let mut creates = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            for role in Role::ALL {
+                let pod = sample::pod(role, i, n, &opts.images, opts.host_port);
+                names.push(sample::name(role, i));
+                let (pods, pp) = (&pods, &pp);
+                creates.push(async move { pods.create(pp, &pod).await.map(|_| ()) });
+            }
+        }
+        let svc_futs = nodes.iter().enumerate().map(|(i, n)| {
+            let (svcs, pp) = (&svcs, &pp);
+            async move { svcs.create(pp, &sample::service(i)).await.map(|s| (n.name.clone(), s)) }
+        });
+        let (pod_results, svc_results) =
+            tokio::join!(futures::future::join_all(creates), futures::future::try_join_all(svc_futs));
+        for r in pod_results {
+            r.map_err(|e| create("a pod".into(), e))?;
+        }
+        let services = svc_results.map_err(|e| create("a Service".into(), e))?;
+        Ok::<_, ValidateError>((names, services))
+    };
+    let (names, services) = setup.await?;
+    tracing::info!(
+        "namespace {ns}: {} pods and {} Services on {} nodes; waiting for the pods",
+        names.len(),
+        services.len(),
+        nodes.len()
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let states = wait_for_pods(&pods, &names, opts.ready_timeout).await?;
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let mut reasons = BTreeMap::new();
+    for (name, st) in &states {
+        let why = match st {
+            PodState::Running { .. } => continue,
+            PodState::Broken(w) => w.clone(),
+            PodState::Pending(w) => {
+                let ev = last_event(&events, name).await.map(|e| format!("; last warning: {e}")).unwrap_or_default();
+                format!(
+                    "still Pending after {}s ({w}{ev}); is the node's kubelet running?",
+                    opts.ready_timeout.as_secs()
+                )
+            }
+        };
+        reasons.insert(name.clone(), why);
+    }
+
+    let mut addrs = Addresses {
+        namespace: ns.to_string(),
+        domain: opts.domain.clone(),
+        host_port: opts.host_port,
+        ..Default::default()
+    };
+    for (node, svc) in &services {
+        if let Some(ip) = svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()).and_then(|i| i.parse().ok()) {
+            addrs.cluster_ips.insert(node.clone(), ip);
+        }
+        addrs.service_names.insert(node.clone(), svc.metadata.name.clone().unwrap_or_default());
+    }
+    for n in &nodes {
+        if let Some(PodState::Running { ip: Some(ip), .. }) = states.get(&sample::name(Role::Web, index[&n.name])) {
+            addrs.pod_ips.insert(n.name.clone(), *ip);
+        }
+    }
+    let ctx = Ctx { pods, nodes: &nodes, index, states, reasons, addrs, opts };
+    tracing::info!("running {} probes", cells.len());
+    let mut results: Vec<(usize, CellResult)> = futures::stream::iter(cells.into_iter().enumerate())
+        .map(|(i, c)| {
+            let ctx = &ctx;
+            async move { (i, run_cell(ctx, c).await) }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(i, _)| *i);
+    let mut cells: Vec<CellResult> = results.into_iter().map(|(_, r)| r).collect();
+    let hints = hints::diagnose(&mut cells, &nodes);
+    Ok(Report {
+        namespace: ns.to_string(),
+        kept: opts.keep,
+        nodes,
+        not_validated: notes,
+        duration_ms: started.elapsed().as_millis() as u64,
+        summary: Summary::of(&cells),
+        cells,
+        hints,
+    })
+}
+
+/// What `wkjoin validate` prints and returns: the report, written as asked, and whether it passed.
+pub async fn command(
+    client: &Client,
+    opts: &Options,
+    junit: Option<&std::path::Path>,
+) -> Result<Option<Report>, ValidateError> {
+    let ns = cleanup::namespace_name();
+    let guarded = async {
+        lease::acquire(client, &ns, opts.ready_timeout).await.map_err(|e| match e {
+            Ok(holder) => ValidateError::Busy { holder, secs: opts.ready_timeout.as_secs() },
+            Err(e) => ValidateError::Lease(e),
+        })?;
+        let renewal = tokio::spawn(lease::renew(client.clone(), ns.clone()));
+        let r = run(client, opts, &ns).await;
+        renewal.abort();
+        r
+    };
+    let outcome = tokio::select! {
+        r = guarded => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if !opts.keep || outcome.is_none() {
+        tokio::select! {
+            r = cleanup::delete_namespace(client, &ns) => if let Err(e) = r {
+                tracing::warn!("cannot delete namespace {ns}: {e}; delete it with `kubectl delete namespace {ns}`");
+            },
+            _ = tokio::signal::ctrl_c() => tracing::warn!("interrupted again: namespace {ns} is left; the next run removes it"),
+        }
+    } else {
+        tracing::info!("keeping namespace {ns} (--keep)");
+    }
+    lease::release(client, &ns).await;
+    let Some(result) = outcome else { return Ok(None) };
+    let report = result?;
+    if let Some(path) = junit {
+        std::fs::write(path, report::render_junit(&report))
+            .map_err(|source| ValidateError::Junit { path: path.display().to_string(), source })?;
+    }
+    Ok(Some(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_answers_are_read_after_the_name() {
+        let out =
+            "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\nName:\tweb-0.ns.svc.cluster.local\nAddress: 10.96.0.1\n";
+        assert!(answered(Kind::Dns, out, Some("10.96.0.1")));
+        assert!(!answered(Kind::Dns, "Server: 10.96.0.1\nAddress: 10.96.0.10:53\n", Some("10.96.0.1")));
+        assert!(answered(Kind::Http, "hostname: web-1\n", Some("hostname: web-1")));
+        assert!(!answered(Kind::Http, "hostname: web-2\n", Some("hostname: web-1")));
+    }
+
+    #[test]
+    fn pod_states_tell_stuck_from_pending() {
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "probe", "image": "wkjoin.local/missing:1.0", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImagePull", "message": "failed to resolve reference"}}
+            }]}
+        }))
+        .unwrap();
+        assert_eq!(
+            pod_state(&p, Duration::ZERO),
+            PodState::Broken("ErrImagePull: failed to resolve reference (wkjoin.local/missing:1.0)".into())
+        );
+        let pending: Pod = serde_json::from_value(serde_json::json!({"status": {"phase": "Pending"}})).unwrap();
+        assert!(matches!(pod_state(&pending, Duration::ZERO), PodState::Pending(_)));
+    }
+}

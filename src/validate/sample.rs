@@ -1,0 +1,171 @@
+//! The objects a run creates, all in one labelled namespace: per node a sample web pod with a hostPort and a
+//! Service in front of it, a probe pod on the pod network and a probe pod on the host network, each pinned
+//! to its node with `nodeName` (so a NotReady node shows as a pending pod, not a scheduling mystery).
+
+use super::matrix::{NodeInfo, NodeOs};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use serde_json::json;
+
+/// Label on every namespace wkjoin validate creates (stale ones are found by it).
+pub const LABEL: &str = "wkjoin.io/validate";
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "wkjoin");
+pub const NAMESPACE_PREFIX: &str = "wkjoin-validate-";
+
+/// The three pods per node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// The sample web server (pod IP :80, hostPort, behind a Service).
+    Web,
+    /// A probe on the pod network.
+    Probe,
+    /// A probe in the node's network namespace.
+    HostProbe,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Web, Role::Probe, Role::HostProbe];
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Role::Web => "web",
+            Role::Probe => "probe",
+            Role::HostProbe => "hostprobe",
+        }
+    }
+    pub fn container(self) -> &'static str {
+        match self {
+            Role::Web => "web",
+            Role::Probe | Role::HostProbe => "probe",
+        }
+    }
+}
+
+/// Pod and Service names use the node's index: node names can be longer than a DNS label allows.
+pub fn name(role: Role, index: usize) -> String {
+    format!("{}-{index}", role.prefix())
+}
+
+#[derive(Debug, Clone)]
+pub struct Images {
+    pub sample: String,
+    pub probe: String,
+    pub windows_sample: String,
+    pub windows_probe: String,
+}
+
+pub fn namespace(ns: &str) -> Namespace {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {LABEL: "true", MANAGED_BY.0: MANAGED_BY.1}}
+    }))
+    .expect("valid Namespace")
+}
+
+fn labels(role: Role, index: usize) -> serde_json::Value {
+    json!({"app.kubernetes.io/name": "wkjoin-validate", "wkjoin.io/role": role.prefix(), "wkjoin.io/node-index": index.to_string(), MANAGED_BY.0: MANAGED_BY.1})
+}
+
+/// Windows runs the guide's PowerShell web server; Linux the lab/busybox one (its image's own command).
+const WINDOWS_WEB: &str = "$l = New-Object System.Net.HttpListener; $l.Prefixes.Add('http://*:80/'); $l.Start(); \
+while ($l.IsListening) { $c = $l.GetContext(); $b = [Text.Encoding]::ASCII.GetBytes(\"hostname: $env:COMPUTERNAME`nclient: $($c.Request.RemoteEndPoint)`n\"); \
+$c.Response.OutputStream.Write($b, 0, $b.Length); $c.Response.Close() }";
+
+pub fn pod(role: Role, index: usize, node: &NodeInfo, images: &Images, host_port: u16) -> Pod {
+    let windows = node.os == NodeOs::Windows;
+    let image = match (role, windows) {
+        (Role::Web, false) => &images.sample,
+        (Role::Web, true) => &images.windows_sample,
+        (_, false) => &images.probe,
+        (_, true) => &images.windows_probe,
+    };
+    let mut container = json!({
+        "name": role.container(),
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+    });
+    match (role, windows) {
+        (Role::Web, false) => {
+            // No readiness probe: the kubelet would probe host → pod, which is one of the cells.
+            container["ports"] = json!([{"containerPort": 80, "hostPort": host_port, "name": "http"}]);
+        }
+        (Role::Web, true) => {
+            container["ports"] = json!([{"containerPort": 80, "hostPort": host_port, "name": "http"}]);
+            container["command"] = json!(["powershell.exe", "-NoProfile", "-Command", WINDOWS_WEB]);
+        }
+        // Linux probe images keep running on their own (the lab's loops); a plain busybox needs a command.
+        (_, false) => {}
+        (_, true) => container["command"] = json!(["powershell.exe", "-NoProfile", "-Command", "Start-Sleep 86400"]),
+    }
+    let mut spec = json!({
+        "nodeName": node.name,
+        "terminationGracePeriodSeconds": 1,
+        "automountServiceAccountToken": false,
+        "enableServiceLinks": false,
+        "tolerations": [{"operator": "Exists"}],
+        "containers": [container],
+    });
+    if role == Role::HostProbe {
+        spec["hostNetwork"] = json!(true);
+        if windows {
+            spec["securityContext"] =
+                json!({"windowsOptions": {"hostProcess": true, "runAsUserName": "NT AUTHORITY\\SYSTEM"}});
+        }
+    }
+    // A pod per node gives each pod its own hostname: the sample's HTTP answer names it.
+    let name = name(role, index);
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels(role, index)},
+        "spec": spec,
+    }))
+    .expect("valid Pod")
+}
+
+/// The Service in front of one node's sample pod (one per node, so every cell names one path).
+pub fn service(index: usize) -> Service {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name(Role::Web, index), "labels": {MANAGED_BY.0: MANAGED_BY.1}},
+        "spec": {
+            "selector": {"wkjoin.io/role": "web", "wkjoin.io/node-index": index.to_string()},
+            "ports": [{"name": "http", "port": 80, "targetPort": 80}],
+        }
+    }))
+    .expect("valid Service")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::matrix::tests::nodes;
+    use super::*;
+
+    fn images() -> Images {
+        Images {
+            sample: "wkjoin.local/webserver:1.0".into(),
+            probe: "wkjoin.local/probe:1.0".into(),
+            windows_sample: "win-web".into(),
+            windows_probe: "win-probe".into(),
+        }
+    }
+
+    #[test]
+    fn pods_are_pinned_labelled_and_use_the_flags_images() {
+        let ns = nodes(2);
+        let web = serde_json::to_value(pod(Role::Web, 1, &ns[1], &images(), 4444)).unwrap();
+        assert_eq!(web["metadata"]["name"], "web-1");
+        assert_eq!(web["spec"]["nodeName"], "worker-1");
+        assert_eq!(web["spec"]["containers"][0]["image"], "wkjoin.local/webserver:1.0");
+        assert_eq!(web["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(web["spec"]["containers"][0]["ports"][0]["hostPort"], 4444);
+        let host = serde_json::to_value(pod(Role::HostProbe, 0, &ns[0], &images(), 4444)).unwrap();
+        assert_eq!(host["spec"]["hostNetwork"], true);
+        assert_eq!(host["spec"]["containers"][0]["image"], "wkjoin.local/probe:1.0");
+        let mut win = ns[1].clone();
+        win.os = NodeOs::Windows;
+        let w = serde_json::to_value(pod(Role::HostProbe, 1, &win, &images(), 4444)).unwrap();
+        assert_eq!(w["spec"]["securityContext"]["windowsOptions"]["hostProcess"], true);
+        assert_eq!(w["spec"]["containers"][0]["image"], "win-probe");
+        let svc = serde_json::to_value(service(1)).unwrap();
+        assert_eq!(svc["spec"]["selector"]["wkjoin.io/node-index"], "1");
+        assert_eq!(serde_json::to_value(namespace("n")).unwrap()["metadata"]["labels"][LABEL], "true");
+    }
+}

@@ -1,0 +1,242 @@
+//! `wkjoin validate` against the lab, with whatever nodes are Ready (the master always; workers once joined).
+
+use crate::util::lab::Lab;
+use crate::util::wkjoin;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+struct Run {
+    code: i32,
+    json: Value,
+    stderr: String,
+}
+
+fn validate(lab: &Lab, args: &[&str]) -> Run {
+    let out = wkjoin()
+        .arg("--kubeconfig")
+        .arg(&lab.kubeconfig)
+        .args(["validate", "-o", "json"])
+        .args(args)
+        .output()
+        .expect("run wkjoin validate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    Run { code: out.status.code().unwrap_or(-1), json, stderr }
+}
+
+fn cells(run: &Run) -> &Vec<Value> {
+    run.json["cells"].as_array().expect("cells")
+}
+
+fn with_result<'a>(run: &'a Run, result: &str) -> Vec<&'a Value> {
+    cells(run).iter().filter(|c| c["result"] == result).collect()
+}
+
+fn ready_nodes(lab: &Lab) -> Vec<(String, String)> {
+    let nodes: Value = serde_json::from_str(&lab.kubectl(&["get", "nodes", "-o", "json"])).expect("nodes JSON");
+    nodes["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|n| {
+            n["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        })
+        .map(|n| {
+            (
+                n["metadata"]["name"].as_str().unwrap().to_string(),
+                n["spec"]["podCIDR"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Waits (polling the API, not asserting on time) until the namespace is gone.
+fn assert_namespace_gone(lab: &Lab, ns: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match lab.try_kubectl(&["get", "namespace", ns, "-o", "name"]) {
+            Err(e) if e.contains("NotFound") => return,
+            _ if Instant::now() > deadline => panic!("namespace {ns} still exists after the run"),
+            _ => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+fn summary(run: &Run) -> String {
+    format!("{}\nstderr:\n{}", serde_json::to_string_pretty(&run.json["summary"]).unwrap(), run.stderr)
+}
+
+fn problems(run: &Run) -> String {
+    let bad: Vec<String> = cells(run)
+        .iter()
+        .filter(|c| c["result"] == "fail" || c["result"] == "error")
+        .map(|c| format!("{} {}: {} | {} | {}", c["result"], c["id"], c["reason"], c["output"], c["hint"]))
+        .collect();
+    bad.join("\n")
+}
+
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_validate_full_matrix_passes_and_cleans_up() {
+    let lab = Lab::get();
+    let nodes = ready_nodes(lab);
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("validate.xml");
+    let run = validate(lab, &["--junit", junit.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", problems(&run), summary(&run));
+    let n = nodes.len();
+    // every Ready node took part; the matrix has the size the pure matrix promises
+    let validated: Vec<&str> =
+        run.json["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    for (name, _) in &nodes {
+        assert!(validated.contains(&name.as_str()), "node {name} not validated: {validated:?}");
+    }
+    let v = validated.len();
+    assert_eq!(cells(&run).len(), 3 * v + 6 * v * v + 2 * v * (v - 1), "{n} Ready nodes");
+    assert_eq!(run.json["summary"]["fail"], 0);
+    assert_eq!(run.json["summary"]["error"], 0);
+    assert_eq!(with_result(&run, "pass").len(), cells(&run).len(), "Linux nodes have no known limitations");
+    for c in cells(&run) {
+        if c["check"] != "sample-ready" {
+            assert!(c["command"].is_string() && c["latency_ms"].is_u64() && c["attempts"].as_u64() >= Some(1), "{c}");
+        }
+    }
+    // JUnit: well-formed enough for CI (one testcase per cell, balanced suites), no failures
+    let xml = std::fs::read_to_string(&junit).expect("JUnit written");
+    assert!(xml.starts_with("<?xml"));
+    assert_eq!(xml.matches("<testcase ").count(), cells(&run).len());
+    assert_eq!(xml.matches("<testsuite ").count(), xml.matches("</testsuite>").count());
+    assert!(!xml.contains("<failure") && !xml.contains("<error"), "{xml}");
+    assert_namespace_gone(lab, run.json["namespace"].as_str().unwrap());
+}
+
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_validate_missing_probe_image_is_an_error_with_the_reason() {
+    let lab = Lab::get();
+    let run = validate(
+        lab,
+        &[
+            "--probe-image",
+            "wkjoin.local/does-not-exist:1.0",
+            "--only",
+            "pod-to-pod,node-to-pod,sample-ready",
+            "--timeout",
+            "40",
+        ],
+    );
+    assert_eq!(run.code, 3, "{}", summary(&run));
+    let errors = with_result(&run, "error");
+    assert!(!errors.is_empty(), "{}", summary(&run));
+    for c in &errors {
+        let reason = c["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("does-not-exist") || reason.contains("Pending"),
+            "the reason should name the image or the pending pod: {c}"
+        );
+    }
+    // the probe pods carry every probe; the sample (a present image) still became ready
+    assert_eq!(errors.len(), cells(&run).iter().filter(|c| c["check"] != "sample-ready").count());
+    assert!(cells(&run).iter().filter(|c| c["check"] == "sample-ready").all(|c| c["result"] == "pass"));
+    assert_eq!(run.json["summary"]["fail"], 0, "transport/setup errors are not network failures");
+    assert_namespace_gone(lab, run.json["namespace"].as_str().unwrap());
+}
+
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_validate_keep_leaves_the_namespace_and_the_next_run_removes_it() {
+    let lab = Lab::get();
+    let kept = validate(lab, &["--keep", "--only", "sample-ready"]);
+    assert_eq!(kept.code, 0, "{}", summary(&kept));
+    let ns = kept.json["namespace"].as_str().unwrap().to_string();
+    assert_eq!(kept.json["kept"], true);
+    let labels = lab.kubectl(&["get", "namespace", &ns, "-o", "jsonpath={.metadata.labels}"]);
+    assert!(labels.contains("wkjoin.io/validate"), "{labels}");
+    let pods = lab.kubectl(&["-n", &ns, "get", "pods", "-o", "name"]);
+    assert!(pods.contains("pod/web-0"), "{pods}");
+    // the next run treats it as stale (--stale-after 0) and removes it, pods included
+    let next = validate(lab, &["--stale-after", "0", "--only", "sample-ready"]);
+    assert_eq!(next.code, 0, "{}\n{}", problems(&next), summary(&next));
+    assert!(
+        next.json["not_validated"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains(&ns)),
+        "{}",
+        next.json["not_validated"]
+    );
+    assert_namespace_gone(lab, &ns);
+    assert_namespace_gone(lab, next.json["namespace"].as_str().unwrap());
+}
+
+/// Blackhole routes in the master's namespace covering one pod CIDR; removed on drop (also on panic).
+struct RouteFault {
+    routes: Vec<String>,
+}
+
+impl RouteFault {
+    fn blackhole(lab: &'static Lab, cidr: &str) -> RouteFault {
+        // two halves: more specific than the host-gw route, which stays untouched
+        let net: ipnet::Ipv4Net = cidr.parse().expect("IPv4 pod CIDR");
+        let routes: Vec<String> = net.subnets(net.prefix_len() + 1).unwrap().map(|n| n.to_string()).collect();
+        let fault = RouteFault { routes };
+        for r in &fault.routes {
+            let _ = lab.exec("master", &["ip", "route", "del", "blackhole", r]);
+            let out = lab.exec("master", &["ip", "route", "add", "blackhole", r]);
+            assert!(out.status.success(), "ip route add blackhole {r}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        fault
+    }
+}
+
+impl Drop for RouteFault {
+    fn drop(&mut self) {
+        let lab = Lab::get();
+        for r in &self.routes {
+            let out = lab.exec("master", &["ip", "route", "del", "blackhole", r]);
+            if !out.status.success() {
+                eprintln!("could not remove blackhole {r}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_validate_route_fault_fails_exactly_the_cross_node_cells_and_names_the_route() {
+    let lab = Lab::get();
+    let nodes = ready_nodes(lab);
+    let Some((worker, cidr)) = nodes.iter().find(|(n, c)| n != "master" && !c.is_empty()).cloned() else {
+        eprintln!("skipped: no Ready worker with a pod CIDR (join one with `scripts/lab join worker-1`)");
+        return;
+    };
+    let _lock = lab.lock("master");
+    let run = {
+        let _fault = RouteFault::blackhole(lab, &cidr);
+        validate(lab, &[])
+    };
+    assert_eq!(run.code, 3, "{}", summary(&run));
+    assert_eq!(run.json["summary"]["error"], 0, "{}", problems(&run));
+    let node_of = |c: &Value, side: &str| -> String { c[side]["node"].as_str().unwrap_or_default().to_string() };
+    let failed = with_result(&run, "fail");
+    for c in &failed {
+        let (s, t) = (node_of(c, "source"), node_of(c, "target"));
+        let involves_worker = s == worker || t == worker;
+        let crosses_master = s == "master" || t == "master" || c["check"] == "service-dns";
+        assert!(involves_worker && crosses_master, "only master <-> {worker} cells may fail: {c}\n{}", problems(&run));
+        let hint = c["hint"].as_str().unwrap_or_default();
+        assert!(hint.contains(&cidr) && hint.contains("wkjoin routes") && hint.contains("on master"), "{c}");
+    }
+    for id in [
+        format!("node-to-pod/http/host:master->pod:{worker}"),
+        format!("pod-to-pod/icmp/pod:master->pod:{worker}"),
+        format!("pod-to-pod/http/pod:master->pod:{worker}"),
+        format!("pod-to-pod/http/pod:{worker}->pod:master"),
+        format!("gateway-ping/icmp/gateway:{worker}->node:master"),
+    ] {
+        assert!(failed.iter().any(|c| c["id"] == id.as_str()), "{id} should fail\n{}", problems(&run));
+    }
+    // the same cells pass again once the route is back
+    let again = validate(lab, &["--only", "node-to-pod,pod-to-pod"]);
+    assert_eq!(again.code, 0, "{}", problems(&again));
+}
