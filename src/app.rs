@@ -264,8 +264,19 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
                 started.elapsed().as_secs_f64(),
                 if changed == 0 { "nothing changed".to_string() } else { format!("{changed} steps changed the host") }
             );
-            let _ = (validate_kubeconfig, sample_image, probe_image, no_validate);
-            Ok(exit::OK)
+            if *no_validate {
+                return Ok(exit::OK);
+            }
+            let Some(kubeconfig) = validate_kubeconfig else {
+                println!(
+                    "validate: skipped: the matrix creates a namespace, pods and Services, which the node's own credentials \
+                     may not; give --validate-kubeconfig FILE, or run `wkjoin validate --node {}` as a cluster admin",
+                    s.node_name
+                );
+                return Ok(exit::OK);
+            };
+            println!("validate: the connectivity matrix for node {} ...", s.node_name);
+            join_validate(&s, kubeconfig, sample_image.as_deref(), probe_image.as_deref(), out.output).await
         }
         Command::Preflight { hyperv_isolation, node, out } => {
             // An unreachable cluster is a failed check, not an error: discover as leniently as --dry-run does.
@@ -329,8 +340,41 @@ async fn preflight_report(g: &GlobalArgs, s: &Settings, hyperv_isolation: bool) 
 }
 
 async fn validate(g: &GlobalArgs, a: &crate::cli::ValidateArgs, format: OutputFormat) -> Result<i32, AppError> {
+    validate_with(&client(g).await?, a, format).await
+}
+
+/// The matrix at the end of `join`: cells to and from the new node, with the credentials given for it.
+async fn join_validate(
+    s: &Settings,
+    kubeconfig: &std::path::Path,
+    sample_image: Option<&str>,
+    probe_image: Option<&str>,
+    format: OutputFormat,
+) -> Result<i32, AppError> {
+    #[derive(clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        a: crate::cli::ValidateArgs,
+    }
+    let mut argv = vec!["validate".to_string(), "--node".into(), s.node_name.clone()];
+    argv.extend(["--cluster-domain".into(), s.cluster_domain.clone()]);
+    if let Some(i) = sample_image {
+        argv.extend(["--sample-image".into(), i.to_string()]);
+    }
+    if let Some(i) = probe_image {
+        argv.extend(["--probe-image".into(), i.to_string()]);
+    }
+    let a = <Args as clap::Parser>::parse_from(argv).a;
+    let client = crate::start::client_for(kubeconfig).await?;
+    validate_with(&client, &a, format).await
+}
+
+async fn validate_with(
+    client: &kube::Client,
+    a: &crate::cli::ValidateArgs,
+    format: OutputFormat,
+) -> Result<i32, AppError> {
     use crate::validate::{self, Options, matrix::Selection, report, sample::Images};
-    let client = client(g).await?;
     let opts = Options {
         selection: Selection { focus: a.node.clone(), only: a.only.clone(), skip: a.skip.clone() },
         images: Images {
@@ -347,7 +391,7 @@ async fn validate(g: &GlobalArgs, a: &crate::cli::ValidateArgs, format: OutputFo
         keep: a.keep,
         stale_after: Duration::from_secs(a.stale_after * 60),
     };
-    let Some(report) = validate::command(&client, &opts, a.junit.as_deref()).await? else {
+    let Some(report) = validate::command(client, &opts, a.junit.as_deref()).await? else {
         eprintln!("interrupted: the validation namespace was deleted");
         return Ok(exit::INTERRUPTED);
     };
