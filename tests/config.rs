@@ -91,7 +91,8 @@ current-context: a
         check("tls")
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("nothing was written to {}/config", root.path().display())), "{err}");
+    let target = wkjoin::layout::Layout::new(wkjoin::layout::Os::host(), root.path().to_string_lossy()).kubeconfig();
+    assert!(err.contains(&format!("nothing was written to {target}")), "{err}");
     assert!(tree(root.path()).is_empty());
 }
 
