@@ -74,7 +74,7 @@ fn lab_fetch_installs_the_mirrors_linux_binaries_and_a_second_fetch_downloads_no
         c
     };
     let first: serde_json::Value = serde_json::from_str(&stdout_of(&mut fetch())).unwrap();
-    assert!(first["downloaded_bytes"].as_u64().unwrap() > 1_000_000, "{first}");
+    assert!(first["downloaded-bytes"].as_u64().unwrap() > 1_000_000, "{first}");
     for name in ["kubelet", "kube-proxy", "kubectl"] {
         let bin = root.path().join("bin").join(name);
         let out = Command::new(&bin).arg("--version").output().expect("run installed binary");
@@ -82,7 +82,7 @@ fn lab_fetch_installs_the_mirrors_linux_binaries_and_a_second_fetch_downloads_no
         assert!(text.contains("v1.20.2"), "{} --version printed {text}", bin.display());
     }
     let second: serde_json::Value = serde_json::from_str(&stdout_of(&mut fetch())).unwrap();
-    assert_eq!(second["downloaded_bytes"].as_u64(), Some(0), "{second}");
+    assert_eq!(second["downloaded-bytes"].as_u64(), Some(0), "{second}");
 }
 
 #[test]

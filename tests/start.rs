@@ -207,4 +207,12 @@ fn lab_start_makes_worker_1_a_ready_supervised_node() {
     assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("stopped"));
     assert_eq!(node_processes(&root), Vec::<u32>::new());
     assert!(!run.join("supervisor.pid").exists());
+
+    // Leave worker-1 joined, as the lab's other end-to-end tests expect (and as it was found).
+    let rejoin = std::process::Command::new(lab.repo.join("scripts/lab"))
+        .args(["join", WORKER, "--no-validate"])
+        .env("WKJOIN", assert_cmd::cargo::cargo_bin("wkjoin"))
+        .output()
+        .unwrap();
+    assert!(rejoin.status.success(), "rejoin {WORKER}: {}", String::from_utf8_lossy(&rejoin.stderr));
 }

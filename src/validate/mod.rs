@@ -163,7 +163,10 @@ async fn wait_for_pods(
     let mut states: BTreeMap<String, PodState> =
         names.iter().map(|n| (n.clone(), PodState::Pending("not seen yet".into()))).collect();
     let settled = |s: &BTreeMap<String, PodState>| s.values().all(|v| !matches!(v, PodState::Pending(_)));
-    let mut stream = watcher(pods.clone(), watcher::Config::default()).applied_objects().boxed();
+    // The server ends each watch before the client's 30 s read timeout; a broken watch is resumed (the
+    // deadline bounds the wait), since pods that start slowly send no events for a while.
+    let mut stream =
+        watcher(pods.clone(), watcher::Config::default().timeout(25)).default_backoff().applied_objects().boxed();
     let mut last_report = 0;
     let deadline = tokio::time::sleep(budget);
     tokio::pin!(deadline);
@@ -182,7 +185,7 @@ async fn wait_for_pods(
                     }
                 }
                 Ok(None) => return Err(ValidateError::Watch("the stream ended".into())),
-                Err(e) => return Err(ValidateError::Watch(e.to_string())),
+                Err(e) => tracing::debug!("pod watch: {e}; resuming"),
             },
             _ = &mut deadline => break,
         }
