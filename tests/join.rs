@@ -113,7 +113,32 @@ fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again()
     let again = text(&lab_cmd(lab, &["reset", W]));
     assert!(again.contains("nothing to reset"), "{again}");
 
-    // Leave the node joined, as the lab's other end-to-end tests expect.
-    lab_cmd(lab, &["join", W, "--no-validate"]);
-    assert!(ready(lab));
+    // A join killed (its whole process group, SIGKILL) once fetch is recorded is resumed by running it again;
+    // this also leaves the node joined, as the lab's other end-to-end tests expect.
+    let state = lab.worker_root(W).join("wkjoin-state.json");
+    let mut join = Command::new(lab.repo.join("scripts/lab"));
+    join.args(["join", W, "--no-validate"])
+        .env("WKJOIN", assert_cmd::cargo::cargo_bin("wkjoin"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut join, 0);
+    let mut child = join.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let fetched = || {
+        std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["steps"]["fetch"].is_object())
+    };
+    while !fetched() {
+        assert!(Instant::now() < deadline, "the join never recorded fetch");
+        assert!(child.try_wait().unwrap().is_none(), "the join ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    let resumed = text(&lab_cmd(lab, &["join", W, "--no-validate"]));
+    assert!(resumed.contains("fetch    unchanged"), "the resumed join fetched again:\n{resumed}");
+    assert!(resumed.contains(&format!("node {W} joined")), "{resumed}");
+    assert!(ready(lab), "{W} is not Ready after the resumed join");
 }
