@@ -478,11 +478,12 @@ pub struct ValidateArgs {
     /// Cluster DNS domain of the Service names
     #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
     pub cluster_domain: String,
-    /// Keep the namespace afterwards for debugging (the next run removes it once it is older than --stale-after)
+    /// Keep the namespace afterwards for debugging (the next run removes it)
     #[arg(long)]
     pub keep: bool,
-    /// Remove validate namespaces left by earlier runs once they are this old, in minutes
-    #[arg(long, value_name = "MINUTES", default_value_t = 15)]
+    /// Remove validate namespaces left by earlier runs once they are this old, in minutes. Runs take turns
+    /// (a Lease), so by default every other run's namespace is left over: its pods would hold the hostPort
+    #[arg(long, value_name = "MINUTES", default_value_t = 0)]
     pub stale_after: u64,
     /// Also write the results as JUnit XML to this file
     #[arg(long, value_name = "FILE")]

@@ -470,7 +470,15 @@ async fn apply_one(action: &Action, os: Os) -> Result<(), ResetError> {
         Action::RemoveContainers { address, namespace, ids } => {
             for id in ids {
                 // `tasks delete --force` kills a running task; then the container goes.
-                ctr_idempotent(address, namespace, &["tasks", "delete", "--force", id]).map_err(host_err(action))?;
+                // A task whose shim is exiting answers "ttrpc: closed" for a moment: retry, and let the container
+                // removal (which fails while a task remains) be the judge.
+                for attempt in 0..5 {
+                    match ctr_idempotent(address, namespace, &["tasks", "delete", "--force", id]) {
+                        Ok(()) => break,
+                        Err(e) if attempt == 4 => tracing::warn!("{e}"),
+                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+                    }
+                }
                 ctr_idempotent(address, namespace, &["containers", "delete", id]).map_err(host_err(action))?;
             }
             Ok(())

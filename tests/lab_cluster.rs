@@ -75,9 +75,11 @@ fn lab_fetch_installs_the_mirrors_linux_binaries_and_a_second_fetch_downloads_no
     };
     let first: serde_json::Value = serde_json::from_str(&stdout_of(&mut fetch())).unwrap();
     assert!(first["downloaded-bytes"].as_u64().unwrap() > 1_000_000, "{first}");
-    for name in ["kubelet", "kube-proxy", "kubectl"] {
+    for (name, args) in
+        [("kubelet", &["--version"][..]), ("kube-proxy", &["--version"]), ("kubectl", &["version", "--client"])]
+    {
         let bin = root.path().join("bin").join(name);
-        let out = Command::new(&bin).arg("--version").output().expect("run installed binary");
+        let out = Command::new(&bin).args(args).output().expect("run installed binary");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("v1.20.2"), "{} --version printed {text}", bin.display());
     }
