@@ -211,7 +211,12 @@ pub fn plan(s: &Settings, o: &Observed, opts: &ResetOptions) -> Plan {
     p
 }
 
-/// `KUBE-*` chains per table in `iptables-save` output.
+/// Chains the node's pods leave behind: kubelet's and kube-proxy's `KUBE-*`, and the portmap plugin's
+/// `CNI-HOSTPORT-*`/`CNI-DN-*` (pods removed without a CNI DEL keep their hostPort DNAT rules, which then
+/// send a new pod's hostPort to a dead address).
+const NODE_CHAIN_PREFIXES: [&str; 3] = ["KUBE-", "CNI-HOSTPORT-", "CNI-DN-"];
+
+/// The node's chains (see [`NODE_CHAIN_PREFIXES`]) per table in `iptables-save` output.
 pub fn kube_chains(save: &str) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for line in save.lines() {
@@ -219,7 +224,7 @@ pub fn kube_chains(save: &str) -> Vec<(String, Vec<String>)> {
             out.push((table.trim().to_string(), Vec::new()));
         } else if let Some(decl) = line.strip_prefix(':')
             && let Some(chain) = decl.split_whitespace().next()
-            && chain.starts_with("KUBE-")
+            && NODE_CHAIN_PREFIXES.iter().any(|p| chain.starts_with(p))
             && let Some((_, chains)) = out.last_mut()
         {
             chains.push(chain.to_string());
@@ -713,6 +718,19 @@ mod tests {
         -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n\
         -A DOCKER -i docker0 -j RETURN\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n\
         -A INPUT -j KUBE-FIREWALL\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+
+    #[test]
+    fn portmap_chains_go_with_the_node_and_other_cni_chains_stay() {
+        let save = "*nat\n:PREROUTING ACCEPT [0:0]\n:CNI-HOSTPORT-DNAT - [0:0]\n:CNI-DN-0123 - [0:0]\n\
+            :CNI-8f2a - [0:0]\n-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT\n\
+            -A CNI-HOSTPORT-DNAT -p tcp -m multiport --dports 4444 -j CNI-DN-0123\n\
+            -A CNI-DN-0123 -p tcp -m tcp --dport 4444 -j DNAT --to-destination 10.244.2.3:80\n\
+            -A POSTROUTING -s 10.88.0.0/16 -j CNI-8f2a\nCOMMIT\n";
+        let found = kube_chains(save);
+        assert_eq!(found, vec![("nat".to_string(), vec!["CNI-HOSTPORT-DNAT".to_string(), "CNI-DN-0123".to_string()])]);
+        let left = without_chains(save, &found[0].1);
+        assert!(!left.contains("4444") && !left.contains("CNI-HOSTPORT") && left.contains("-j CNI-8f2a"), "{left}");
+    }
 
     #[test]
     fn iptables_chains_are_found_and_removed_with_their_jumps() {

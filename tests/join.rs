@@ -38,7 +38,7 @@ fn assert_bare(lab: &Lab) {
     assert_eq!(in_node(lab, &["ip", "route", "show", "proto", "147"]).trim(), "", "wkjoin routes left");
     assert!(!in_node(lab, &["ip", "-o", "link"]).contains("cbr0"), "the pod bridge is left");
     let rules = in_node(lab, &["iptables-save"]);
-    assert!(!rules.contains("KUBE-"), "kube iptables chains left:\n{rules}");
+    assert!(!rules.contains("KUBE-") && !rules.contains("CNI-HOSTPORT"), "node iptables chains left:\n{rules}");
     let root = lab.worker_root(W);
     let procs = Command::new("pgrep").args(["-af", &root.to_string_lossy()]).output().unwrap();
     assert!(procs.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&procs.stdout));
