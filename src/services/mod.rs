@@ -1,7 +1,9 @@
 //! `wkjoin start`: kubelet and kube-proxy as services, with flags generated from the settings and the
 //! installed binary's version (the version table in the reference).
 
+pub mod scm;
 pub mod supervisor;
+pub mod systemd;
 
 use crate::layout::{Layout, Os};
 use crate::network;
@@ -290,6 +292,10 @@ pub fn routes_watcher_args(s: &Settings) -> Vec<String> {
     }
     if let Some(i) = &s.interface {
         a.push(format!("--interface={i}"));
+    }
+    if s.os == Os::Windows {
+        // wkjoin.exe talks to the SCM itself (a service control handler) instead of being a console program.
+        a.push("--windows-service".into());
     }
     a
 }
