@@ -155,7 +155,7 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             }
             Ok(exit::OK)
         }
-        Command::Routes { next_hop, watch, nodes_file, node, dry, out } => {
+        Command::Routes { next_hop, watch, nodes_file, windows_service, node, dry, out } => {
             let s = resolve_settings(g, node, dry.dry_run).await?;
             if let Some(file) = nodes_file {
                 let report = crate::reconcile::once_from_file(file, &s, *next_hop, dry.dry_run).await?;
@@ -164,7 +164,10 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             }
             let (client, url) = client_and_url(g).await?;
             let api = crate::reconcile::api_server_address(&url);
-            if *watch {
+            if *watch && *windows_service {
+                crate::reconcile::watch_as_service(client, s, *next_hop, api)?;
+                return Ok(exit::OK);
+            } else if *watch {
                 crate::reconcile::watch(&client, &s, *next_hop, api).await?;
                 return Ok(exit::OK);
             }

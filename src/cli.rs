@@ -280,6 +280,9 @@ credentials: `wkjoin config mint` makes one."
         /// Take the Node list from this file (`kubectl get nodes -o json` or -o yaml) instead of the API server
         #[arg(long, value_name = "FILE", conflicts_with = "watch")]
         nodes_file: Option<PathBuf>,
+        /// Run the watcher as the Windows service wkjoin-routes (how the SCM starts it; not for a console)
+        #[arg(long, hide = true, requires = "watch")]
+        windows_service: bool,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]

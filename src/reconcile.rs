@@ -197,6 +197,33 @@ pub async fn once_from_file(
     reconcile(&table, s, next_hop, None, &nodes, dry_run).await
 }
 
+/// `routes --watch --windows-service`: the watcher as the SCM service `wkjoin-routes`, until the SCM stops it.
+/// The SCM gives a service no console, so its log goes to `<log dir>/wkjoin-routes.log`.
+pub fn watch_as_service(
+    client: Client,
+    s: Settings,
+    next_hop: NextHop,
+    api_server: Option<std::net::IpAddr>,
+) -> Result<(), ReconcileError> {
+    let l = s.layout();
+    let log =
+        crate::layout::Layout::new(s.os, l.log_dir()).join(&[&format!("{}.log", crate::services::ROUTES_WATCHER)]);
+    let rt = tokio::runtime::Handle::current();
+    // The SCM calls the body on a thread of its own: it drives the watch on this process's runtime.
+    let body: host::scm::ServiceBody = Box::new(move |stop| {
+        rt.block_on(async move {
+            tokio::select! {
+                r = watch(&client, &s, next_hop, api_server) => r.map_err(|e| e.to_string()),
+                _ = stop => Ok(()),
+            }
+        })
+    });
+    tokio::task::block_in_place(|| {
+        host::scm::run_as_service(crate::services::ROUTES_WATCHER, Some(Path::new(&log)), body)
+    })?;
+    Ok(())
+}
+
 /// Reconciles on every Node change (debounced) until interrupted; the watcher re-lists and backs off across
 /// API server restarts, and a failed pass is retried on the next change or after the backoff.
 pub async fn watch(

@@ -209,7 +209,10 @@ mod tests {
 
     #[test]
     fn failure_actions_grow_to_the_maximum() {
-        assert_eq!(failure_delays_ms(&Restart { delay_secs: 5, max_delay_secs: 60 }), [5000, 10000, 20000, 40000, 60000]);
+        assert_eq!(
+            failure_delays_ms(&Restart { delay_secs: 5, max_delay_secs: 60 }),
+            [5000, 10000, 20000, 40000, 60000]
+        );
         assert_eq!(failure_delays_ms(&Restart { delay_secs: 7, max_delay_secs: 7 }), [7000]);
         // A maximum below the delay never shortens the first delay.
         assert_eq!(failure_delays_ms(&Restart { delay_secs: 10, max_delay_secs: 1 }), [10000]);

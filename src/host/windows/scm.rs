@@ -17,12 +17,12 @@ use windows_sys::Win32::System::Registry::{
 };
 use windows_sys::Win32::System::Services::{
     ChangeServiceConfig2W, ChangeServiceConfigW, CloseServiceHandle, CreateServiceW, OpenSCManagerW, OpenServiceW,
-    QUERY_SERVICE_CONFIGW, QueryServiceConfig2W, QueryServiceConfigW, QueryServiceStatus, SC_ACTION,
-    SC_ACTION_RESTART, SC_HANDLE, SC_MANAGER_CONNECT, SC_MANAGER_CREATE_SERVICE, SERVICE_AUTO_START,
-    SERVICE_CHANGE_CONFIG, SERVICE_CONFIG_DESCRIPTION, SERVICE_CONFIG_FAILURE_ACTIONS,
-    SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, SERVICE_DESCRIPTIONW, SERVICE_ERROR_NORMAL, SERVICE_FAILURE_ACTIONS_FLAG,
-    SERVICE_FAILURE_ACTIONSW, SERVICE_NO_CHANGE, SERVICE_QUERY_CONFIG, SERVICE_QUERY_STATUS, SERVICE_RUNNING,
-    SERVICE_START, SERVICE_START_PENDING, SERVICE_STATUS, SERVICE_STOPPED, SERVICE_WIN32_OWN_PROCESS,
+    QUERY_SERVICE_CONFIGW, QueryServiceConfig2W, QueryServiceConfigW, QueryServiceStatus, SC_ACTION, SC_ACTION_RESTART,
+    SC_HANDLE, SC_MANAGER_CONNECT, SC_MANAGER_CREATE_SERVICE, SERVICE_AUTO_START, SERVICE_CHANGE_CONFIG,
+    SERVICE_CONFIG_DESCRIPTION, SERVICE_CONFIG_FAILURE_ACTIONS, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG,
+    SERVICE_DESCRIPTIONW, SERVICE_ERROR_NORMAL, SERVICE_FAILURE_ACTIONS_FLAG, SERVICE_FAILURE_ACTIONSW,
+    SERVICE_NO_CHANGE, SERVICE_QUERY_CONFIG, SERVICE_QUERY_STATUS, SERVICE_RUNNING, SERVICE_START,
+    SERVICE_START_PENDING, SERVICE_STATUS, SERVICE_STOPPED, SERVICE_WIN32_OWN_PROCESS,
 };
 
 /// How long a started service gets to report RUNNING.
@@ -144,7 +144,8 @@ fn read_environment(name: &str) -> Result<Vec<String>, HostError> {
     let mut size = 0u32;
     let mut kind = 0u32;
     // SAFETY: an open key, a NUL-terminated value name; the first call asks for the size only.
-    let r = unsafe { RegQueryValueExW(key, value.as_ptr(), std::ptr::null(), &mut kind, std::ptr::null_mut(), &mut size) };
+    let r =
+        unsafe { RegQueryValueExW(key, value.as_ptr(), std::ptr::null(), &mut kind, std::ptr::null_mut(), &mut size) };
     let out = if r != 0 || kind != REG_MULTI_SZ {
         Vec::new()
     } else {
@@ -175,9 +176,7 @@ fn write_environment(name: &str, env: &[String]) -> Result<(), HostError> {
     } else {
         let data = scm::multi_sz(env);
         // SAFETY: `data` holds `data.len() * 2` bytes of REG_MULTI_SZ.
-        unsafe {
-            RegSetValueExW(key, value.as_ptr(), 0, REG_MULTI_SZ, data.as_ptr().cast(), (data.len() * 2) as u32)
-        }
+        unsafe { RegSetValueExW(key, value.as_ptr(), 0, REG_MULTI_SZ, data.as_ptr().cast(), (data.len() * 2) as u32) }
     };
     // SAFETY: closes the key opened above.
     unsafe { RegCloseKey(key) };
@@ -376,7 +375,9 @@ pub fn start_service(name: &str) -> Result<(), HostError> {
                 return Err(HostError::Io {
                     op: "start service",
                     path: PathBuf::from(name),
-                    source: std::io::Error::other("it stopped again at once: see its log file and the System event log"),
+                    source: std::io::Error::other(
+                        "it stopped again at once: see its log file and the System event log",
+                    ),
                 });
             }
             SERVICE_START_PENDING if Instant::now() < until => std::thread::sleep(Duration::from_millis(250)),
@@ -437,7 +438,11 @@ fn service_main(_args: Vec<std::ffi::OsString>) {
             process_id: None,
         });
     };
-    report(ServiceState::Running, ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN, ServiceExitCode::NO_ERROR);
+    report(
+        ServiceState::Running,
+        ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
+        ServiceExitCode::NO_ERROR,
+    );
     let exit = match body(rx) {
         Ok(()) => ServiceExitCode::NO_ERROR,
         Err(e) => {
