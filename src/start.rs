@@ -69,6 +69,16 @@ pub enum Manager {
     Scm,
 }
 
+impl Manager {
+    pub fn label(self) -> &'static str {
+        match self {
+            Manager::Supervisor => "processes of the wkjoin supervisor",
+            Manager::Systemd => "systemd units",
+            Manager::Scm => "Windows services",
+        }
+    }
+}
+
 /// The service manager for this host: `--foreground` always means the attached supervisor.
 pub fn manager(os: Os, systemd_is_init: bool, foreground: bool) -> Manager {
     match (os, systemd_is_init, foreground) {
@@ -338,7 +348,7 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
     if mgr != Manager::Supervisor {
         let names: Vec<&str> = plan_services(&plan).iter().map(|sp| sp.name.as_str()).collect();
         if state.is_done(&plan) && names.iter().all(|n| service_active(mgr, n)) {
-            println!("unchanged: {} already run as {mgr:?} services with this plan", names.join(", "));
+            println!("unchanged: {} already run as {} with this plan", names.join(", "), mgr.label());
             return Ok(StartOutcome::Unchanged);
         }
     }
@@ -409,7 +419,9 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
             }
             Action::StartService { name } if mgr == Manager::Scm => {
                 if changed.contains(name) {
-                    crate::host::stop_service(name).map_err(|e| wrap(&plan, action, e))?;
+                    for n in scm::stop_order(&plan_services(&plan), name) {
+                        crate::host::stop_service(&n).map_err(|e| wrap(&plan, action, e))?;
+                    }
                 }
                 crate::host::scm::start_service(name).map_err(|e| wrap(&plan, action, e))?;
                 let log = plan_services(&plan).iter().find(|sp| &sp.name == name).map(|sp| sp.log_file.clone());

@@ -374,6 +374,34 @@ mod tests {
     }
 
     #[test]
+    fn windows_services_become_scm_services_that_talk_to_the_scm() {
+        let s = settings(Os::Windows, Runtime::Containerd);
+        let p = plan(&s, Some(KubeVersion::new(1, 20, 2)), "p");
+        let specs: Vec<&ServiceSpec> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::InstallService(sp) => Some(sp),
+                _ => None,
+            })
+            .collect();
+        let names: Vec<&str> = specs.iter().map(|sp| sp.name.as_str()).collect();
+        assert_eq!(names, [KUBELET, KUBE_PROXY, ROUTES_WATCHER]);
+        for sp in &specs {
+            assert!(sp.args.iter().any(|a| a == "--windows-service"), "{} is not SCM-aware", sp.name);
+        }
+        let proxy = scm::desired(specs[1]);
+        assert_eq!(proxy.dependencies, [KUBELET]);
+        assert_eq!(proxy.environment, [format!("KUBE_NETWORK={}", s.network_name)]);
+        assert!(proxy.command_line.starts_with(r#""C:\k\kube-proxy.exe" --kubeconfig=C:\k\config "#));
+        let routes = scm::desired(specs[2]);
+        assert!(routes.command_line.starts_with(r#""C:\k\wkjoin.exe" routes --watch "#), "{}", routes.command_line);
+        // The Linux watcher is a plain process (supervisor or systemd).
+        let linux = routes_watcher_args(&settings(Os::Linux, Runtime::Containerd));
+        assert!(!linux.iter().any(|a| a == "--windows-service"));
+    }
+
+    #[test]
     fn kube_proxy_network_name_matches_the_cni_config() {
         let s = settings(Os::Windows, Runtime::Containerd);
         let (args, env) = kube_proxy_args(&s, KubeVersion::new(1, 20, 2));

@@ -162,6 +162,23 @@ pub fn needs_restart(calls: &[ScmCall]) -> bool {
     calls.iter().any(|c| matches!(c, ScmCall::ChangeConfig | ScmCall::SetEnvironment))
 }
 
+/// What to stop, in order, before `name` can be restarted: the SCM refuses to stop a service while services
+/// that depend on it run, so those (and theirs) go first. They are started again by their own start actions.
+pub fn stop_order(specs: &[&ServiceSpec], name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    fn visit(specs: &[&ServiceSpec], name: &str, out: &mut Vec<String>) {
+        if out.iter().any(|n| n == name) {
+            return;
+        }
+        for dependent in specs.iter().filter(|s| s.depends_on.iter().any(|d| d == name)) {
+            visit(specs, &dependent.name, out);
+        }
+        out.push(name.to_string());
+    }
+    visit(specs, name, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +233,17 @@ mod tests {
         assert_eq!(failure_delays_ms(&Restart { delay_secs: 7, max_delay_secs: 7 }), [7000]);
         // A maximum below the delay never shortens the first delay.
         assert_eq!(failure_delays_ms(&Restart { delay_secs: 10, max_delay_secs: 1 }), [10000]);
+    }
+
+    #[test]
+    fn dependents_stop_first() {
+        let kubelet = ServiceSpec { name: "kubelet".into(), depends_on: vec![], ..spec() };
+        let proxy = spec();
+        let extra = ServiceSpec { name: "extra".into(), depends_on: vec!["kube-proxy".into()], ..spec() };
+        let all = [&kubelet, &proxy, &extra];
+        assert_eq!(stop_order(&all, "kubelet"), ["extra", "kube-proxy", "kubelet"]);
+        assert_eq!(stop_order(&all, "kube-proxy"), ["extra", "kube-proxy"]);
+        assert_eq!(stop_order(&all, "extra"), ["extra"]);
     }
 
     #[test]
