@@ -381,7 +381,9 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
     let mut specs: Vec<ServiceSpec> = Vec::new();
     let mut sup: Option<Supervisor> = None;
     let mut pod_cidr = s.pod_cidr;
-    // Services whose running process must be restarted to see their new configuration.
+    // Services whose running process must be restarted to see their new configuration. A changed plan
+    // restarts them all, as the supervisor does: a new kubelet binary may come with unchanged flags.
+    let plan_changed = !state.is_done(&plan);
     let mut changed: BTreeSet<String> = BTreeSet::new();
     let mut reload_units = false;
     let kubelet_log = specs_log(&plan, services::KUBELET);
@@ -412,13 +414,13 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
                     systemctl(&mut Native, &["daemon-reload"]).map_err(|e| wrap(&plan, action, e))?;
                 }
                 let unit = systemd::unit_name(name);
-                let verb = if changed.contains(name) { "restart" } else { "start" };
+                let verb = if plan_changed || changed.contains(name) { "restart" } else { "start" };
                 systemctl(&mut Native, &["enable", &unit]).map_err(|e| wrap(&plan, action, e))?;
                 systemctl(&mut Native, &[verb, &unit]).map_err(|e| wrap(&plan, action, e))?;
                 println!("started {name} as {unit} (journalctl -u {unit})");
             }
             Action::StartService { name } if mgr == Manager::Scm => {
-                if changed.contains(name) {
+                if plan_changed || changed.contains(name) {
                     for n in scm::stop_order(&plan_services(&plan), name) {
                         crate::host::stop_service(&n).map_err(|e| wrap(&plan, action, e))?;
                     }
