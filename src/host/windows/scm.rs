@@ -90,24 +90,6 @@ unsafe fn read_wide(p: *const u16) -> String {
     }
 }
 
-/// Reads a multi-sz (strings each NUL-terminated, then an empty one).
-///
-/// # Safety
-/// `p` is null or points to a multi-sz.
-unsafe fn read_multi_sz(p: *const u16) -> Vec<String> {
-    if p.is_null() {
-        return Vec::new();
-    }
-    // SAFETY: per the contract the list ends with two NULs.
-    unsafe {
-        let mut len = 0;
-        while !(*p.add(len) == 0 && (len == 0 || *p.add(len - 1) == 0)) {
-            len += 1;
-        }
-        scm::parse_multi_sz(std::slice::from_raw_parts(p, len + 1))
-    }
-}
-
 /// Calls a "fill this buffer" API twice: once for the size, once for the data. The buffer is u64-aligned so
 /// the structs the SCM writes at its start are aligned.
 /// Errors are the Win32 error code.
@@ -139,10 +121,11 @@ fn service_key(name: &str, access: u32) -> Result<Option<HKEY>, HostError> {
     }
 }
 
-/// The service's `Environment` value (empty when there is none).
-fn read_environment(name: &str) -> Result<Vec<String>, HostError> {
+/// A REG_MULTI_SZ value of the service's key (empty when there is none): `Environment`, or `DependOnService`
+/// (which `QueryServiceConfigW` reports as well, except under wine).
+fn read_multi_sz_value(name: &str, value: &str) -> Result<Vec<String>, HostError> {
     let Some(key) = service_key(name, KEY_QUERY_VALUE)? else { return Ok(Vec::new()) };
-    let value = wide("Environment");
+    let value = wide(value);
     let mut size = 0u32;
     let mut kind = 0u32;
     // SAFETY: an open key, a NUL-terminated value name; the first call asks for the size only.
@@ -227,11 +210,11 @@ fn current(svc: &Handle, name: &str, want: &ScmConfig) -> Result<ScmConfig, Host
             command_line: read_wide(c.lpBinaryPathName),
             display_name: read_wide(c.lpDisplayName),
             description: read_wide(d.lpDescription),
-            dependencies: read_multi_sz(c.lpDependencies),
+            dependencies: read_multi_sz_value(name, "DependOnService")?,
             auto_start: c.dwStartType == SERVICE_AUTO_START,
             failure_delays_ms,
             failure_reset_secs,
-            environment: read_environment(name)?,
+            environment: read_multi_sz_value(name, "Environment")?,
         })
     }
 }
@@ -544,11 +527,18 @@ mod tests {
             program: r"C:\Program Files\wkjoin test\none.exe".into(),
             args: vec!["--a=b c".into(), "".into()],
             env: [("KUBE_NETWORK".to_string(), "cbr0".to_string())].into(),
-            depends_on: vec![],
+            depends_on: vec!["wkjoin-test-dependency".into(), "Tcpip".into()],
             log_file: String::new(),
             restart: Restart { delay_secs: 5, max_delay_secs: 60 },
         };
+        struct Cleanup(String);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = crate::host::delete_service(&self.0);
+            }
+        }
         let _ = crate::host::delete_service(&name);
+        let _cleanup = Cleanup(name.clone());
         let result = (|| {
             let first = super::install_service(&spec)?;
             assert_eq!(first[0], ScmCall::Create);
@@ -556,6 +546,7 @@ mod tests {
             assert_eq!(super::install_service(&spec)?, []);
             assert!(!super::service_running(&name)?);
             spec.env.clear();
+            spec.depends_on.truncate(1);
             spec.args.push("--v=4".into());
             spec.restart.max_delay_secs = 5;
             let calls = super::install_service(&spec)?;
@@ -565,8 +556,8 @@ mod tests {
             assert_eq!(super::install_service(&spec)?, []);
             Ok::<(), crate::host::HostError>(())
         })();
-        crate::host::delete_service(&name).unwrap();
         result.unwrap();
+        crate::host::delete_service(&name).unwrap();
     }
 
     #[test]
