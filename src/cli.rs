@@ -34,7 +34,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// Kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config). For join/config: the node's credentials
     #[arg(long, global = true, value_name = "FILE")]

@@ -197,23 +197,23 @@ pub async fn once_from_file(
     reconcile(&table, s, next_hop, None, &nodes, dry_run).await
 }
 
-/// `routes --watch --windows-service`: the watcher as the SCM service `wkjoin-routes`, until the SCM stops it.
-/// The SCM gives a service no console, so its log goes to `<log dir>/wkjoin-routes.log`.
-pub fn watch_as_service(
-    client: Client,
-    s: Settings,
-    next_hop: NextHop,
-    api_server: Option<std::net::IpAddr>,
-) -> Result<(), ReconcileError> {
-    let l = s.layout();
-    let log =
-        crate::layout::Layout::new(s.os, l.log_dir()).join(&[&format!("{}.log", crate::services::ROUTES_WATCHER)]);
+/// `routes --watch --windows-service`: runs `watch` (resolving settings, then the watch) as the SCM service
+/// `wkjoin-routes` until the SCM stops it. The SCM gives a service no console, so the log goes to
+/// `<log_dir>/wkjoin-routes.log`; an error stops the service with a failure the SCM restarts it after.
+pub fn watch_as_service<F, Fut, E>(log_dir: &str, watch: F) -> Result<(), ReconcileError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let log = crate::layout::Layout::new(Os::host(), log_dir.to_string())
+        .join(&[&format!("{}.log", crate::services::ROUTES_WATCHER)]);
     let rt = tokio::runtime::Handle::current();
     // The SCM calls the body on a thread of its own: it drives the watch on this process's runtime.
     let body: host::scm::ServiceBody = Box::new(move |stop| {
         rt.block_on(async move {
             tokio::select! {
-                r = watch(&client, &s, next_hop, api_server) => r.map_err(|e| e.to_string()),
+                r = watch() => r.map_err(|e| e.to_string()),
                 _ = stop => Ok(()),
             }
         })
