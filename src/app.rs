@@ -155,7 +155,20 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             }
             Ok(exit::OK)
         }
-        Command::Routes { next_hop, watch, nodes_file, node, dry, out } => {
+        Command::Routes { next_hop, watch, nodes_file, windows_service, node, dry, out } => {
+            if *windows_service {
+                // Under the SCM: connect to it first (it waits 30 s), then resolve and watch inside the service.
+                // The flags carry every setting, so an unreachable cluster (after a reboot) only warns.
+                let (g, node, hop) = (g.clone(), node.clone(), *next_hop);
+                let root = g.root_dir.clone().unwrap_or_else(|| Os::host().default_root_dir().to_string());
+                crate::reconcile::watch_as_service(&Layout::new(Os::host(), root).log_dir(), move || async move {
+                    let s = resolve_settings(&g, &node, true).await?;
+                    let (client, url) = client_and_url(&g).await?;
+                    crate::reconcile::watch(&client, &s, hop, crate::reconcile::api_server_address(&url)).await?;
+                    Ok::<(), AppError>(())
+                })?;
+                return Ok(exit::OK);
+            }
             let s = resolve_settings(g, node, dry.dry_run).await?;
             if let Some(file) = nodes_file {
                 let report = crate::reconcile::once_from_file(file, &s, *next_hop, dry.dry_run).await?;

@@ -34,7 +34,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// Kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config). For join/config: the node's credentials
     #[arg(long, global = true, value_name = "FILE")]
@@ -280,6 +280,9 @@ credentials: `wkjoin config mint` makes one."
         /// Take the Node list from this file (`kubectl get nodes -o json` or -o yaml) instead of the API server
         #[arg(long, value_name = "FILE", conflicts_with = "watch")]
         nodes_file: Option<PathBuf>,
+        /// Run the watcher as the Windows service wkjoin-routes (how the SCM starts it; not for a console)
+        #[arg(long, hide = true, requires = "watch")]
+        windows_service: bool,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]

@@ -197,6 +197,33 @@ pub async fn once_from_file(
     reconcile(&table, s, next_hop, None, &nodes, dry_run).await
 }
 
+/// `routes --watch --windows-service`: runs `watch` (resolving settings, then the watch) as the SCM service
+/// `wkjoin-routes` until the SCM stops it. The SCM gives a service no console, so the log goes to
+/// `<log_dir>/wkjoin-routes.log`; an error stops the service with a failure the SCM restarts it after.
+pub fn watch_as_service<F, Fut, E>(log_dir: &str, watch: F) -> Result<(), ReconcileError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let log = crate::layout::Layout::new(Os::host(), log_dir.to_string())
+        .join(&[&format!("{}.log", crate::services::ROUTES_WATCHER)]);
+    let rt = tokio::runtime::Handle::current();
+    // The SCM calls the body on a thread of its own: it drives the watch on this process's runtime.
+    let body: host::scm::ServiceBody = Box::new(move |stop| {
+        rt.block_on(async move {
+            tokio::select! {
+                r = watch() => r.map_err(|e| e.to_string()),
+                _ = stop => Ok(()),
+            }
+        })
+    });
+    tokio::task::block_in_place(|| {
+        host::scm::run_as_service(crate::services::ROUTES_WATCHER, Some(Path::new(&log)), body)
+    })?;
+    Ok(())
+}
+
 /// Reconciles on every Node change (debounced) until interrupted; the watcher re-lists and backs off across
 /// API server restarts, and a failed pass is retried on the next change or after the backoff.
 pub async fn watch(

@@ -1,12 +1,15 @@
-//! `wkjoin start` applied: kubelet under the wkjoin supervisor, the pod network once the Node has its pod
-//! CIDR, kube-proxy, then a Ready Node with a heartbeat newer than this start. `--stop` stops them again.
+//! `wkjoin start` applied: kubelet as a service, the pod network once the Node has its pod CIDR, kube-proxy,
+//! then a Ready Node with a heartbeat newer than this start. `--stop` stops them again. The services run
+//! under the Windows SCM, systemd units (systemd as PID 1), or the wkjoin supervisor otherwise ([`manager`]);
+//! the order and the decisions are the same for all three, only the effects differ.
 
 use crate::apply::{self, ApplyError};
 use crate::host::process;
-use crate::host::{HostError, Native};
-use crate::layout::Layout;
+use crate::host::{Host, HostError, Native};
+use crate::layout::{Layout, Os};
 use crate::plan::{Action, Plan, ServiceSpec};
 use crate::services::supervisor::{self, ServicesFile, SupervisorError};
+use crate::services::{scm, systemd};
 use crate::settings::Settings;
 use crate::state::{State, StateError};
 use crate::version::KubeVersion;
@@ -15,6 +18,7 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
@@ -26,10 +30,6 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum StartError {
     #[error("cannot tell the installed kubelet's version ({message}): run `wkjoin fetch` first")]
     NoKubelet { message: String },
-    #[error(
-        "systemd manages this host, and wkjoin does not write systemd units yet: run `wkjoin start --foreground` as the ExecStart of a unit (Type=simple, KillMode=mixed, Restart=always) instead of a detached supervisor"
-    )]
-    Systemd,
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]
@@ -56,6 +56,140 @@ pub enum StartError {
     SupervisorDidNotStart { log: String, tail: String },
     #[error("processes {pids:?} of kubelet/kube-proxy are still running after SIGKILL")]
     StillRunning { pids: Vec<u32> },
+}
+
+/// Who runs the node services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manager {
+    /// The wkjoin supervisor: detached, or attached with `--foreground` (e.g. as a unit's ExecStart).
+    Supervisor,
+    /// `wkjoin-<name>.service` units (Linux with systemd as PID 1).
+    Systemd,
+    /// Services of the Windows Service Control Manager.
+    Scm,
+}
+
+impl Manager {
+    pub fn label(self) -> &'static str {
+        match self {
+            Manager::Supervisor => "processes of the wkjoin supervisor",
+            Manager::Systemd => "systemd units",
+            Manager::Scm => "Windows services",
+        }
+    }
+}
+
+/// The service manager for this host: `--foreground` always means the attached supervisor.
+pub fn manager(os: Os, systemd_is_init: bool, foreground: bool) -> Manager {
+    match (os, systemd_is_init, foreground) {
+        (_, _, true) => Manager::Supervisor,
+        (Os::Windows, _, false) => Manager::Scm,
+        (Os::Linux, true, false) => Manager::Systemd,
+        (Os::Linux, false, false) => Manager::Supervisor,
+    }
+}
+
+/// The services a start plan installs, in start order.
+pub fn plan_services(plan: &Plan) -> Vec<&ServiceSpec> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::InstallService(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `netsh` arguments that show the firewall rule (exit 0: it exists) and that add it.
+pub fn firewall_rule_args(rule: &str, protocol: &str, port: u16) -> (Vec<String>, Vec<String>) {
+    let show = ["advfirewall", "firewall", "show", "rule", &format!("name={rule}")].map(String::from).to_vec();
+    let add = [
+        "advfirewall",
+        "firewall",
+        "add",
+        "rule",
+        &format!("name={rule}"),
+        "dir=in",
+        "action=allow",
+        &format!("protocol={}", protocol.to_ascii_uppercase()),
+        &format!("localport={port}"),
+    ]
+    .map(String::from)
+    .to_vec();
+    (show, add)
+}
+
+fn run_ok(host: &mut impl Host, program: &str, args: &[String]) -> Result<crate::host::CommandOutput, HostError> {
+    let out = host.run(program, args)?;
+    if out.status == Some(0) {
+        Ok(out)
+    } else {
+        Err(HostError::CommandFailed {
+            command: format!("{program} {}", args.join(" ")),
+            status: out.status,
+            stderr: format!("{}{}", out.stderr, out.stdout),
+        })
+    }
+}
+
+/// Adds the inbound firewall rule unless a rule of that name exists; returns whether it was added.
+pub fn ensure_firewall_rule(host: &mut impl Host, rule: &str, protocol: &str, port: u16) -> Result<bool, HostError> {
+    let (show, add) = firewall_rule_args(rule, protocol, port);
+    if host.run("netsh", &show)?.status == Some(0) {
+        return Ok(false);
+    }
+    run_ok(host, "netsh", &add)?;
+    Ok(true)
+}
+
+/// Writes the service's unit unless it already has this text; returns whether it changed.
+pub fn install_unit(host: &mut impl Host, spec: &ServiceSpec) -> Result<bool, HostError> {
+    let path = systemd::unit_path(&spec.name);
+    let text = systemd::unit_text(spec);
+    if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+        return Ok(false);
+    }
+    host.write_file(Path::new(&path), text.as_bytes(), false)?;
+    Ok(true)
+}
+
+fn systemctl(host: &mut impl Host, args: &[&str]) -> Result<crate::host::CommandOutput, HostError> {
+    run_ok(host, "systemctl", &args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+}
+
+/// Whether a service runs under `mgr` (the supervisor is checked as a whole elsewhere).
+fn service_active(mgr: Manager, name: &str) -> bool {
+    match mgr {
+        Manager::Supervisor => false,
+        Manager::Systemd => Native
+            .run("systemctl", &["is-active".into(), "--quiet".into(), systemd::unit_name(name)])
+            .is_ok_and(|o| o.status == Some(0)),
+        Manager::Scm => crate::host::scm::service_running(name).unwrap_or(false),
+    }
+}
+
+/// Effects of actions that `apply` leaves to `start`: the HNS network and the firewall rule.
+fn apply_start_action(plan: &Plan, a: &Action, os: Os) -> Result<(), StartError> {
+    match a {
+        Action::CreateHnsNetwork { name, definition } => {
+            let created = crate::host::create_hns_network(name, definition).map_err(|source| wrap(plan, a, source))?;
+            if !created {
+                println!("HNS network {name} exists already: kept (pods on it keep their network)");
+            }
+        }
+        Action::AllowFirewallPort { rule, protocol, port } => {
+            ensure_firewall_rule(&mut Native, rule, protocol, *port).map_err(|source| wrap(plan, a, source))?;
+        }
+        other => {
+            let one = Plan { step: plan.step, summary: plan.summary.clone(), actions: vec![other.clone()] };
+            apply::apply(&one, os, &mut Native)?;
+        }
+    }
+    Ok(())
+}
+
+fn wrap(plan: &Plan, a: &Action, source: HostError) -> StartError {
+    StartError::Apply(ApplyError::Host { step: plan.step, action: a.to_string(), source })
 }
 
 /// Files of the supervisor under the root dir.
@@ -200,9 +334,7 @@ pub enum StartOutcome {
 pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) -> Result<StartOutcome, StartError> {
     let l = s.layout();
     let paths = Paths::new(&l);
-    if !foreground && process::systemd_is_init() {
-        return Err(StartError::Systemd);
-    }
+    let mgr = manager(s.os, process::systemd_is_init(), foreground);
     let kubelet = l.binary(services::KUBELET);
     let version = fetch::binary_version(services::KUBELET, Path::new(&kubelet))
         .await
@@ -213,6 +345,13 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
     let state_path = PathBuf::from(l.state_file());
     let mut state = State::load(&state_path)?.unwrap_or_default();
 
+    if mgr != Manager::Supervisor {
+        let names: Vec<&str> = plan_services(&plan).iter().map(|sp| sp.name.as_str()).collect();
+        if state.is_done(&plan) && names.iter().all(|n| service_active(mgr, n)) {
+            println!("unchanged: {} already run as {} with this plan", names.join(", "), mgr.label());
+            return Ok(StartOutcome::Unchanged);
+        }
+    }
     if let Some(pid) = live_supervisor(&paths) {
         let same = state.is_done(&plan)
             && supervisor::load_services(&paths.services_file).is_ok_and(|f| {
@@ -226,7 +365,7 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
             return Ok(StartOutcome::Unchanged);
         }
         println!("the start plan changed (or --foreground was asked for): stopping the running services first");
-        stop(&l).await?;
+        stop_supervisor(&l).await?;
     }
 
     let kubeconfig = kubeconfig.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(l.kubeconfig()));
@@ -242,11 +381,54 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
     let mut specs: Vec<ServiceSpec> = Vec::new();
     let mut sup: Option<Supervisor> = None;
     let mut pod_cidr = s.pod_cidr;
-    let one = |a: &Action| Plan { step: plan.step, summary: plan.summary.clone(), actions: vec![a.clone()] };
+    // Services whose running process must be restarted to see their new configuration. A changed plan
+    // restarts them all, as the supervisor does: a new kubelet binary may come with unchanged flags.
+    let plan_changed = !state.is_done(&plan);
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    let mut reload_units = false;
     let kubelet_log = specs_log(&plan, services::KUBELET);
     for action in &plan.actions {
         match action {
+            Action::InstallService(spec) if mgr == Manager::Systemd => {
+                if install_unit(&mut Native, spec).map_err(|e| wrap(&plan, action, e))? {
+                    changed.insert(spec.name.clone());
+                    reload_units = true;
+                }
+            }
+            Action::InstallService(spec) if mgr == Manager::Scm => {
+                let calls = crate::host::scm::install_service(spec).map_err(|e| wrap(&plan, action, e))?;
+                if scm::needs_restart(&calls) {
+                    changed.insert(spec.name.clone());
+                }
+            }
             Action::InstallService(spec) => specs.push(spec.clone()),
+            Action::InstallSelf { path } if mgr != Manager::Supervisor => {
+                let me = std::env::current_exe().ok().and_then(|p| std::fs::read(p).ok());
+                if me.is_none() || std::fs::read(path).ok() != me {
+                    changed.insert(services::ROUTES_WATCHER.to_string());
+                }
+                apply_start_action(&plan, action, s.os)?;
+            }
+            Action::StartService { name } if mgr == Manager::Systemd => {
+                if std::mem::take(&mut reload_units) {
+                    systemctl(&mut Native, &["daemon-reload"]).map_err(|e| wrap(&plan, action, e))?;
+                }
+                let unit = systemd::unit_name(name);
+                let verb = if plan_changed || changed.contains(name) { "restart" } else { "start" };
+                systemctl(&mut Native, &["enable", &unit]).map_err(|e| wrap(&plan, action, e))?;
+                systemctl(&mut Native, &[verb, &unit]).map_err(|e| wrap(&plan, action, e))?;
+                println!("started {name} as {unit} (journalctl -u {unit})");
+            }
+            Action::StartService { name } if mgr == Manager::Scm => {
+                if plan_changed || changed.contains(name) {
+                    for n in scm::stop_order(&plan_services(&plan), name) {
+                        crate::host::stop_service(&n).map_err(|e| wrap(&plan, action, e))?;
+                    }
+                }
+                crate::host::scm::start_service(name).map_err(|e| wrap(&plan, action, e))?;
+                let log = plan_services(&plan).iter().find(|sp| &sp.name == name).map(|sp| sp.log_file.clone());
+                println!("started service {name} (log {})", log.unwrap_or_default());
+            }
             Action::StartService { name } => {
                 write_services(&paths, &digest, &specs)?;
                 match &sup {
@@ -276,7 +458,7 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
             Action::Deferred { .. } if pod_cidr.is_some() => {
                 let cidr = pod_cidr.expect("checked");
                 for a in services::network_actions(s, cidr) {
-                    apply::apply(&one(&a), s.os, &mut Native)?;
+                    apply_start_action(&plan, &a, s.os)?;
                     println!("{a}");
                 }
             }
@@ -284,7 +466,7 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
                 wait_ready(&nodes, node, before, *timeout_secs, &kubelet_log).await?;
                 println!("node {node} is Ready (heartbeat newer than this start)");
             }
-            other => apply::apply(&one(other), s.os, &mut Native)?,
+            other => apply_start_action(&plan, other, s.os)?,
         }
     }
     state.node_name = Some(s.node_name.clone());
@@ -361,9 +543,43 @@ async fn wait_ready(
     }
 }
 
+/// Stops the node services: SCM services or systemd units are stopped and removed (nothing starts them at
+/// boot any more), then any wkjoin supervisor ([`stop_supervisor`]). Returns whether anything was running.
+pub async fn stop(l: &Layout) -> Result<bool, StartError> {
+    let names = [services::ROUTES_WATCHER, services::KUBE_PROXY, services::KUBELET];
+    let mut any = false;
+    match manager(l.os, process::systemd_is_init(), false) {
+        Manager::Scm => {
+            for name in names {
+                any |= crate::host::scm::service_running(name)?;
+                crate::host::stop_service(name)?;
+                crate::host::delete_service(name)?;
+            }
+        }
+        Manager::Systemd => {
+            let mut removed = false;
+            for name in names {
+                let path = systemd::unit_path(name);
+                if !Path::new(&path).exists() {
+                    continue;
+                }
+                any |= service_active(Manager::Systemd, name);
+                systemctl(&mut Native, &["disable", "--now", &systemd::unit_name(name)])?;
+                Native.remove_path(Path::new(&path))?;
+                removed = true;
+            }
+            if removed {
+                systemctl(&mut Native, &["daemon-reload"])?;
+            }
+        }
+        Manager::Supervisor => {}
+    }
+    Ok(stop_supervisor(l).await? || any)
+}
+
 /// Stops the supervisor (SIGTERM, SIGKILL after [`STOP_TIMEOUT`]) and waits until no kubelet or kube-proxy of
 /// this root dir runs. Returns whether a supervisor was running.
-pub async fn stop(l: &Layout) -> Result<bool, StartError> {
+pub async fn stop_supervisor(l: &Layout) -> Result<bool, StartError> {
     let paths = Paths::new(l);
     let sup = live_supervisor(&paths);
     if let Some(pid) = sup {
@@ -425,6 +641,55 @@ mod tests {
             ]);
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_manager_follows_the_host() {
+        assert_eq!(manager(Os::Windows, false, false), Manager::Scm);
+        assert_eq!(manager(Os::Linux, true, false), Manager::Systemd);
+        assert_eq!(manager(Os::Linux, false, false), Manager::Supervisor);
+        // --foreground is the supervisor attached, e.g. as the ExecStart of a unit of one's own.
+        assert_eq!(manager(Os::Linux, true, true), Manager::Supervisor);
+        assert_eq!(manager(Os::Windows, false, true), Manager::Supervisor);
+    }
+
+    /// Answers `netsh ... show rule` with `exists`, records every command.
+    struct Netsh {
+        exists: bool,
+        ran: Vec<Vec<String>>,
+    }
+
+    impl Host for Netsh {
+        fn create_dir(&mut self, _: &Path) -> Result<(), HostError> {
+            unreachable!()
+        }
+        fn write_file(&mut self, _: &Path, _: &[u8], _: bool) -> Result<(), HostError> {
+            unreachable!()
+        }
+        fn remove_path(&mut self, _: &Path) -> Result<(), HostError> {
+            unreachable!()
+        }
+        fn run(&mut self, program: &str, args: &[String]) -> Result<crate::host::CommandOutput, HostError> {
+            assert_eq!(program, "netsh");
+            self.ran.push(args.to_vec());
+            let status = if args[2] == "show" && !self.exists { 1 } else { 0 };
+            Ok(crate::host::CommandOutput { status: Some(status), stdout: String::new(), stderr: String::new() })
+        }
+    }
+
+    #[test]
+    fn the_firewall_rule_is_added_once() {
+        let mut h = Netsh { exists: false, ran: vec![] };
+        assert!(ensure_firewall_rule(&mut h, "wkjoin kubelet API", "tcp", 10250).unwrap());
+        assert_eq!(h.ran.len(), 2);
+        assert_eq!(
+            h.ran[1].join(" "),
+            "advfirewall firewall add rule name=wkjoin kubelet API dir=in action=allow protocol=TCP localport=10250"
+        );
+        let mut h = Netsh { exists: true, ran: vec![] };
+        assert!(!ensure_firewall_rule(&mut h, "wkjoin kubelet API", "tcp", 10250).unwrap());
+        assert_eq!(h.ran.len(), 1);
+        assert_eq!(h.ran[0].join(" "), "advfirewall firewall show rule name=wkjoin kubelet API");
     }
 
     #[test]

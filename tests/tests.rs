@@ -26,3 +26,6 @@ mod lab_routes;
 mod start;
 #[cfg(target_os = "linux")]
 mod validate;
+// wkjoin.exe as an SCM service (Windows or wine).
+#[cfg(windows)]
+mod winsvc;

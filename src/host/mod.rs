@@ -9,15 +9,23 @@ mod linux;
 mod windows;
 
 #[cfg(unix)]
-pub use linux::cleanup::{delete_hns_network, delete_link, delete_service, stop_process, stop_service, unmount};
+pub use linux::cleanup::{
+    create_hns_network, delete_hns_network, delete_link, delete_service, stop_process, stop_service, unmount,
+};
 #[cfg(unix)]
 pub use linux::probe;
 #[cfg(unix)]
+pub use linux::scm;
+#[cfg(unix)]
 pub use linux::{Native, RouteTable, facts, process, replace_file, set_executable, windows_build};
 #[cfg(windows)]
-pub use windows::cleanup::{delete_hns_network, delete_link, delete_service, stop_process, stop_service, unmount};
+pub use windows::cleanup::{
+    create_hns_network, delete_hns_network, delete_link, delete_service, stop_process, stop_service, unmount,
+};
 #[cfg(windows)]
 pub use windows::probe;
+#[cfg(windows)]
+pub use windows::scm;
 #[cfg(windows)]
 pub use windows::{Native, RouteTable, facts, process, replace_file, set_executable, windows_build};
 

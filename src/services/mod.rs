@@ -1,7 +1,9 @@
 //! `wkjoin start`: kubelet and kube-proxy as services, with flags generated from the settings and the
 //! installed binary's version (the version table in the reference).
 
+pub mod scm;
 pub mod supervisor;
+pub mod systemd;
 
 use crate::layout::{Layout, Os};
 use crate::network;
@@ -291,6 +293,10 @@ pub fn routes_watcher_args(s: &Settings) -> Vec<String> {
     if let Some(i) = &s.interface {
         a.push(format!("--interface={i}"));
     }
+    if s.os == Os::Windows {
+        // wkjoin.exe talks to the SCM itself (a service control handler) instead of being a console program.
+        a.push("--windows-service".into());
+    }
     a
 }
 
@@ -365,6 +371,34 @@ mod tests {
         assert_eq!(extra_flag_name("--node-labels=a=b"), Some("node-labels"));
         assert_eq!(extra_flag_name("=x"), None);
         assert_eq!(extra_flag_name("a b=c"), None);
+    }
+
+    #[test]
+    fn windows_services_become_scm_services_that_talk_to_the_scm() {
+        let s = settings(Os::Windows, Runtime::Containerd);
+        let p = plan(&s, Some(KubeVersion::new(1, 20, 2)), "p");
+        let specs: Vec<&ServiceSpec> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::InstallService(sp) => Some(sp),
+                _ => None,
+            })
+            .collect();
+        let names: Vec<&str> = specs.iter().map(|sp| sp.name.as_str()).collect();
+        assert_eq!(names, [KUBELET, KUBE_PROXY, ROUTES_WATCHER]);
+        for sp in &specs {
+            assert!(sp.args.iter().any(|a| a == "--windows-service"), "{} is not SCM-aware", sp.name);
+        }
+        let proxy = scm::desired(specs[1]);
+        assert_eq!(proxy.dependencies, [KUBELET]);
+        assert_eq!(proxy.environment, [format!("KUBE_NETWORK={}", s.network_name)]);
+        assert!(proxy.command_line.starts_with(r#""C:\k\kube-proxy.exe" --kubeconfig=C:\k\config "#));
+        let routes = scm::desired(specs[2]);
+        assert!(routes.command_line.starts_with(r#""C:\k\wkjoin.exe" routes --watch "#), "{}", routes.command_line);
+        // The Linux watcher is a plain process (supervisor or systemd).
+        let linux = routes_watcher_args(&settings(Os::Linux, Runtime::Containerd));
+        assert!(!linux.iter().any(|a| a == "--windows-service"));
     }
 
     #[test]

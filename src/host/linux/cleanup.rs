@@ -109,3 +109,8 @@ fn libc_enodev() -> i32 {
 pub fn delete_hns_network(name: &str) -> Result<(), HostError> {
     Err(unsupported("delete HNS network", name))
 }
+
+/// HNS exists only on Windows.
+pub fn create_hns_network(name: &str, _definition: &str) -> Result<bool, HostError> {
+    Err(unsupported("create HNS network", name))
+}

@@ -4,6 +4,7 @@ pub mod cleanup;
 pub mod probe;
 pub mod process;
 mod routes;
+pub mod scm;
 
 pub use routes::RouteTable;
 

@@ -176,24 +176,99 @@ type HcnDeleteNetwork = unsafe extern "system" fn(
     *mut windows_sys::core::PWSTR,
 ) -> windows_sys::core::HRESULT;
 
-/// computenetwork.dll, loaded at run time: it only exists with the Containers feature (and not under wine),
-/// and a static import would keep wkjoin.exe from starting at all without it.
-fn hcn() -> Option<(HcnEnumerateNetworks, HcnDeleteNetwork)> {
+type HcnCreateNetwork = unsafe extern "system" fn(
+    *const windows_sys::core::GUID,
+    windows_sys::core::PCWSTR,
+    *mut *mut std::ffi::c_void,
+    *mut windows_sys::core::PWSTR,
+) -> windows_sys::core::HRESULT;
+type HcnCloseNetwork = unsafe extern "system" fn(*mut std::ffi::c_void) -> windows_sys::core::HRESULT;
+
+/// A function of computenetwork.dll, loaded at run time: it only exists with the Containers feature (and not
+/// under wine), and a static import would keep wkjoin.exe from starting at all without it.
+fn hcn_proc(symbol: &std::ffi::CStr) -> Option<unsafe extern "system" fn() -> isize> {
     let dll = wide("computenetwork.dll");
-    // SAFETY: a NUL-terminated library name and symbol names; the symbols have the signatures declared above
-    // (as in windows-sys), and the library stays loaded for the life of the process.
+    // SAFETY: a NUL-terminated library name and symbol name; the library stays loaded for the life of the
+    // process.
     unsafe {
         let lib = LoadLibraryW(dll.as_ptr());
         if lib.is_null() {
             return None;
         }
-        let enumerate = GetProcAddress(lib, c"HcnEnumerateNetworks".as_ptr().cast())?;
-        let delete = GetProcAddress(lib, c"HcnDeleteNetwork".as_ptr().cast())?;
+        GetProcAddress(lib, symbol.as_ptr().cast())
+    }
+}
+
+fn hcn() -> Option<(HcnEnumerateNetworks, HcnDeleteNetwork)> {
+    let enumerate = hcn_proc(c"HcnEnumerateNetworks")?;
+    let delete = hcn_proc(c"HcnDeleteNetwork")?;
+    // SAFETY: the symbols have the signatures declared above (as in windows-sys).
+    unsafe {
         Some((
             std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnEnumerateNetworks>(enumerate),
             std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnDeleteNetwork>(delete),
         ))
     }
+}
+
+/// The ids of the HNS networks named `name`.
+fn networks_named(enumerate: HcnEnumerateNetworks, name: &str) -> Result<Vec<String>, HostError> {
+    let filter = serde_json::json!({ "Name": name }).to_string();
+    let query = serde_json::json!({ "SchemaVersion": { "Major": 2, "Minor": 0 }, "Filter": filter }).to_string();
+    let q = wide(&query);
+    let mut networks: windows_sys::core::PWSTR = std::ptr::null_mut();
+    let mut record: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: a NUL-terminated query and two out pointers HCN allocates.
+    let hr = unsafe { enumerate(q.as_ptr(), &mut networks, &mut record) };
+    let record = take_wide(record);
+    if hr < 0 {
+        return Err(hcn_error("list HNS networks named", name, hr, record));
+    }
+    Ok(take_wide(networks).and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
+}
+
+/// Creates the HNS network from its JSON definition unless a network of that name exists already (it is
+/// kept: deleting it would cut every pod on it off). Returns whether it was created.
+pub fn create_hns_network(name: &str, definition: &str) -> Result<bool, HostError> {
+    let (Some((enumerate, _)), Some(create), Some(close)) =
+        (hcn(), hcn_proc(c"HcnCreateNetwork"), hcn_proc(c"HcnCloseNetwork"))
+    else {
+        return Err(HostError::Unsupported {
+            what: format!(
+                "creating HNS network {name} without computenetwork.dll (enable the Containers feature: Install-WindowsFeature Containers, then reboot)"
+            ),
+        });
+    };
+    // SAFETY: the symbols have the signatures declared above (as in windows-sys).
+    let (create, close) = unsafe {
+        (
+            std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnCreateNetwork>(create),
+            std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnCloseNetwork>(close),
+        )
+    };
+    if !networks_named(enumerate, name)?.is_empty() {
+        return Ok(false);
+    }
+    let mut id: windows_sys::core::GUID = windows_sys::core::GUID::from_u128(0);
+    // SAFETY: an out pointer to a GUID we own.
+    let hr = unsafe { windows_sys::Win32::System::Com::CoCreateGuid(&mut id) };
+    if hr < 0 {
+        return Err(hcn_error("make an id for HNS network", name, hr, None));
+    }
+    let settings = wide(definition);
+    let mut network: *mut std::ffi::c_void = std::ptr::null_mut();
+    let mut record: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: a GUID and NUL-terminated JSON we own, out pointers for the handle and HCN's error record.
+    let hr = unsafe { create(&id, settings.as_ptr(), &mut network, &mut record) };
+    let record = take_wide(record);
+    if hr < 0 {
+        return Err(hcn_error("create HNS network", name, hr, record));
+    }
+    if !network.is_null() {
+        // SAFETY: closes the handle HcnCreateNetwork returned; the network itself stays.
+        unsafe { close(network) };
+    }
+    Ok(true)
 }
 
 /// Deletes every HNS network with this name; none (or no HNS at all) is fine.
@@ -202,18 +277,7 @@ pub fn delete_hns_network(name: &str) -> Result<(), HostError> {
         tracing::debug!("computenetwork.dll is not available: no HNS, so no network {name} to delete");
         return Ok(());
     };
-    let filter = serde_json::json!({ "Name": name }).to_string();
-    let query = serde_json::json!({ "SchemaVersion": { "Major": 2, "Minor": 0 }, "Filter": filter }).to_string();
-    let q = wide(&query);
-    let mut networks: windows_sys::core::PWSTR = std::ptr::null_mut();
-    let mut record: windows_sys::core::PWSTR = std::ptr::null_mut();
-    // SAFETY: a NUL-terminated query and two out pointers HCN allocates.
-    let hr = unsafe { hcn_enumerate_networks(q.as_ptr(), &mut networks, &mut record) };
-    let record = take_wide(record);
-    if hr < 0 {
-        return Err(hcn_error("list HNS networks named", name, hr, record));
-    }
-    let ids: Vec<String> = take_wide(networks).and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
+    let ids = networks_named(hcn_enumerate_networks, name)?;
     for id in ids {
         let Some(guid) = parse_guid(&id) else { continue };
         let mut record: windows_sys::core::PWSTR = std::ptr::null_mut();
