@@ -12,7 +12,7 @@ use crate::state::{State, StateError};
 use std::path::Path;
 
 /// Services in the order they are stopped (the reverse of start).
-pub const SERVICES: [&str; 2] = ["kube-proxy", "kubelet"];
+pub const SERVICES: [&str; 3] = ["wkjoin-routes", "kube-proxy", "kubelet"];
 /// The firewall rule `wkjoin start` adds on Windows for the kubelet API.
 pub const FIREWALL_RULE: &str = "wkjoin kubelet API";
 /// The containerd namespace the CRI runs pods in.
