@@ -15,7 +15,14 @@ pub fn spawn_detached(program: &Path, args: &[String], log: &Path) -> Result<u32
             source,
         })
     };
-    let child = std::process::Command::new(program)
+    // A daemon must not keep its caller's other descriptors open (a lock held by `flock`, a CI runner's
+    // pipe): the shell closes every inherited one before it becomes the supervisor.
+    let script = format!("{}exec \"$0\" \"$@\"", close_inherited(&inherited_fds()));
+    // bash, not dash: dash cannot name descriptors above 9.
+    let child = std::process::Command::new("/bin/bash")
+        .arg("-c")
+        .arg(script)
+        .arg(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(open()?)
@@ -23,6 +30,20 @@ pub fn spawn_detached(program: &Path, args: &[String], log: &Path) -> Result<u32
         .spawn()
         .map_err(|source| HostError::Spawn { program: program.display().to_string(), source })?;
     Ok(child.id())
+}
+
+/// This process's open descriptors beyond stdin, stdout and stderr.
+fn inherited_fds() -> Vec<u32> {
+    let mut fds: Vec<u32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).filter(|fd| *fd > 2).collect())
+        .unwrap_or_default();
+    fds.sort_unstable();
+    fds
+}
+
+/// bash redirections that close `fds` (closing one that is not open is harmless).
+fn close_inherited(fds: &[u32]) -> String {
+    fds.iter().map(|fd| format!("exec {fd}>&- ; ")).collect()
 }
 
 /// Leaves the caller's session (and so its terminal): the detached supervisor survives the shell that ran it.
@@ -147,5 +168,34 @@ pub fn stop_child(child: &mut tokio::process::Child) -> Result<(), HostError> {
     match child.id() {
         Some(pid) => terminate(pid),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detached_process_does_not_inherit_the_callers_descriptors() {
+        let dir = tempfile::tempdir().unwrap();
+        // A descriptor without close-on-exec, as `flock FILE cmd` leaves one to its command.
+        let lock = std::fs::File::create(dir.path().join("lock")).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+        nix::fcntl::fcntl(&lock, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
+        let log = dir.path().join("log");
+        let out = dir.path().join("fds");
+        let script = format!("ls -l /proc/self/fd/ > {}", out.display());
+        let pid = spawn_detached(Path::new("/bin/sh"), &["-c".into(), script], &log).unwrap();
+        for _ in 0..100 {
+            if out.exists() && !is_running(pid) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let fds = std::fs::read_to_string(&out)
+            .unwrap_or_else(|e| panic!("{e}; log: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+        let lock_path = dir.path().join("lock").display().to_string();
+        assert!(fds.contains("/proc/") || fds.contains("pipe") || fds.contains("null"), "listing: {fds}");
+        assert!(!fds.contains(&lock_path), "fd {fd} ({lock_path}) was inherited: {fds}");
     }
 }
