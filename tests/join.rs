@@ -113,9 +113,43 @@ fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again()
     let again = text(&lab_cmd(lab, &["reset", W]));
     assert!(again.contains("nothing to reset"), "{again}");
 
-    // A join killed (its whole process group, SIGKILL) once fetch is recorded is resumed by running it again;
-    // this also leaves the node joined, as the lab's other end-to-end tests expect.
+    // A join killed (its whole process group, SIGKILL) is resumed by running it again: after fetch, after
+    // routes, and mid-start (the supervisor runs, the node is not Ready yet). The last one leaves the node joined,
+    // as the lab's other end-to-end tests expect.
     let state = lab.worker_root(W).join("wkjoin-state.json");
+    let recorded = |step: &'static str| {
+        let state = state.clone();
+        move || {
+            std::fs::read_to_string(&state)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|v| v["steps"][step].is_object())
+        }
+    };
+    let supervisor = lab.worker_root(W).join("run/supervisor.pid");
+    let points: [(&str, Reached, &str); 3] = [
+        ("after fetch", Box::new(recorded("fetch")), "fetch"),
+        ("after routes", Box::new(recorded("routes")), "routes"),
+        ("mid-start", Box::new(move || supervisor.exists()), "routes"),
+    ];
+    for (i, (point, reached, kept)) in points.iter().enumerate() {
+        if i > 0 {
+            lab_cmd(lab, &["reset", W]);
+            assert_bare(lab);
+        }
+        kill_join_when(lab, point, reached);
+        let resumed = text(&lab_cmd(lab, &["join", W, "--no-validate"]));
+        assert!(resumed.contains(&format!("{kept:<8} unchanged")), "the join killed {point} redid {kept}:\n{resumed}");
+        assert!(resumed.contains(&format!("node {W} joined")), "{resumed}");
+        assert!(ready(lab), "{W} is not Ready after the join killed {point} was resumed");
+    }
+}
+
+/// Whether a join got to the point where it is to be killed.
+type Reached = Box<dyn Fn() -> bool>;
+
+/// Starts `scripts/lab join` and SIGKILLs its whole process group as soon as `reached()`.
+fn kill_join_when(lab: &Lab, point: &str, reached: &dyn Fn() -> bool) {
     let mut join = Command::new(lab.repo.join("scripts/lab"));
     join.args(["join", W, "--no-validate"])
         .env("WKJOIN", assert_cmd::cargo::cargo_bin("wkjoin"))
@@ -123,22 +157,12 @@ fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again()
         .stderr(std::process::Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut join, 0);
     let mut child = join.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let fetched = || {
-        std::fs::read_to_string(&state)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|v| v["steps"]["fetch"].is_object())
-    };
-    while !fetched() {
-        assert!(Instant::now() < deadline, "the join never recorded fetch");
-        assert!(child.try_wait().unwrap().is_none(), "the join ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(20));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !reached() {
+        assert!(Instant::now() < deadline, "the join never got {point}");
+        assert!(child.try_wait().unwrap().is_none(), "the join ended before it could be killed {point}");
+        std::thread::sleep(Duration::from_millis(10));
     }
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
-    let resumed = text(&lab_cmd(lab, &["join", W, "--no-validate"]));
-    assert!(resumed.contains("fetch    unchanged"), "the resumed join fetched again:\n{resumed}");
-    assert!(resumed.contains(&format!("node {W} joined")), "{resumed}");
-    assert!(ready(lab), "{W} is not Ready after the resumed join");
 }
