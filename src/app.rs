@@ -472,12 +472,16 @@ fn layered_settings(
 /// `wkjoin config --token ...`: the checked TLS bootstrap request, if a token was given.
 fn config_token_request(t: &crate::cli::TokenArgs) -> Result<Option<config::token::Request>, AppError> {
     let Some(token) = &t.token else { return Ok(None) };
-    Ok(Some(config::token::Request {
-        token: config::token::BootstrapToken::parse(token).map_err(ConfigError::from)?,
-        server: t.server.clone().unwrap_or_default(),
-        ca_file: t.ca_file.clone().unwrap_or_default(),
-        timeout: t.csr_timeout,
-    }))
+    use config::token::{BootstrapToken, CaSource, Request, TokenError};
+    let token = BootstrapToken::parse(token).map_err(ConfigError::from)?;
+    let ca = match &t.ca_file {
+        Some(file) => CaSource::File(file.clone()),
+        None if !t.discovery_token_ca_cert_hash.is_empty() => {
+            CaSource::Pinned(config::token::parse_pins(&t.discovery_token_ca_cert_hash).map_err(ConfigError::from)?)
+        }
+        None => return Err(ConfigError::from(TokenError::NoCa).into()),
+    };
+    Ok(Some(Request { token, server: t.server.clone().unwrap_or_default(), ca, timeout: t.csr_timeout }))
 }
 
 fn check_options(s: &Settings, check: &ConfigCheckArgs) -> config::check::Options {

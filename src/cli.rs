@@ -448,7 +448,7 @@ pub struct TokenArgs {
         hide_env_values = true,
         value_name = "ID.SECRET",
         conflicts_with = "from",
-        requires_all = ["server", "ca_file"]
+        requires = "server"
     )]
     pub token: Option<String>,
     /// The API server to bootstrap from, for --token (https://HOST:PORT)
@@ -457,6 +457,10 @@ pub struct TokenArgs {
     /// The cluster CA certificate (PEM) the API server is verified with, for --token
     #[arg(long, value_name = "FILE", requires = "token")]
     pub ca_file: Option<PathBuf>,
+    /// Instead of --ca-file, kubeadm's token discovery: take the CA from kube-public/cluster-info when the token
+    /// signed it and its public key has this hash (sha256:HEX, from `kubeadm token create --print-join-command`)
+    #[arg(long, value_name = "sha256:HEX", requires = "token", conflicts_with = "ca_file")]
+    pub discovery_token_ca_cert_hash: Vec<String>,
     /// How long to wait for the node's CSR to be approved and signed, for --token
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub csr_timeout: std::time::Duration,

@@ -158,10 +158,28 @@ fn token_dry_run_names_the_source_never_the_secret() {
 }
 
 #[test]
-fn token_needs_server_and_ca_file() {
+fn token_needs_server_and_a_ca() {
     let (code, err) = failure_of(wkjoin().args(["config", "--node-name", "n", "--token", "abcdef.0123456789abcdef"]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--server <URL>") && err.contains("--ca-file <FILE>"), "{err}");
+    assert!(err.contains("--server <URL>"), "{err}");
+    let root = tempfile::tempdir().unwrap();
+    let (code, err) = failure_of(
+        wkjoin()
+            .args(["config", "--node-name", "n", "--token", "abcdef.0123456789abcdef"])
+            .args(["--server", "https://127.0.0.1:1", "--root-dir"])
+            .arg(root.path()),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: --token needs the cluster CA: give --ca-file FILE"), "{err}");
+    let (code, err) = failure_of(
+        wkjoin()
+            .args(["config", "--node-name", "n", "--token", "abcdef.0123456789abcdef"])
+            .args(["--server", "https://127.0.0.1:1", "--discovery-token-ca-cert-hash", "sha256:abc", "--root-dir"])
+            .arg(root.path()),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: --discovery-token-ca-cert-hash `sha256:abc` is not of the form"), "{err}");
+    assert!(tree(root.path()).is_empty());
 }
 
 #[cfg(target_os = "linux")]
@@ -381,7 +399,12 @@ mod lab {
     }
 
     impl<'a> BootstrapToken<'a> {
+        /// A token in kubeadm's group system:bootstrappers:kubeadm:default-node-token.
         fn create(lab: &'a Lab) -> BootstrapToken<'a> {
+            Self::with_groups(lab, "system:bootstrappers:kubeadm:default-node-token")
+        }
+
+        fn with_groups(lab: &'a Lab, groups: &str) -> BootstrapToken<'a> {
             // Distinct per run: derived from the clock and the process id, in [a-z0-9].
             let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
                 ^ ((std::process::id() as u128) << 64);
@@ -408,7 +431,7 @@ mod lab {
                 &format!("--from-literal=token-secret={secret}"),
                 "--from-literal=usage-bootstrap-authentication=true",
                 "--from-literal=usage-bootstrap-signing=true",
-                "--from-literal=auth-extra-groups=system:bootstrappers:kubeadm:default-node-token",
+                &format!("--from-literal=auth-extra-groups={groups}"),
                 &format!("--from-literal=expiration={expiration}"),
             ]);
             BootstrapToken { lab, id, secret }
@@ -426,14 +449,83 @@ mod lab {
         }
     }
 
+    const LAB_CA: &str = "/var/lib/wkjoin-lab/pki/ca.crt";
+
     fn config_token(token: &str, root: &Path) -> std::process::Output {
+        config_token_with(token, root, &["--ca-file", LAB_CA])
+    }
+
+    fn config_token_with(token: &str, root: &Path, ca: &[&str]) -> std::process::Output {
         wkjoin()
             .args(["config", "--node-name", "worker-2", "--kubernetes-version", "v1.20.2", "--csr-timeout", "60s"])
-            .args(["--server", "https://172.30.0.10:6443", "--ca-file", "/var/lib/wkjoin-lab/pki/ca.crt"])
+            .args(["--server", "https://172.30.0.10:6443"])
+            .args(ca)
             .args(["--token", token, "--root-dir"])
             .arg(root)
             .output()
             .unwrap()
+    }
+
+    /// kubeadm's CA pin of the lab's CA, computed with openssl as the kubeadm docs do.
+    fn lab_ca_pin() -> String {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl x509 -pubkey -noout -in {LAB_CA} | openssl pkey -pubin -outform der | openssl dgst -sha256 -r"
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let hex = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string();
+        assert_eq!(hex.len(), 64, "{hex}");
+        format!("sha256:{hex}")
+    }
+
+    #[test]
+    #[ignore = "needs the lab: scripts/lab up"]
+    fn lab_config_token_discovery_checks_the_ca_hash() {
+        let lab = Lab::get();
+        let token = BootstrapToken::create(lab);
+        let root = tempfile::tempdir().unwrap();
+        let pin = lab_ca_pin();
+
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        let out = config_token_with(&token.token(), root.path(), &["--discovery-token-ca-cert-hash", &wrong]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "the cluster CA served by https://172.30.0.10:6443 has public key hash {pin}, not the \
+                 --discovery-token-ca-cert-hash given ({wrong})"
+            )),
+            "{err}"
+        );
+        assert!(tree(root.path()).is_empty());
+
+        let out = config_token_with(&token.token(), root.path(), &["--discovery-token-ca-cert-hash", &pin]);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(!stdout.contains(&token.secret) && !stderr.contains(&token.secret), "{stdout}\n{stderr}");
+        assert_eq!(tree(root.path()), ["config"]);
+        let target = root.path().join("config");
+        let (code, report) = check(&target, "worker-2");
+        assert_eq!(find(&report, "tls").0, "pass", "{report:#}");
+        assert_eq!(find(&report, "identity").0, "pass", "{report:#}");
+        assert_eq!(code, 0, "{report:#}");
+    }
+
+    #[test]
+    #[ignore = "needs the lab: scripts/lab up"]
+    fn lab_config_token_without_the_node_group_may_not_create_a_csr() {
+        let lab = Lab::get();
+        let token = BootstrapToken::with_groups(lab, "system:bootstrappers:wkjoin-test");
+        let root = tempfile::tempdir().unwrap();
+        let out = config_token(&token.token(), root.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("bootstrap token {} may not create a node CSR: ", token.id)), "{err}");
+        assert!(!err.contains(&token.secret), "{err}");
+        assert!(tree(root.path()).is_empty());
     }
 
     #[test]

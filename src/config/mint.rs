@@ -276,6 +276,18 @@ mod tests {
     }
 
     #[test]
+    fn unapproved_csr_names_the_csr_and_the_command() {
+        let e = MintError::NotApproved { name: "wkjoin-worker-2-abcde".into(), secs: 120 };
+        assert!(
+            e.to_string().starts_with(
+                "CSR wkjoin-worker-2-abcde was not approved within 120s: approve it with `kubectl certificate approve \
+                 wkjoin-worker-2-abcde` while wkjoin waits"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn node_names() {
         assert!(valid_node_name("worker-2"));
         assert!(valid_node_name("win-1.example.com"));
