@@ -122,10 +122,14 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             Ok(exit::OK)
         }
         Command::Config { action: Some(action), .. } => config_action(g, action).await,
-        Command::Config { action: None, from, check, node, dry, out } => {
+        Command::Config { action: None, from, token, check, node, dry, out } => {
             // Credentials are checked before wkjoin talks to the cluster with them: no discovery here.
             let s = layered_settings(g, node, None, false)?;
-            let source = from.clone().or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string()));
+            let bootstrap = config_token_request(token)?;
+            let source = match &bootstrap {
+                Some(req) => Some(req.describe()),
+                None => from.clone().or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string())),
+            };
             if dry.dry_run {
                 return step_command("config", &s, vec![config::plan(&s, source.as_deref())], true, out.output);
             }
@@ -133,8 +137,12 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             let input = config::Input::parse(&source);
             let opts = check_options(&s, check);
             let target = s.layout().kubeconfig();
+            let installed = match &bootstrap {
+                Some(req) => config::token::run(req, &opts, &target, &mut host::Native).await,
+                None => config::install::run(&input, g.context.as_deref(), &opts, &target, &mut host::Native).await,
+            };
             let mut stdout = std::io::stdout().lock();
-            match config::install::run(&input, g.context.as_deref(), &opts, &target, &mut host::Native).await {
+            match installed {
                 Ok(done) if out.output != OutputFormat::Table => write_data(&mut stdout, out.output, &done)?,
                 Ok(done) => {
                     done.report.print(&mut stdout, out.output)?;
@@ -459,6 +467,21 @@ fn layered_settings(
         (false, false) => Default::default(),
     };
     Ok(settings::resolve(os, g.root_dir.as_deref(), &layers, &facts)?)
+}
+
+/// `wkjoin config --token ...`: the checked TLS bootstrap request, if a token was given.
+fn config_token_request(t: &crate::cli::TokenArgs) -> Result<Option<config::token::Request>, AppError> {
+    let Some(token) = &t.token else { return Ok(None) };
+    use config::token::{BootstrapToken, CaSource, Request, TokenError};
+    let token = BootstrapToken::parse(token).map_err(ConfigError::from)?;
+    let ca = match &t.ca_file {
+        Some(file) => CaSource::File(file.clone()),
+        None if !t.discovery_token_ca_cert_hash.is_empty() => {
+            CaSource::Pinned(config::token::parse_pins(&t.discovery_token_ca_cert_hash).map_err(ConfigError::from)?)
+        }
+        None => return Err(ConfigError::from(TokenError::NoCa).into()),
+    };
+    Ok(Some(Request { token, server: t.server.clone().unwrap_or_default(), ca, timeout: t.csr_timeout }))
 }
 
 fn check_options(s: &Settings, check: &ConfigCheckArgs) -> config::check::Options {

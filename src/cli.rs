@@ -252,7 +252,12 @@ downloads nothing.")]
 to (CA, client certificate and key, token file), checks it (the same checks as `wkjoin config check`) and only \
 then writes it as <root-dir>/config, atomically and readable by its owner only (Windows: Administrators and \
 SYSTEM). A re-run with the same credentials changes nothing. Use a node identity rather than the admin's \
-credentials: `wkjoin config mint` makes one."
+credentials: `wkjoin config mint` makes one.\n\n\
+`wkjoin config --token ID.SECRET --server https://HOST:6443 --ca-file ca.crt` is kubeadm's TLS bootstrap: with \
+the bootstrap token, wkjoin generates the node's key, creates a CSR for CN=system:node:<node-name>, \
+O=system:nodes, waits for the cluster to approve and sign it (kubeadm clusters approve it on their own; else \
+`kubectl certificate approve <csr>`), then checks and installs the node kubeconfig as above. The token is \
+neither written nor printed."
     )]
     Config {
         #[command(subcommand)]
@@ -260,6 +265,8 @@ credentials: `wkjoin config mint` makes one."
         /// The kubeconfig to install ('-' for standard input) [default: --kubeconfig]
         #[arg(long, value_name = "FILE")]
         from: Option<String>,
+        #[command(flatten)]
+        token: TokenArgs,
         #[command(flatten)]
         check: ConfigCheckArgs,
         #[command(flatten)]
@@ -428,6 +435,35 @@ writes a self-contained node kubeconfig (owner-only) to --out. Install it on the
         #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
         timeout: std::time::Duration,
     },
+}
+
+/// `wkjoin config --token`: kubeadm's TLS bootstrap.
+#[derive(Debug, Args, Clone)]
+pub struct TokenArgs {
+    /// Bootstrap token <id>.<secret> (`kubeadm token create`): request the node's certificate with it instead of
+    /// --from (TLS bootstrap)
+    #[arg(
+        long,
+        env = "WKJOIN_TOKEN",
+        hide_env_values = true,
+        value_name = "ID.SECRET",
+        conflicts_with = "from",
+        requires = "server"
+    )]
+    pub token: Option<String>,
+    /// The API server to bootstrap from, for --token (https://HOST:PORT)
+    #[arg(long, value_name = "URL", requires = "token")]
+    pub server: Option<String>,
+    /// The cluster CA certificate (PEM) the API server is verified with, for --token
+    #[arg(long, value_name = "FILE", requires = "token")]
+    pub ca_file: Option<PathBuf>,
+    /// Instead of --ca-file, kubeadm's token discovery: take the CA from kube-public/cluster-info when the token
+    /// signed it and its public key has this hash (sha256:HEX, from `kubeadm token create --print-join-command`)
+    #[arg(long, value_name = "sha256:HEX", requires = "token", conflicts_with = "ca_file")]
+    pub discovery_token_ca_cert_hash: Vec<String>,
+    /// How long to wait for the node's CSR to be approved and signed, for --token
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub csr_timeout: std::time::Duration,
 }
 
 /// How `wkjoin config` and `wkjoin config check` validate credentials.

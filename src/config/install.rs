@@ -32,8 +32,20 @@ pub async fn run(
     host: &mut impl Host,
 ) -> Result<Installed, ConfigError> {
     let resolved = source::load(input, context)?;
-    let checks = check::run(&resolved, opts).await;
-    let report = Report::new(input.describe(), Some(&resolved), &opts.node_name, checks);
+    install(&resolved, &input.describe(), opts, target, host).await
+}
+
+/// Checks the resolved kubeconfig (described as `origin` in the report) and installs it at `target`: nothing is
+/// written unless every check passes.
+pub async fn install(
+    resolved: &source::Resolved,
+    origin: &str,
+    opts: &Options,
+    target: &str,
+    host: &mut impl Host,
+) -> Result<Installed, ConfigError> {
+    let checks = check::run(resolved, opts).await;
+    let report = Report::new(origin.to_string(), Some(resolved), &opts.node_name, checks);
     if !report.passed() {
         return Err(ConfigError::ChecksFailed { report: Box::new(report), target: Some(target.to_string()) });
     }

@@ -44,6 +44,23 @@ pub enum MintError {
     Timeout { name: String, secs: u64 },
     #[error("the certificate issued for CSR {name} is not usable: {message}")]
     BadCertificate { name: String, message: String },
+    #[error(
+        "CSR {name} was not approved within {secs}s: approve it with `kubectl certificate approve {name}` while \
+         wkjoin waits (raise --csr-timeout), or let the cluster approve node CSRs from bootstrap tokens (kubeadm's \
+         ClusterRoleBinding kubeadm:node-autoapprove-bootstrap); nothing was written"
+    )]
+    NotApproved { name: String, secs: u64 },
+    #[error(
+        "the API server at {server} refused bootstrap token {id}: it is wrong, expired or was deleted (make a new one \
+         with `kubeadm token create` on a control-plane node); nothing was written"
+    )]
+    TokenRefused { server: String, id: String },
+    #[error(
+        "bootstrap token {id} may not create a node CSR: {message} (the token's Secret needs \
+         auth-extra-groups=system:bootstrappers:kubeadm:default-node-token, bound to ClusterRole \
+         system:node-bootstrapper as kubeadm's kubeadm:kubelet-bootstrap does); nothing was written"
+    )]
+    TokenForbidden { id: String, message: String },
     #[error("cannot make a client for {server}: {source}")]
     Client { server: String, source: kube::Error },
 }
@@ -81,11 +98,66 @@ pub async fn run(admin: &Resolved, node: &str, opts: &Options, timeout: Duration
     let server = admin.server.clone();
     let client =
         check::client(admin, opts).await.map_err(|source| MintError::Client { server: server.clone(), source })?;
+    let issued = request(client, &server, node, &Requester::Admin, timeout).await?;
+    Ok(issued.kubeconfig(&admin.cluster_name, &admin.server, admin.ca_pem.as_deref()))
+}
+
+/// Who asks for the node's certificate: an admin approves the CSR itself; a bootstrap token (kubeadm's TLS
+/// bootstrap) leaves the approval to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requester {
+    Admin,
+    /// The token's public id (never its secret).
+    BootstrapToken {
+        id: String,
+    },
+}
+
+/// A node certificate the cluster issued, with the key generated for it.
+pub struct Issued {
+    pub csr: String,
+    pub node: String,
+    pub cert_pem: Vec<u8>,
+    pub key_pem: String,
+}
+
+impl Issued {
+    /// The self-contained node kubeconfig for this certificate.
+    pub fn kubeconfig(&self, cluster_name: &str, server: &str, ca_pem: Option<&[u8]>) -> String {
+        source::client_cert_kubeconfig(
+            cluster_name,
+            server,
+            ca_pem,
+            &format!("system:node:{}", self.node),
+            &self.cert_pem,
+            &self.key_pem,
+        )
+    }
+}
+
+/// Generates a key, creates the CSR for `system:node:<node>` as `requester` (approving it when that is an
+/// admin), and waits up to `timeout` for the signed certificate.
+pub async fn request(
+    client: kube::Client,
+    server: &str,
+    node: &str,
+    requester: &Requester,
+    timeout: Duration,
+) -> Result<Issued, MintError> {
     let api_err = |action: &'static str| {
-        let server = server.clone();
-        move |e: kube::Error| match e {
-            kube::Error::Api(s) if s.code == 403 => MintError::Forbidden { action, message: s.message },
-            source => MintError::Api { action, server, source },
+        let server = server.to_string();
+        let requester = requester.clone();
+        move |e: kube::Error| match (e, requester) {
+            (kube::Error::Api(s), Requester::BootstrapToken { id }) if s.code == 401 => {
+                MintError::TokenRefused { server, id }
+            }
+            (kube::Error::Api(s), Requester::BootstrapToken { id }) if s.code == 403 => {
+                MintError::TokenForbidden { id, message: s.message }
+            }
+            (kube::Error::Api(s), Requester::Admin) if s.code == 403 => {
+                MintError::Forbidden { action, message: s.message }
+            }
+            (source, _) => MintError::Api { action, server, source },
         }
     };
     let (key_pem, csr_pem) = key_and_csr(node)?;
@@ -106,23 +178,30 @@ pub async fn run(admin: &Resolved, node: &str, opts: &Options, timeout: Duration
     };
     let created = csrs.create(&PostParams::default(), &object).await.map_err(api_err("create a CSR"))?;
     let name = created.name_any();
-    tracing::info!("created CSR {name} for system:node:{node}; approving it");
 
-    let approval = CertificateSigningRequestStatus {
-        certificate: None,
-        conditions: Some(vec![CertificateSigningRequestCondition {
-            type_: "Approved".into(),
-            status: "True".into(),
-            reason: Some("WkjoinMint".into()),
-            message: Some(format!("approved by wkjoin config mint for node {node}")),
-            ..Default::default()
-        }]),
-    };
-    let patch = serde_json::json!({ "status": approval });
-    csrs.patch_approval(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(api_err("approve the CSR"))?;
-    tracing::info!("approved CSR {name}; waiting up to {}s for the signer", timeout.as_secs());
+    if *requester == Requester::Admin {
+        tracing::info!("created CSR {name} for system:node:{node}; approving it");
+        let approval = CertificateSigningRequestStatus {
+            certificate: None,
+            conditions: Some(vec![CertificateSigningRequestCondition {
+                type_: "Approved".into(),
+                status: "True".into(),
+                reason: Some("WkjoinMint".into()),
+                message: Some(format!("approved by wkjoin config mint for node {node}")),
+                ..Default::default()
+            }]),
+        };
+        let patch = serde_json::json!({ "status": approval });
+        csrs.patch_approval(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(api_err("approve the CSR"))?;
+        tracing::info!("approved CSR {name}; waiting up to {}s for the signer", timeout.as_secs());
+    } else {
+        tracing::info!(
+            "created CSR {name} for system:node:{node}; waiting up to {}s for the cluster to approve and sign it",
+            timeout.as_secs()
+        );
+    }
 
     let done = |o: Option<&CertificateSigningRequest>| {
         o.and_then(|c| c.status.as_ref()).is_some_and(|s| {
@@ -132,7 +211,18 @@ pub async fn run(admin: &Resolved, node: &str, opts: &Options, timeout: Duration
     };
     let waited = tokio::time::timeout(timeout, kube::runtime::wait::await_condition(csrs.clone(), &name, done)).await;
     let csr = match waited {
-        Err(_) => return Err(MintError::Timeout { name, secs: timeout.as_secs() }),
+        Err(_) => {
+            let secs = timeout.as_secs();
+            let approved =
+                csrs.get_opt(&name).await.ok().flatten().and_then(|c| c.status).is_some_and(|s| {
+                    s.conditions.iter().flatten().any(|c| c.type_ == "Approved" && c.status == "True")
+                });
+            return Err(if approved {
+                MintError::Timeout { name, secs }
+            } else {
+                MintError::NotApproved { name, secs }
+            });
+        }
         Ok(Err(e)) => return Err(MintError::Wait { name, message: e.to_string() }),
         Ok(Ok(None)) => return Err(MintError::Denied { name, message: "the CSR was deleted".into() }),
         Ok(Ok(Some(c))) => c,
@@ -163,14 +253,7 @@ pub async fn run(admin: &Resolved, node: &str, opts: &Options, timeout: Duration
         });
     }
     tracing::info!("certificate for {expected} issued, valid until {}", check::date(info.not_after));
-    Ok(source::client_cert_kubeconfig(
-        &admin.cluster_name,
-        &admin.server,
-        admin.ca_pem.as_deref(),
-        &expected,
-        &cert,
-        &key_pem,
-    ))
+    Ok(Issued { csr: name, node: node.to_string(), cert_pem: cert, key_pem })
 }
 
 #[cfg(test)]
@@ -190,6 +273,18 @@ mod tests {
         let subject = &req.certification_request_info.subject;
         assert_eq!(subject.iter_common_name().next().unwrap().as_str().unwrap(), "system:node:worker-2");
         assert_eq!(subject.iter_organization().next().unwrap().as_str().unwrap(), "system:nodes");
+    }
+
+    #[test]
+    fn unapproved_csr_names_the_csr_and_the_command() {
+        let e = MintError::NotApproved { name: "wkjoin-worker-2-abcde".into(), secs: 120 };
+        assert!(
+            e.to_string().starts_with(
+                "CSR wkjoin-worker-2-abcde was not approved within 120s: approve it with `kubectl certificate approve \
+                 wkjoin-worker-2-abcde` while wkjoin waits"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod check;
 pub mod install;
 pub mod mint;
 pub mod source;
+pub mod token;
 
 use crate::host::HostError;
 use crate::plan::{Action, Contents, Plan, Step};
@@ -25,6 +26,8 @@ pub enum ConfigError {
     ChecksFailed { report: Box<check::Report>, target: Option<String> },
     #[error(transparent)]
     Mint(#[from] mint::MintError),
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
     #[error(transparent)]
     Host(#[from] HostError),
 }
