@@ -348,11 +348,16 @@ impl KubeProxyStopped {
         sighup(&guard.supervisor_pid).unwrap();
         eventually("kube-proxy stops", 20, || !alive(&proxy_pid)).unwrap();
         let kp = root.join("bin/kube-proxy");
+        // Its exit status is not success in the lab: the ipvs part of the cleanup needs `ipset`, which the lab
+        // lacks. The iptables part (what this kube-proxy programmed) runs first; checked below.
         let out = lab.exec(worker, &[kp.to_str().unwrap(), "--cleanup"]);
-        assert!(out.status.success(), "kube-proxy --cleanup: {}", String::from_utf8_lossy(&out.stderr));
         let rules = lab.exec(worker, &["iptables-save", "-t", "nat"]);
         let rules = String::from_utf8_lossy(&rules.stdout);
-        assert!(!rules.contains("KUBE-SERVICES"), "the Service rules are still there:\n{rules}");
+        assert!(
+            !rules.contains("KUBE-SERVICES"),
+            "the Service rules are still there after kube-proxy --cleanup ({}):\n{rules}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         guard
     }
 
