@@ -340,9 +340,14 @@ async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
     let started = Instant::now();
     let mut attempts = 0;
     let mut transport_failures = 0;
+    // A Service kube-proxy has not programmed yet swallows the connection: early attempts give up after 1 s
+    // (not the probe's 5 s) so the retry comes soon; the last ones get the full timeout.
+    let quick = probe.with_timeout(1);
     loop {
         attempts += 1;
-        let res = probe::exec(&ctx.pods, &pod, container, &probe.argv, ctx.opts.probe_timeout).await;
+        let early = matches!(cell.target, Target::Service(_)) && started.elapsed() + Duration::from_secs(3) < window;
+        let argv = if early { &quick.argv } else { &probe.argv };
+        let res = probe::exec(&ctx.pods, &pod, container, argv, ctx.opts.probe_timeout).await;
         let last_chance = started.elapsed() + interval >= window;
         match res {
             Ok(out) if out.exit.is_some() => {
