@@ -340,9 +340,10 @@ async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
     let started = Instant::now();
     let mut attempts = 0;
     let mut transport_failures = 0;
-    // A Service kube-proxy has not programmed yet swallows the connection: early attempts give up after 1 s
-    // (not the probe's 5 s) so the retry comes soon; the last ones get the full timeout.
-    let quick = probe.with_timeout(1);
+    // A Service kube-proxy has not programmed yet swallows the connection: early attempts give up after 2 s
+    // (not the probe's 5 s; 2 s still covers the SYN retransmit at 1 s once the rules are in) so the retry
+    // comes soon; the last ones get the full timeout. (1 s measured slower: it cut off those retransmits.)
+    let quick = probe.with_timeout(2);
     loop {
         attempts += 1;
         let early = matches!(cell.target, Target::Service(_)) && started.elapsed() + Duration::from_secs(3) < window;
