@@ -411,6 +411,7 @@ async fn validate_with(
         domain: a.cluster_domain.clone(),
         keep: a.keep,
         stale_after: Duration::from_secs(a.stale_after * 60),
+        repeat: a.repeat,
     };
     let Some(report) = validate::command(client, &opts, a.junit.as_deref()).await? else {
         eprintln!("interrupted: the validation namespace was deleted");

@@ -527,6 +527,9 @@ pub struct ValidateArgs {
     /// Also write the results as JUnit XML to this file
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Run the probes N times in one setup (a soak run); cells that pass only in some rounds fail as flaky
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
 }
 
 #[cfg(test)]

@@ -357,6 +357,8 @@ pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) ->
             && supervisor::load_services(&paths.services_file).is_ok_and(|f| {
                 f.plan_digest == digest
                     && f.services.iter().filter(|sv| plan_has_service(&plan, sv)).count() == f.services.len()
+                    // and none of the plan's services is missing from the running set
+                    && plan.actions.iter().filter(|a| matches!(a, Action::InstallService(_))).count() == f.services.len()
             });
         if same && !foreground {
             println!(

@@ -167,6 +167,16 @@ fn hint_for(f: &Facts, check: &Check, source: &Source, target: &Target) -> Strin
             }
         }
         Check::ServiceDns
+            if f.fails(Check::ServiceFromPod, Kind::Http, Source::Pod(a.into()), Target::Service(b.into()))
+                && f.passes(Check::PodToPod, Kind::Http, Source::Pod(a.into()), Target::Pod(b.into())) =>
+        {
+            return format!(
+                "cluster DNS from pods on {a} fails, and so do Services by ClusterIP from {a} while the pods answer \
+                 by IP: the cluster DNS is a Service too, and kube-proxy on {a} is not running or not programming \
+                 Services; check its log and `wkjoin status` on {a}"
+            );
+        }
+        Check::ServiceDns
             if f.passes(Check::ServiceFromPod, Kind::Http, Source::Pod(a.into()), Target::Service(b.into())) =>
         {
             return format!(
@@ -258,6 +268,17 @@ mod tests {
             (
                 &["host:worker-1->service:", "pod:worker-1->service:"],
                 "service-from-pod/http/pod:worker-1->service:master",
+                &["kube-proxy on worker-1"],
+            ),
+            // kube-proxy stopped (and its rules cleaned up) on worker-1: every Service from there, DNS included
+            (
+                &["host:worker-1->service:", "pod:worker-1->service:", "pod:worker-1->dns:worker-1"],
+                "service-dns/dns/pod:worker-1->dns:worker-1",
+                &["kube-proxy on worker-1", "cluster DNS"],
+            ),
+            (
+                &["host:worker-1->service:", "pod:worker-1->service:", "pod:worker-1->dns:worker-1"],
+                "service-from-node/http/host:worker-1->service:worker-2",
                 &["kube-proxy on worker-1"],
             ),
             (

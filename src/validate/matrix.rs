@@ -389,6 +389,22 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// The same probe with its own HTTP timeout set to `secs` (`timeout N` on Linux, `curl.exe -m N` on Windows).
+    pub fn with_timeout(&self, secs: u64) -> Probe {
+        let mut p = self.clone();
+        let flag = match p.argv.first().map(String::as_str) {
+            Some("timeout") => Some(0),
+            Some("curl.exe") => p.argv.iter().position(|a| a == "-m"),
+            _ => None,
+        };
+        if let Some(i) = flag
+            && i + 1 < p.argv.len()
+        {
+            p.argv[i + 1] = secs.to_string();
+        }
+        p
+    }
+
     pub fn display(&self) -> String {
         self.argv
             .iter()
@@ -606,6 +622,16 @@ pub(crate) mod tests {
             cmd(&ns, "service-from-pod/http/pod:worker-1->service:master").unwrap().0,
             "curl.exe -sS -m 5 http://10.96.1.0/"
         );
+        let quick = |id: &str| {
+            let c = cells.iter().find(|c| c.id == id).unwrap();
+            probe(c, &ns, &a, &name).unwrap().with_timeout(1).display()
+        };
+        assert_eq!(quick("service-from-pod/http/pod:worker-1->service:master"), "curl.exe -sS -m 1 http://10.96.1.0/");
+        assert_eq!(
+            quick("service-from-pod/http/pod:master->service:worker-1"),
+            "timeout 1 wget -qO- http://10.96.1.1/"
+        );
+        assert_eq!(quick("pod-to-pod/icmp/pod:master->pod:worker-1"), "ping -c 1 -W 2 10.244.1.5");
         // unresolved addresses render as placeholders
         let c = cells.iter().find(|c| c.id == "node-to-pod/http/host:master->pod:worker-1").unwrap();
         let p = probe(c, &ns, &Addresses::default(), &name).unwrap();

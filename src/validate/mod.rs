@@ -71,6 +71,8 @@ pub struct Options {
     pub domain: String,
     pub keep: bool,
     pub stale_after: Duration,
+    /// Run the probes this many times in one setup (`--repeat`); cells that pass only sometimes are flaky.
+    pub repeat: u32,
 }
 
 /// Reads the Ready nodes; notes on the ones left out.
@@ -341,9 +343,15 @@ async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
     let started = Instant::now();
     let mut attempts = 0;
     let mut transport_failures = 0;
+    // A Service kube-proxy has not programmed yet swallows the connection: early attempts give up after 2 s
+    // (not the probe's 5 s; 2 s still covers the SYN retransmit at 1 s once the rules are in) so the retry
+    // comes soon; the last ones get the full timeout. (1 s measured slower: it cut off those retransmits.)
+    let quick = probe.with_timeout(2);
     loop {
         attempts += 1;
-        let res = probe::exec(&ctx.pods, &pod, container, &probe.argv, ctx.opts.probe_timeout).await;
+        let early = matches!(cell.target, Target::Service(_)) && started.elapsed() + Duration::from_secs(3) < window;
+        let argv = if early { &quick.argv } else { &probe.argv };
+        let res = probe::exec(&ctx.pods, &pod, container, argv, ctx.opts.probe_timeout).await;
         let last_chance = started.elapsed() + interval >= window;
         match res {
             Ok(out) if out.exit.is_some() => {
@@ -482,17 +490,26 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         }
     }
     let ctx = Ctx { pods, nodes: &nodes, index, states, reasons, addrs, opts };
-    tracing::info!("running {} probes", cells.len());
-    let mut results: Vec<(usize, CellResult)> = futures::stream::iter(cells.into_iter().enumerate())
-        .map(|(i, c)| {
-            let ctx = &ctx;
-            async move { (i, run_cell(ctx, c).await) }
-        })
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect()
-        .await;
-    results.sort_by_key(|(i, _)| *i);
-    let mut cells: Vec<CellResult> = results.into_iter().map(|(_, r)| r).collect();
+    let repeat = opts.repeat.max(1);
+    let mut rounds = Vec::new();
+    for round in 1..=repeat {
+        if repeat > 1 {
+            tracing::info!("round {round}/{repeat}: running {} probes", cells.len());
+        } else {
+            tracing::info!("running {} probes", cells.len());
+        }
+        let mut results: Vec<(usize, CellResult)> = futures::stream::iter(cells.iter().cloned().enumerate())
+            .map(|(i, c)| {
+                let ctx = &ctx;
+                async move { (i, run_cell(ctx, c).await) }
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+        results.sort_by_key(|(i, _)| *i);
+        rounds.push(results.into_iter().map(|(_, r)| r).collect::<Vec<_>>());
+    }
+    let (mut cells, flaky) = report::combine(rounds);
     let hints = hints::diagnose(&mut cells, &nodes);
     Ok(Report {
         namespace: ns.to_string(),
@@ -503,6 +520,8 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         summary: Summary::of(&cells),
         cells,
         hints,
+        repeat,
+        flaky,
     })
 }
 

@@ -53,6 +53,54 @@ pub struct CellResult {
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// With `--repeat N`: how many of the rounds passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<Rounds>,
+}
+
+/// A cell's record over the rounds of `--repeat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Rounds {
+    pub runs: u32,
+    pub passed: u32,
+}
+
+impl Rounds {
+    /// Passed in some rounds and not in others.
+    pub fn flaky(&self) -> bool {
+        self.passed > 0 && self.passed < self.runs
+    }
+}
+
+/// Folds the rounds of `--repeat` (each the same cells in the same order) into one result per cell: the first
+/// failure (else error, else the first round) stands for the cell, with how many rounds passed; a cell that
+/// passed only sometimes is a failure named flaky. Returns the results and the flaky cells' ids.
+pub fn combine(mut rounds: Vec<Vec<CellResult>>) -> (Vec<CellResult>, Vec<String>) {
+    let runs = rounds.len() as u32;
+    if runs <= 1 {
+        return (rounds.pop().unwrap_or_default(), Vec::new());
+    }
+    let width = rounds.iter().map(Vec::len).min().unwrap_or(0);
+    let mut out = Vec::with_capacity(width);
+    let mut flaky = Vec::new();
+    for i in 0..width {
+        let passed = rounds.iter().filter(|r| r[i].result == Verdict::Pass).count() as u32;
+        let pick = [Verdict::Fail, Verdict::Error]
+            .iter()
+            .find_map(|v| rounds.iter().position(|r| r[i].result == *v))
+            .unwrap_or(0);
+        let mut r = rounds[pick][i].clone();
+        let rec = Rounds { runs, passed };
+        if rec.flaky() {
+            flaky.push(r.cell.id.clone());
+            r.result = Verdict::Fail;
+            let why = r.reason.take().map(|w| format!("; round {}: {w}", pick + 1)).unwrap_or_default();
+            r.reason = Some(format!("flaky: passed {passed} of {runs} rounds{why}"));
+        }
+        r.rounds = Some(rec);
+        out.push(r);
+    }
+    (out, flaky)
 }
 
 impl CellResult {
@@ -68,6 +116,7 @@ impl CellResult {
             latency_ms: None,
             attempts: 0,
             hint: None,
+            rounds: None,
         }
     }
     pub fn with_reason(mut self, reason: impl Into<String>) -> CellResult {
@@ -116,6 +165,10 @@ pub struct Report {
     pub summary: Summary,
     pub cells: Vec<CellResult>,
     pub hints: Vec<Hint>,
+    /// How many times the matrix ran in this setup (`--repeat`).
+    pub repeat: u32,
+    /// Cells that passed in some rounds only (`--repeat`).
+    pub flaky: Vec<String>,
 }
 
 fn secs(ms: u64) -> String {
@@ -160,6 +213,9 @@ pub fn render_table(r: &Report) -> String {
         if c.attempts > 1 {
             let _ = write!(line, " ({} attempts)", c.attempts);
         }
+        if let Some(rec) = c.rounds.filter(|r| r.passed != r.runs && c.result != Verdict::Skip) {
+            let _ = write!(line, " (passed {}/{} rounds)", rec.passed, rec.runs);
+        }
         if matches!(c.result, Verdict::Skip | Verdict::KnownLimitation)
             && let Some(reason) = &c.reason
         {
@@ -197,13 +253,20 @@ pub fn render_table(r: &Report) -> String {
             let _ = writeln!(out, "- {} [{} cell{}]", h.text, h.cells.len(), if h.cells.len() == 1 { "" } else { "s" });
         }
     }
+    if !r.flaky.is_empty() {
+        let _ = writeln!(out, "\nFlaky (passed in some of the {} rounds only):", r.repeat);
+        for id in &r.flaky {
+            let passed = r.cells.iter().find(|c| &c.cell.id == id).and_then(|c| c.rounds).map(|x| x.passed);
+            let _ = writeln!(out, "- {id}: passed {}/{}", passed.unwrap_or(0), r.repeat);
+        }
+    }
     for n in &r.not_validated {
         let _ = writeln!(out, "note: {n}");
     }
     let s = &r.summary;
     let _ = writeln!(
         out,
-        "\n{}: {} passed, {} failed, {} errors, {} skipped, {} known limitations; {} nodes in {}{}",
+        "\n{}: {} passed, {} failed, {} errors, {} skipped, {} known limitations; {} nodes in {}{}{}",
         if s.ok() { "OK" } else { "FAILED" },
         s.pass,
         s.fail,
@@ -212,6 +275,7 @@ pub fn render_table(r: &Report) -> String {
         s.known_limitation,
         r.nodes.len(),
         secs(r.duration_ms),
+        if r.repeat > 1 { format!(" ({} rounds)", r.repeat) } else { String::new() },
         if r.kept {
             format!(" (namespace {} kept: `kubectl delete namespace {}`)", r.namespace, r.namespace)
         } else {
@@ -341,7 +405,48 @@ mod tests {
             summary,
             cells: results,
             hints: vec![Hint { text: "a hint".into(), cells: vec!["pod-to-pod/http/pod:master->pod:worker-1".into()] }],
+            repeat: 1,
+            flaky: vec![],
         }
+    }
+
+    #[test]
+    fn rounds_combine_into_one_result_per_cell_and_name_the_flaky_ones() {
+        let one = report().cells;
+        let mut two = one.clone();
+        // round 2: the failed cell passes (flaky), a passing one fails (flaky), the skipped one stays skipped
+        two[3].result = Verdict::Pass;
+        two[3].reason = None;
+        two[5].result = Verdict::Fail;
+        two[5].reason = Some("no echo reply (exit status 1)".into());
+        let (single, none) = combine(vec![one.clone()]);
+        assert_eq!(single.len(), one.len());
+        assert!(none.is_empty() && single.iter().all(|c| c.rounds.is_none()));
+        let (cells, flaky) = combine(vec![one.clone(), two, one.clone()]);
+        assert_eq!(cells.len(), one.len());
+        assert_eq!(flaky, vec![one[3].cell.id.clone(), one[5].cell.id.clone()]);
+        assert_eq!(cells[3].result, Verdict::Fail);
+        assert_eq!(cells[3].rounds, Some(Rounds { runs: 3, passed: 1 }));
+        assert_eq!(
+            cells[3].reason.as_deref(),
+            Some("flaky: passed 1 of 3 rounds; round 1: exit status 143 & no <answer>")
+        );
+        assert_eq!(
+            cells[5].reason.as_deref(),
+            Some("flaky: passed 2 of 3 rounds; round 2: no echo reply (exit status 1)")
+        );
+        assert_eq!(cells[0].result, Verdict::Skip);
+        assert_eq!(cells[1].result, Verdict::Pass);
+        assert_eq!(cells[1].rounds, Some(Rounds { runs: 3, passed: 3 }));
+        let mut r = report();
+        r.summary = Summary::of(&cells);
+        r.cells = cells;
+        r.flaky = flaky;
+        r.repeat = 3;
+        let t = render_table(&r);
+        assert!(t.contains("12ms (passed 1/3 rounds)\n"), "{t}");
+        assert!(t.contains("\nFlaky (passed in some of the 3 rounds only):\n- pod-to-pod/http/pod:master->pod:worker-1: passed 1/3\n"), "{t}");
+        assert!(t.ends_with("2 nodes in 2.3s (3 rounds)\n"), "{t}");
     }
 
     #[test]
