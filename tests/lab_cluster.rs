@@ -55,10 +55,22 @@ spec:
     let cluster_ip = jsonpath(lab, &["-n", &ns.1, "get", "service", "web"], "{.spec.clusterIP}");
     assert!(pod_ip.starts_with("10.244."), "pod IP {pod_ip} is outside the lab's cluster CIDR");
     for target in [pod_ip, cluster_ip] {
-        let out = lab.exec("master", &["curl", "-fsS", "--max-time", "5", &format!("http://{target}/")]);
-        let body = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "http://{target}/ from master: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(body.contains("hostname: web"), "http://{target}/ answered {body}");
+        // kube-proxy programs a new ClusterIP within a few seconds of the Service's creation.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let out = lab.exec("master", &["curl", "-fsS", "--max-time", "2", &format!("http://{target}/")]);
+            let body = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() {
+                assert!(body.contains("hostname: web"), "http://{target}/ answered {body}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "http://{target}/ from master: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
     }
 }
 

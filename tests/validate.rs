@@ -53,9 +53,10 @@ fn ready_nodes(lab: &Lab) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Waits (polling the API, not asserting on time) until the namespace is gone.
+/// Waits (polling the API, not asserting on time) until the namespace is gone. Generous: a kubelet acts on a
+/// pod's deletion only after the image pull it is in finishes (a missing image's pull retries its lookups).
 fn assert_namespace_gone(lab: &Lab, ns: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         match lab.try_kubectl(&["get", "namespace", ns, "-o", "name"]) {
             Err(e) if e.contains("NotFound") => return,
