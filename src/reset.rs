@@ -403,13 +403,9 @@ async fn node_api(
     action: &Action,
     kubeconfig: &str,
 ) -> Result<kube::Api<k8s_openapi::api::core::v1::Node>, ResetError> {
-    let err = |message: String| ResetError::Api { action: action.to_string(), message };
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| err(e.to_string()))?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| err(e.to_string()))?;
-    config.connect_timeout = Some(std::time::Duration::from_secs(5));
-    config.read_timeout = Some(std::time::Duration::from_secs(30));
-    let client = kube::Client::try_from(config).map_err(|e| err(e.to_string()))?;
+    let client = crate::start::client_for(Path::new(kubeconfig))
+        .await
+        .map_err(|e| ResetError::Api { action: action.to_string(), message: e.to_string() })?;
     Ok(kube::Api::all(client))
 }
 

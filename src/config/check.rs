@@ -19,6 +19,7 @@ use std::net::ToSocketAddrs;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A check's verdict; `preflight` reports with the same one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -29,13 +30,25 @@ pub enum Status {
 }
 
 impl Status {
-    fn label(self) -> &'static str {
+    /// Upper case, for tables.
+    pub fn label(self) -> &'static str {
         match self {
             Status::Pass => "PASS",
             Status::Skip => "SKIP",
             Status::Warn => "WARN",
             Status::Fail => "FAIL",
         }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+        })
     }
 }
 

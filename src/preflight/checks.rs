@@ -7,27 +7,8 @@ use crate::settings::{Runtime, Settings};
 use crate::version::KubeVersion;
 use ipnet::IpNet;
 use serde::Serialize;
-use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pass,
-    Skip,
-    Warn,
-    Fail,
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Status::Pass => "pass",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-            Status::Skip => "skip",
-        })
-    }
-}
+pub use crate::config::check::Status;
 
 /// One check's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
