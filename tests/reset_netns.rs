@@ -2,79 +2,14 @@
 //! node (cbr0, a proto-147 route, KUBE-* chains, a kubelet tmpfs, wkjoin's files) returns to bare, foreign things
 //! stay, and re-applying the same plan is harmless.
 
+use crate::util::netns::Netns;
 use crate::util::wkjoin;
 use std::path::Path;
-use std::process::Command;
 use wkjoin::layout::Os;
 use wkjoin::plan::Action;
 use wkjoin::reset::{self, Observed, ResetOptions};
 use wkjoin::settings::{HostFacts, Origin, PartialSettings, Settings, resolve};
 use wkjoin::state::State;
-
-struct Netns {
-    name: String,
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().expect("runs");
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("wkjtest-reset-{}-{tag}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer"]);
-        ns.ip(&["addr", "add", "172.31.9.11/24", "dev", "eth0"]);
-        ns.ip(&["link", "set", "eth0", "up"]);
-        ns.ip(&["link", "set", "eth0-peer", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    fn exec(&self, args: &[&str]) -> String {
-        let mut all = vec!["netns", "exec", self.name.as_str()];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    /// Runs `f` on a thread inside the namespace, in a private mount namespace of its own.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let fd = std::fs::File::open(&path).expect("netns file");
-            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (needs root)");
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare the mount namespace");
-            // Nothing mounted here may propagate back to the host.
-            nix::mount::mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .expect("make / private");
-            f()
-        })
-        .join()
-        .expect("netns thread")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
-    }
-}
 
 fn settings(root: &Path) -> Settings {
     let p = PartialSettings {
@@ -96,7 +31,7 @@ fn write(path: &Path, text: &str) {
 /// Observe, plan and apply inside the namespace; returns (plan actions, what is observed afterwards).
 fn reset_in(ns: &Netns, s: &Settings, mount_tmpfs: bool) -> (Vec<Action>, Observed, Vec<Action>) {
     let s = s.clone();
-    ns.run(move || {
+    ns.run(true, move || {
         if mount_tmpfs {
             let vol = Path::new(&s.layout().kubelet_dir()).join("pods/p1/volumes/token");
             std::fs::create_dir_all(&vol).unwrap();
@@ -120,7 +55,7 @@ fn reset_in(ns: &Netns, s: &Settings, mount_tmpfs: bool) -> (Vec<Action>, Observ
 
 #[test]
 fn reset_returns_a_joined_namespace_to_bare_and_leaves_foreign_things() {
-    let ns = Netns::new("joined");
+    let ns = Netns::new("reset-joined", "172.31.9.11/24");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let s = settings(&root);

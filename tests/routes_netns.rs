@@ -1,69 +1,13 @@
 //! The routes reconciler against real kernel routing tables, in network namespaces these tests create.
 //! (Node lists are given directly here; the lab end-to-end tests take them from a real API server.)
 
+use crate::util::netns::Netns;
 use std::net::IpAddr;
-use std::process::Command;
 use wkjoin::layout::Os;
 use wkjoin::plan::NextHop;
 use wkjoin::reconcile::{Report, reconcile};
 use wkjoin::routes::{ClusterNode, RouteChange};
 use wkjoin::settings::{HostFacts, Origin, PartialSettings, Settings, resolve};
-
-/// A namespace with `eth0` at 172.31.0.11/24 (a veth whose peer stays inside), deleted on drop.
-struct Netns {
-    name: String,
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("ip runs");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("wkjt-{}-{tag}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        ip(&["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer"]);
-        ns.ip(&["addr", "add", "172.31.0.11/24", "dev", "eth0"]);
-        ns.ip(&["link", "set", "eth0", "up"]);
-        ns.ip(&["link", "set", "eth0-peer", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// wkjoin's routes as `ip` shows them.
-    fn owned_routes(&self) -> Vec<String> {
-        self.ip(&["route", "show", "proto", "147"]).lines().map(|l| l.trim().to_string()).collect()
-    }
-
-    /// Runs `f` on a thread inside the namespace, with its own runtime (netlink sockets bind to the
-    /// namespace of the thread that opens them).
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let fd = std::fs::File::open(&path).expect("netns file");
-            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (needs root)");
-            f()
-        })
-        .join()
-        .expect("netns thread")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
-    }
-}
 
 fn node(name: &str, cidr: &str, addr: &str) -> ClusterNode {
     ClusterNode {
@@ -85,7 +29,7 @@ fn settings(root: &std::path::Path) -> Settings {
 
 fn pass(ns: &Netns, s: &Settings, nodes: Vec<ClusterNode>) -> Report {
     let s = s.clone();
-    ns.run(move || {
+    ns.run(false, move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let table = wkjoin::host::RouteTable::connect().unwrap();
@@ -108,7 +52,7 @@ fn count(r: &Report) -> (usize, usize, usize) {
 
 #[test]
 fn reconcile_adds_is_idempotent_follows_next_hops_and_removes_departed_nodes() {
-    let ns = Netns::new("life");
+    let ns = Netns::new("life", "172.31.0.11/24");
     let root = tempfile::tempdir().unwrap();
     let s = settings(root.path());
     let cluster = vec![
@@ -148,7 +92,7 @@ fn reconcile_adds_is_idempotent_follows_next_hops_and_removes_departed_nodes() {
 
 #[test]
 fn foreign_routes_are_never_touched_and_conflicts_are_reported() {
-    let ns = Netns::new("foreign");
+    let ns = Netns::new("foreign", "172.31.0.11/24");
     let root = tempfile::tempdir().unwrap();
     let s = settings(root.path());
     ns.ip(&["route", "add", "10.244.5.0/24", "via", "172.31.0.99"]); // conflicts with worker-5's route
@@ -173,7 +117,7 @@ fn foreign_routes_are_never_touched_and_conflicts_are_reported() {
 
 #[test]
 fn a_large_batch_applies_every_route_and_a_failure_in_it_names_its_route() {
-    let ns = Netns::new("batch");
+    let ns = Netns::new("batch", "172.31.0.11/24");
     // 1 200 routes span several netlink batches; number 700 has a next hop on no connected network.
     let changes: Vec<RouteChange> = (0..1200u32)
         .map(|i| {
@@ -182,7 +126,7 @@ fn a_large_batch_applies_every_route_and_a_failure_in_it_names_its_route() {
             RouteChange::Add(wkjoin::routes::Route::via(dst, gw, "eth0"))
         })
         .collect();
-    let err = ns.run(move || {
+    let err = ns.run(false, move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let table = wkjoin::host::RouteTable::connect().unwrap();
@@ -198,7 +142,7 @@ fn a_large_batch_applies_every_route_and_a_failure_in_it_names_its_route() {
 
 #[test]
 fn recorded_routes_are_restored_after_a_reboot_emptied_the_table() {
-    let ns = Netns::new("restore");
+    let ns = Netns::new("restore", "172.31.0.11/24");
     let root = tempfile::tempdir().unwrap();
     let s = settings(root.path());
     let cluster = vec![
@@ -212,7 +156,7 @@ fn recorded_routes_are_restored_after_a_reboot_emptied_the_table() {
     ns.ip(&["route", "flush", "proto", "147"]);
     assert!(ns.owned_routes().is_empty());
     let s2 = s.clone();
-    let restored = ns.run(move || {
+    let restored = ns.run(false, move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let table = wkjoin::host::RouteTable::connect().unwrap();

@@ -4,6 +4,8 @@ pub mod archive;
 pub mod http;
 #[cfg(target_os = "linux")]
 pub mod lab;
+#[cfg(target_os = "linux")]
+pub mod netns;
 
 use assert_cmd::Command;
 use std::collections::BTreeMap;
