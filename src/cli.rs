@@ -490,11 +490,12 @@ pub struct ValidateArgs {
     /// Leave out these checks or probe kinds; comma-separated
     #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
     pub skip: Vec<crate::validate::matrix::Selector>,
-    /// Image of the sample web server on Linux nodes (answers HTTP on :80 with its hostname)
-    #[arg(long, value_name = "IMAGE", default_value = "wkjoin.local/webserver:1.0")]
+    /// Image of the sample web server on Linux nodes: any busybox (wkjoin runs its httpd with a CGI that names
+    /// the pod and the caller)
+    #[arg(long, value_name = "IMAGE", default_value = "busybox:1.36")]
     pub sample_image: String,
-    /// Image of the probe pods on Linux nodes (needs ping, wget, nslookup, timeout: busybox)
-    #[arg(long, value_name = "IMAGE", default_value = "wkjoin.local/probe:1.0")]
+    /// Image of the probe pods on Linux nodes: any busybox (ping, wget, nslookup, timeout)
+    #[arg(long, value_name = "IMAGE", default_value = "busybox:1.36")]
     pub probe_image: String,
     /// Image of the sample web server on Windows nodes (runs the guide's PowerShell HttpListener)
     #[arg(long, value_name = "IMAGE", default_value = "mcr.microsoft.com/windows/servercore:ltsc2019")]

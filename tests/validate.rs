@@ -11,12 +11,25 @@ struct Run {
     stderr: String,
 }
 
+fn lab_images(args: &[&str]) -> Vec<&'static str> {
+    let mut a = Vec::new();
+    if !args.contains(&"--sample-image") {
+        a.extend(["--sample-image", "wkjoin.local/webserver:1.0"]);
+    }
+    if !args.contains(&"--probe-image") {
+        a.extend(["--probe-image", "wkjoin.local/probe:1.0"]);
+    }
+    a
+}
+
 fn validate(lab: &Lab, args: &[&str]) -> Run {
     let out = wkjoin()
         .arg("--kubeconfig")
         .arg(&lab.kubeconfig)
         .args(["validate", "-o", "json"])
         .args(args)
+        // The lab's own images (nothing is pulled from outside the machine), unless the test names one.
+        .args(lab_images(args))
         .output()
         .expect("run wkjoin validate");
     let stdout = String::from_utf8_lossy(&out.stdout);

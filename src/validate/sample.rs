@@ -64,10 +64,15 @@ fn labels(role: Role, index: usize) -> serde_json::Value {
     json!({"app.kubernetes.io/name": "wkjoin-validate", "wkjoin.io/role": role.prefix(), "wkjoin.io/node-index": index.to_string(), MANAGED_BY.0: MANAGED_BY.1})
 }
 
-/// Windows runs the guide's PowerShell web server; Linux the lab/busybox one (its image's own command).
+/// Windows runs the guide's PowerShell web server.
 const WINDOWS_WEB: &str = "$l = New-Object System.Net.HttpListener; $l.Prefixes.Add('http://*:80/'); $l.Start(); \
 while ($l.IsListening) { $c = $l.GetContext(); $b = [Text.Encoding]::ASCII.GetBytes(\"hostname: $env:COMPUTERNAME`nclient: $($c.Request.RemoteEndPoint)`n\"); \
 $c.Response.OutputStream.Write($b, 0, $b.Length); $c.Response.Close() }";
+
+/// Linux: any busybox image serves the sample (httpd with a CGI that names the pod and the caller) ...
+const LINUX_WEB: &str = r#"d=/tmp/wkjoin-www; mkdir -p $d/cgi-bin; printf '%s\n' '#!/bin/sh' 'echo "Content-Type: text/plain"' 'echo ""' 'echo "hostname: $(hostname)"' 'addr=${REMOTE_ADDR#[}; addr=${addr%]}; addr=${addr#::ffff:}' 'echo "client: ${addr}:${REMOTE_PORT}"' > $d/cgi-bin/index.cgi; chmod 755 $d/cgi-bin/index.cgi; exec httpd -f -p 80 -h $d"#;
+/// ... and keeps the probe pods running until they are deleted.
+const LINUX_IDLE: &str = r#"trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done"#;
 
 pub fn pod(role: Role, index: usize, node: &NodeInfo, images: &Images, host_port: u16) -> Pod {
     let windows = node.os == NodeOs::Windows;
@@ -86,13 +91,13 @@ pub fn pod(role: Role, index: usize, node: &NodeInfo, images: &Images, host_port
         (Role::Web, false) => {
             // No readiness probe: the kubelet would probe host → pod, which is one of the cells.
             container["ports"] = json!([{"containerPort": 80, "hostPort": host_port, "name": "http"}]);
+            container["command"] = json!(["sh", "-c", LINUX_WEB]);
         }
         (Role::Web, true) => {
             container["ports"] = json!([{"containerPort": 80, "hostPort": host_port, "name": "http"}]);
             container["command"] = json!(["powershell.exe", "-NoProfile", "-Command", WINDOWS_WEB]);
         }
-        // Linux probe images keep running on their own (the lab's loops); a plain busybox needs a command.
-        (_, false) => {}
+        (_, false) => container["command"] = json!(["sh", "-c", LINUX_IDLE]),
         (_, true) => container["command"] = json!(["powershell.exe", "-NoProfile", "-Command", "Start-Sleep 86400"]),
     }
     let mut spec = json!({
