@@ -17,6 +17,15 @@ fn node(name: &str, cidr: &str, addr: &str) -> ClusterNode {
     }
 }
 
+/// A master and two workers; this namespace is worker-1 (172.31.0.11).
+fn three_nodes() -> Vec<ClusterNode> {
+    vec![
+        node("master", "10.244.0.0/24", "172.31.0.10"),
+        node("worker-1", "10.244.1.0/24", "172.31.0.11"),
+        node("worker-2", "10.244.2.0/24", "172.31.0.12"),
+    ]
+}
+
 fn settings(root: &std::path::Path) -> Settings {
     let p = PartialSettings {
         node_name: Some("worker-1".into()),
@@ -55,11 +64,7 @@ fn reconcile_adds_is_idempotent_follows_next_hops_and_removes_departed_nodes() {
     let ns = Netns::new("life", "172.31.0.11/24");
     let root = tempfile::tempdir().unwrap();
     let s = settings(root.path());
-    let cluster = vec![
-        node("master", "10.244.0.0/24", "172.31.0.10"),
-        node("worker-1", "10.244.1.0/24", "172.31.0.11"),
-        node("worker-2", "10.244.2.0/24", "172.31.0.12"),
-    ];
+    let cluster = three_nodes();
 
     let r = pass(&ns, &s, cluster.clone());
     assert_eq!(count(&r), (3, 0, 0), "{r:?}");
@@ -145,11 +150,7 @@ fn recorded_routes_are_restored_after_a_reboot_emptied_the_table() {
     let ns = Netns::new("restore", "172.31.0.11/24");
     let root = tempfile::tempdir().unwrap();
     let s = settings(root.path());
-    let cluster = vec![
-        node("master", "10.244.0.0/24", "172.31.0.10"),
-        node("worker-1", "10.244.1.0/24", "172.31.0.11"),
-        node("worker-2", "10.244.2.0/24", "172.31.0.12"),
-    ];
+    let cluster = three_nodes();
     pass(&ns, &s, cluster);
     let before = ns.owned_routes();
     assert_eq!(before.len(), 3, "{before:?}");
