@@ -47,16 +47,18 @@ pub async fn stale(client: &Client, current: &str, older_than: Duration) -> Resu
         tracing::info!("removing the leftover namespace {name} of an earlier run ({age}s old)");
         let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
         if let Ok(list) = pods.list(&ListParams::default()).await {
-            for p in list {
-                let pname = p.metadata.name.unwrap_or_default();
-                // grace period 0: gone from the API at once, even when its kubelet never confirms
-                if let Err(e) = pods
-                    .delete(&pname, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() })
-                    .await
-                {
-                    tracing::debug!("force-delete {name}/{pname}: {e}");
+            // grace period 0: gone from the API at once, even when its kubelet never confirms
+            let force = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
+            let deletes = list.into_iter().map(|p| {
+                let (pods, force, name) = (&pods, &force, &name);
+                async move {
+                    let pname = p.metadata.name.unwrap_or_default();
+                    if let Err(e) = pods.delete(&pname, force).await {
+                        tracing::debug!("force-delete {name}/{pname}: {e}");
+                    }
                 }
-            }
+            });
+            futures::future::join_all(deletes).await;
         }
         if !deleting {
             delete_namespace(client, &name).await?;

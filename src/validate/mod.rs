@@ -4,6 +4,7 @@
 //! watch) → probe (exec, concurrent, with timeouts and retries) → hints (pure diagnosis) → report (table,
 //! JSON, JUnit) → cleanup (always, also on Ctrl-C).
 
+pub mod batch;
 pub mod cleanup;
 pub mod hints;
 pub mod lease;
@@ -270,22 +271,34 @@ impl Ctx<'_> {
     }
 }
 
-async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
-    if let Some(l) = cell.limitation {
-        return CellResult::new(cell, Verdict::KnownLimitation).with_reason(l);
+/// A cell that can be probed: its command and the pod it runs in.
+struct Prepared {
+    probe: matrix::Probe,
+    pod: String,
+    container: &'static str,
+    /// The source is a Linux pod: its first attempt can share one exec with the pod's other cells.
+    batch: bool,
+}
+
+/// The cell's result when it needs no probe (known limitation, sample-ready, a source or target that is not
+/// running, an unknown address), else what to run where.
+fn prepare(ctx: &Ctx<'_>, cell: &Cell) -> Result<Prepared, Box<CellResult>> {
+    let cell_ = || cell.clone();
+    if let Some(l) = &cell.limitation {
+        return Err(Box::new(CellResult::new(cell_(), Verdict::KnownLimitation).with_reason(*l)));
     }
     let tn = cell.target.node().to_string();
     if let Target::Ready(_) = cell.target {
         let name = ctx.pod_name(Role::Web, &tn);
         let mut r = match ctx.states.get(&name) {
             Some(PodState::Running { after, .. }) => {
-                let mut r = CellResult::new(cell, Verdict::Pass);
+                let mut r = CellResult::new(cell_(), Verdict::Pass);
                 r.latency_ms = Some(after.as_millis() as u64);
                 r
             }
             _ => {
                 let why = ctx.reasons.get(&name).cloned().unwrap_or_default();
-                let mut r = CellResult::new(cell, Verdict::Fail)
+                let mut r = CellResult::new(cell_(), Verdict::Fail)
                     .with_reason(format!("pod {}/{name} on {tn} is not running: {why}", ctx.addrs.namespace));
                 if why.contains("NodePorts") || why.contains("OutOfhostPort") {
                     r.hint = Some(format!(
@@ -298,69 +311,130 @@ async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
         };
         r.command = Some(format!("kubectl -n {} get pod {name} (wait until Running)", ctx.addrs.namespace));
         r.attempts = 1;
-        return r;
+        return Err(Box::new(r));
     }
     let src = cell.source.node().unwrap_or_default().to_string();
     let role = if cell.source.on_host() { Role::HostProbe } else { Role::Probe };
     let sample_name = |n: &str| ctx.pod_name(Role::Web, n);
-    let probe = matrix::probe(&cell, ctx.nodes, &ctx.addrs, &sample_name);
-    let Some(probe) = probe else {
-        return CellResult::new(cell, Verdict::Error).with_reason("no probe command for this cell");
+    let Some(probe) = matrix::probe(cell, ctx.nodes, &ctx.addrs, &sample_name) else {
+        return Err(Box::new(CellResult::new(cell_(), Verdict::Error).with_reason("no probe command for this cell")));
     };
-    let command = probe.display();
     let with_cmd = |mut r: CellResult| {
-        r.command = Some(command.clone());
+        r.command = Some(probe.display());
         r.expect = probe.expect.clone();
         r
     };
     if let Some(why) = ctx.not_running(role, &src) {
         let pod = ctx.pod_name(role, &src);
-        let mut r = CellResult::new(cell, Verdict::Error).with_reason(format!("probe pod {pod} on {src}: {why}"));
+        let mut r = CellResult::new(cell_(), Verdict::Error).with_reason(format!("probe pod {pod} on {src}: {why}"));
         if why.contains("ImagePull") || why.contains("ErrImageNeverPull") || why.contains("InvalidImageName") {
             r.hint = Some(format!(
                 "the probe image is not available to {src}'s runtime and cannot be pulled: import it (containerd: \
                  `ctr -n k8s.io images import`) or pass --probe-image with an image {src} can pull"
             ));
         }
-        return with_cmd(r);
+        return Err(Box::new(with_cmd(r)));
     }
     if matches!(cell.target, Target::Pod(_) | Target::HostPort(_) | Target::Service(_) | Target::ServiceName(_))
         && ctx.not_running(Role::Web, &tn).is_some()
     {
-        return with_cmd(
-            CellResult::new(cell, Verdict::Skip)
+        return Err(Box::new(with_cmd(
+            CellResult::new(cell_(), Verdict::Skip)
                 .with_reason(format!("the web pod on {tn} is not running (see sample-ready)")),
-        );
+        )));
     }
-    if command.contains('<') {
-        return with_cmd(
-            CellResult::new(cell, Verdict::Error).with_reason(format!("an address is unknown: {command}")),
-        );
+    if probe.display().contains('<') {
+        let why = format!("an address is unknown: {}", probe.display());
+        return Err(Box::new(with_cmd(CellResult::new(cell_(), Verdict::Error).with_reason(why))));
     }
-    let pod = ctx.pod_name(role, &src);
-    let container = role.container();
+    let batch = ctx.nodes.iter().any(|n| n.name == src && n.os == NodeOs::Linux);
+    Ok(Prepared { probe, pod: ctx.pod_name(role, &src), container: role.container(), batch })
+}
+
+/// The command of the attempt `elapsed` into the cell's retry window. A Service kube-proxy has not programmed
+/// yet swallows the connection: early attempts give up after 2 s (not the probe's 5 s; 2 s still covers the
+/// SYN retransmit at 1 s once the rules are in) so the retry comes soon; the last ones get the full timeout.
+/// (1 s measured slower: it cut off those retransmits.)
+fn attempt_probe(cell: &Cell, probe: &matrix::Probe, elapsed: Duration) -> matrix::Probe {
+    let (_, _, window) = retry_policy(cell);
+    let early = matches!(cell.target, Target::Service(_)) && elapsed + Duration::from_secs(3) < window;
+    if early { probe.with_timeout(2) } else { probe.clone() }
+}
+
+/// Every batchable cell's first attempt, one exec per source pod (pods in parallel). Cells whose batch was
+/// lost are absent: they run on their own.
+async fn first_attempts(
+    ctx: &Ctx<'_>,
+    cells: &[Cell],
+    prepared: &[Result<Prepared, Box<CellResult>>],
+) -> BTreeMap<usize, probe::ExecOutput> {
+    let mut groups: BTreeMap<(&str, &str), Vec<batch::Item>> = BTreeMap::new();
+    for (index, (cell, p)) in cells.iter().zip(prepared).enumerate() {
+        if let Ok(p) = p
+            && p.batch
+        {
+            let argv = attempt_probe(cell, &p.probe, Duration::ZERO).argv;
+            let fresh = matches!(cell.target, Target::Service(_));
+            groups.entry((p.pod.as_str(), p.container)).or_default().push(batch::Item { index, argv, fresh });
+        }
+    }
+    let runs = futures::stream::iter(groups)
+        .map(|((pod, container), items)| async move {
+            match probe::exec(&ctx.pods, pod, container, &batch::script(&items), ctx.opts.probe_timeout).await {
+                Ok(out) => {
+                    tracing::debug!("batch of {} probes in {pod}: {} ms", items.len(), out.elapsed.as_millis());
+                    batch::parse(&out.stdout)
+                }
+                Err(e) => {
+                    tracing::debug!("batch of {} probes in {pod}: {e}; they run one by one", items.len());
+                    BTreeMap::new()
+                }
+            }
+        })
+        .buffer_unordered(ctx.opts.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    runs.into_iter()
+        .flatten()
+        .map(|(i, o)| {
+            let out =
+                probe::ExecOutput { exit: Some(o.exit), stdout: o.output, stderr: String::new(), elapsed: o.elapsed };
+            (i, out)
+        })
+        .collect()
+}
+
+/// Runs a prepared cell until it passes or its retries are spent; `first` is its first attempt when a batch
+/// already ran it.
+async fn attempts(ctx: &Ctx<'_>, cell: Cell, p: &Prepared, mut first: Option<probe::ExecOutput>) -> CellResult {
+    let with_cmd = |mut r: CellResult| {
+        r.command = Some(p.probe.display());
+        r.expect = p.probe.expect.clone();
+        r
+    };
     let (max_net, interval, window) = retry_policy(&cell);
     let started = Instant::now();
     let mut attempts = 0;
     let mut transport_failures = 0;
-    // A Service kube-proxy has not programmed yet swallows the connection: early attempts give up after 2 s
-    // (not the probe's 5 s; 2 s still covers the SYN retransmit at 1 s once the rules are in) so the retry
-    // comes soon; the last ones get the full timeout. (1 s measured slower: it cut off those retransmits.)
-    let quick = probe.with_timeout(2);
     loop {
         attempts += 1;
-        let early = matches!(cell.target, Target::Service(_)) && started.elapsed() + Duration::from_secs(3) < window;
-        let argv = if early { &quick.argv } else { &probe.argv };
-        let res = probe::exec(&ctx.pods, &pod, container, argv, ctx.opts.probe_timeout).await;
+        let res = match first.take() {
+            Some(out) => Ok(out),
+            None => {
+                let argv = attempt_probe(&cell, &p.probe, started.elapsed()).argv;
+                probe::exec(&ctx.pods, &p.pod, p.container, &argv, ctx.opts.probe_timeout).await
+            }
+        };
         let last_chance = started.elapsed() + interval >= window;
         match res {
             Ok(out) if out.exit.is_some() => {
-                let ok = out.exit == Some(0) && answered(cell.kind, &out.stdout, probe.expect.as_deref());
+                let expect = p.probe.expect.as_deref();
+                let ok = out.exit == Some(0) && answered(cell.kind, &out.stdout, expect);
                 if ok || attempts >= max_net || last_chance {
                     let mut r = CellResult::new(cell, if ok { Verdict::Pass } else { Verdict::Fail });
                     if !ok {
                         let secs = ctx.opts.probe_timeout.as_secs().min(5);
-                        r.reason = Some(failure_reason(&r.cell, out.exit, &out.stdout, probe.expect.as_deref(), secs));
+                        r.reason = Some(failure_reason(&r.cell, out.exit, &out.stdout, expect, secs));
                         r.output = out.text();
                     }
                     r.exit_code = out.exit;
@@ -375,7 +449,9 @@ async fn run_cell(ctx: &Ctx<'_>, cell: Cell) -> CellResult {
                 if transport_failures >= 3 || last_chance {
                     let why = match other {
                         Err(e) => e.to_string(),
-                        Ok(out) => format!("exec into {pod}: the exit status was lost; output: {}", out.text().trim()),
+                        Ok(out) => {
+                            format!("exec into {}: the exit status was lost; output: {}", p.pod, out.text().trim())
+                        }
                     };
                     let mut r = CellResult::new(cell, Verdict::Error).with_reason(why);
                     r.attempts = attempts;
@@ -402,6 +478,7 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         let ready = nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
         return Err(ValidateError::NodeNotReady { node: f.clone(), ready });
     }
+    tracing::debug!("{} nodes to validate", nodes.len());
     let cells = matrix::matrix(&nodes, &opts.selection);
     let index: BTreeMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
 
@@ -414,6 +491,7 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         Ok(_) => {}
         Err(e) => tracing::warn!("cannot clean up earlier runs' namespaces: {e}"),
     }
+    tracing::debug!("earlier runs checked");
     let setup = async {
         let create = |what: String, source| ValidateError::Create { what, namespace: ns.to_string(), source };
         Api::<Namespace>::all(client.clone())
@@ -498,10 +576,19 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         } else {
             tracing::info!("running {} probes", cells.len());
         }
-        let mut results: Vec<(usize, CellResult)> = futures::stream::iter(cells.iter().cloned().enumerate())
-            .map(|(i, c)| {
-                let ctx = &ctx;
-                async move { (i, run_cell(ctx, c).await) }
+        let prepared: Vec<_> = cells.iter().map(|c| prepare(&ctx, c)).collect();
+        let mut firsts = first_attempts(&ctx, &cells, &prepared).await;
+        let work: Vec<_> = cells.iter().cloned().enumerate().map(|(i, c)| (i, c, firsts.remove(&i))).collect();
+        let mut results: Vec<(usize, CellResult)> = futures::stream::iter(work)
+            .map(|(i, c, first)| {
+                let (ctx, prepared) = (&ctx, &prepared);
+                async move {
+                    let r = match &prepared[i] {
+                        Err(r) => (**r).clone(),
+                        Ok(p) => attempts(ctx, c, p, first).await,
+                    };
+                    (i, r)
+                }
             })
             .buffer_unordered(opts.concurrency.max(1))
             .collect()
@@ -537,6 +624,7 @@ pub async fn command(
             Ok(holder) => ValidateError::Busy { holder, secs: opts.ready_timeout.as_secs() },
             Err(e) => ValidateError::Lease(e),
         })?;
+        tracing::debug!("lease taken");
         let renewal = tokio::spawn(lease::renew(client.clone(), ns.clone()));
         let r = run(client, opts, &ns).await;
         renewal.abort();
