@@ -2,7 +2,7 @@
 //! were killed are found by their label and deleted at the start of the next run, their pods force-deleted
 //! (a pod on a node whose kubelet is gone stays Terminating forever otherwise).
 
-use super::sample::{LABEL, NAMESPACE_PREFIX};
+use super::sample::{LABEL, NAMESPACE_PREFIX, POD_LABEL};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
@@ -17,10 +17,17 @@ pub fn namespace_name() -> String {
     format!("{NAMESPACE_PREFIX}{:06x}", h.finish() & 0xff_ffff)
 }
 
-/// Deletes the namespace (its pods with a 1 s grace period); NotFound is fine.
+/// Deletes the namespace and, at once, its pods (with their 1 s grace period): the namespace controller would
+/// get to them only after seconds, and until then they hold the hostPort the next run needs. NotFound is fine.
 pub async fn delete_namespace(client: &Client, ns: &str) -> Result<(), kube::Error> {
     let api: Api<Namespace> = Api::all(client.clone());
-    match api.delete(ns, &DeleteParams::background()).await {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let (dp, all) = (DeleteParams::background(), ListParams::default());
+    let (ns_deleted, pods_deleted) = tokio::join!(api.delete(ns, &dp), pods.delete_collection(&dp, &all));
+    if let Err(e) = pods_deleted {
+        tracing::debug!("delete the pods of {ns}: {e}; the namespace controller will");
+    }
+    match ns_deleted {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e),
@@ -31,9 +38,13 @@ pub async fn delete_namespace(client: &Client, ns: &str) -> Result<(), kube::Err
 /// force-deletes their pods. Returns the namespaces it cleaned.
 pub async fn stale(client: &Client, current: &str, older_than: Duration) -> Result<Vec<String>, kube::Error> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let list = api.list(&ListParams::default().labels(LABEL)).await?;
+    // one list of every run's pods, not one per namespace
+    let all_pods: Api<Pod> = Api::all(client.clone());
+    let (ns_sel, pod_sel) = (ListParams::default().labels(LABEL), ListParams::default().labels(POD_LABEL));
+    let (list, pods) = tokio::try_join!(api.list(&ns_sel), all_pods.list(&pod_sel))?;
     let now = k8s_openapi::jiff::Timestamp::now();
     let mut cleaned = Vec::new();
+    let mut deletes = Vec::new();
     for ns in list {
         let name = ns.metadata.name.clone().unwrap_or_default();
         if name == current || !name.starts_with(NAMESPACE_PREFIX) {
@@ -44,27 +55,32 @@ pub async fn stale(client: &Client, current: &str, older_than: Duration) -> Resu
         if !deleting && age < older_than.as_secs() as i64 {
             continue;
         }
+        let left: Vec<String> = pods
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(name.as_str()))
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        if deleting && left.is_empty() {
+            continue; // on its way out, holding nothing
+        }
         tracing::info!("removing the leftover namespace {name} of an earlier run ({age}s old)");
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
-        if let Ok(list) = pods.list(&ListParams::default()).await {
-            // grace period 0: gone from the API at once, even when its kubelet never confirms
-            let force = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
-            let deletes = list.into_iter().map(|p| {
-                let (pods, force, name) = (&pods, &force, &name);
-                async move {
-                    let pname = p.metadata.name.unwrap_or_default();
-                    if let Err(e) = pods.delete(&pname, force).await {
-                        tracing::debug!("force-delete {name}/{pname}: {e}");
-                    }
+        let pods_api: Api<Pod> = Api::namespaced(client.clone(), &name);
+        for pname in left {
+            let (pods_api, name) = (pods_api.clone(), name.clone());
+            deletes.push(async move {
+                // grace period 0: gone from the API at once, even when its kubelet never confirms
+                let force = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
+                if let Err(e) = pods_api.delete(&pname, &force).await {
+                    tracing::debug!("force-delete {name}/{pname}: {e}");
                 }
             });
-            futures::future::join_all(deletes).await;
         }
         if !deleting {
             delete_namespace(client, &name).await?;
         }
         cleaned.push(name);
     }
+    futures::future::join_all(deletes).await;
     Ok(cleaned)
 }
 

@@ -482,48 +482,50 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
     let cells = matrix::matrix(&nodes, &opts.selection);
     let index: BTreeMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
 
-    // Stale namespaces from killed runs go first: their sample pods hold the hostPort on every node. Their
-    // pods are force-deleted, and the kubelet sees those deletions before this run's pods (one ordered watch).
-    match cleanup::stale(client, ns, opts.stale_after).await {
+    // Stale namespaces from killed runs go before this run's pods: their sample pods hold the hostPort on every
+    // node. Their pods are force-deleted, and the kubelet sees those deletions before this run's pods (one
+    // ordered watch). The namespace and the Services need no such wait.
+    let create = |what: &str, source| ValidateError::Create { what: what.into(), namespace: ns.to_string(), source };
+    let pp = PostParams::default();
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
+    let namespace_and_services = async {
+        Api::<Namespace>::all(client.clone())
+            .create(&pp, &sample::namespace(ns))
+            .await
+            .map_err(|e| create("the namespace", e))?;
+        let svc_futs = nodes.iter().enumerate().map(|(i, n)| {
+            let (svcs, pp) = (&svcs, &pp);
+            async move { svcs.create(pp, &sample::service(i)).await.map(|s| (n.name.clone(), s)) }
+        });
+        futures::future::try_join_all(svc_futs).await.map_err(|e| create("a Service", e))
+    };
+    let (cleaned, services) = tokio::join!(cleanup::stale(client, ns, opts.stale_after), namespace_and_services);
+    match cleaned {
         Ok(cleaned) if !cleaned.is_empty() => {
             notes.push(format!("removed leftover namespaces: {}", cleaned.join(", ")))
         }
         Ok(_) => {}
         Err(e) => tracing::warn!("cannot clean up earlier runs' namespaces: {e}"),
     }
-    tracing::debug!("earlier runs checked");
-    let setup = async {
-        let create = |what: String, source| ValidateError::Create { what, namespace: ns.to_string(), source };
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &sample::namespace(ns))
-            .await
-            .map_err(|e| create("the namespace".into(), e))?;
-        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
-        let pp = PostParams::default();
-        let mut names = Vec::new();
+    let services = services?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut names = Vec::new();
+    // The web pods go first: kube-proxy programs their Services only after they are Ready, at most once a
+    // second, which is the longest wait of a run; the probe pods start meanwhile.
+    for roles in [&[Role::Web][..], &[Role::Probe, Role::HostProbe]] {
         let mut creates = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
-            for role in Role::ALL {
+            for &role in roles {
                 let pod = sample::pod(role, i, n, &opts.images, opts.host_port);
                 names.push(sample::name(role, i));
                 let (pods, pp) = (&pods, &pp);
                 creates.push(async move { pods.create(pp, &pod).await.map(|_| ()) });
             }
         }
-        let svc_futs = nodes.iter().enumerate().map(|(i, n)| {
-            let (svcs, pp) = (&svcs, &pp);
-            async move { svcs.create(pp, &sample::service(i)).await.map(|s| (n.name.clone(), s)) }
-        });
-        let (pod_results, svc_results) =
-            tokio::join!(futures::future::join_all(creates), futures::future::try_join_all(svc_futs));
-        for r in pod_results {
-            r.map_err(|e| create("a pod".into(), e))?;
+        for r in futures::future::join_all(creates).await {
+            r.map_err(|e| create("a pod", e))?;
         }
-        let services = svc_results.map_err(|e| create("a Service".into(), e))?;
-        Ok::<_, ValidateError>((names, services))
-    };
-    let (names, services) = setup.await?;
+    }
     tracing::info!(
         "namespace {ns}: {} pods and {} Services on {} nodes; waiting for the pods",
         names.len(),

@@ -10,6 +10,8 @@ use serde_json::json;
 pub const LABEL: &str = "wkjoin.io/validate";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "wkjoin");
 pub const NAMESPACE_PREFIX: &str = "wkjoin-validate-";
+/// Label selector of every pod a run creates.
+pub const POD_LABEL: &str = "app.kubernetes.io/name=wkjoin-validate";
 
 /// The three pods per node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
