@@ -497,11 +497,12 @@ pub struct ValidateArgs {
     /// Image of the probe pods on Linux nodes: any busybox (ping, wget, nslookup, timeout)
     #[arg(long, value_name = "IMAGE", default_value = "busybox:1.36")]
     pub probe_image: String,
-    /// Image of the sample web server on Windows nodes (runs the guide's PowerShell HttpListener)
-    #[arg(long, value_name = "IMAGE", default_value = "mcr.microsoft.com/windows/servercore:ltsc2019")]
+    /// Image of the sample web server on Windows nodes (runs the guide's PowerShell HttpListener); {ltsc}
+    /// becomes the tag matching each node's Windows build (ltsc2019, ltsc2022, ltsc2025)
+    #[arg(long, value_name = "IMAGE", default_value = "mcr.microsoft.com/windows/servercore:{ltsc}")]
     pub windows_sample_image: String,
-    /// Image of the probe pods on Windows nodes (ping, curl.exe, PowerShell)
-    #[arg(long, value_name = "IMAGE", default_value = "mcr.microsoft.com/windows/servercore:ltsc2019")]
+    /// Image of the probe pods on Windows nodes (ping, curl.exe, PowerShell); {ltsc} as above
+    #[arg(long, value_name = "IMAGE", default_value = "mcr.microsoft.com/windows/servercore:{ltsc}")]
     pub windows_probe_image: String,
     /// How long the pods may take to start, in seconds (Windows pods start slowly)
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]

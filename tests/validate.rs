@@ -449,3 +449,88 @@ fn lab_validate_kube_proxy_stopped_fails_exactly_that_nodes_service_cells() {
     let again = validate(lab, &["--node", worker]);
     assert_eq!(again.code, 0, "{}\n{}", problems(&again), summary(&again));
 }
+
+/// Fake Windows Nodes (API objects only: no kubelet, no traffic); deleted on drop, with their pods.
+struct FakeWindowsNodes {
+    names: Vec<String>,
+}
+
+impl FakeWindowsNodes {
+    /// Nodes accept their status on create: Ready, Windows, the given kernel versions.
+    fn create(lab: &'static Lab, nodes: &[(&str, &str, &str)]) -> FakeWindowsNodes {
+        let fake = FakeWindowsNodes { names: nodes.iter().map(|(n, _, _)| n.to_string()).collect() };
+        let dir = tempfile::tempdir().unwrap();
+        for (name, ip, kernel) in nodes {
+            let node = serde_json::json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "labels": {"kubernetes.io/os": "windows", "kubernetes.io/hostname": name}},
+                "status": {
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "fake",
+                                    "lastHeartbeatTime": null, "lastTransitionTime": null}],
+                    "addresses": [{"type": "InternalIP", "address": ip}],
+                    "nodeInfo": {"operatingSystem": "windows", "architecture": "amd64", "kernelVersion": kernel,
+                                 "osImage": "Windows Server Datacenter", "containerRuntimeVersion": "containerd://1.6.20",
+                                 "kubeletVersion": "v1.20.2", "kubeProxyVersion": "v1.20.2", "machineID": "",
+                                 "systemUUID": "", "bootID": ""}
+                }
+            });
+            let f = dir.path().join(format!("{name}.json"));
+            std::fs::write(&f, node.to_string()).unwrap();
+            lab.kubectl(&["create", "-f", f.to_str().unwrap()]);
+        }
+        fake
+    }
+}
+
+impl Drop for FakeWindowsNodes {
+    fn drop(&mut self) {
+        let lab = Lab::get();
+        for n in &self.names {
+            let _ = lab.try_kubectl(&["delete", "node", n, "--wait=false"]);
+        }
+    }
+}
+
+/// Windows images follow each node's build ({ltsc} → ltsc2022 for 20348); a build no image fits gets no pods
+/// and says why. Proven through the real API with fake Windows Node objects (no Windows kubelet exists here).
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_validate_windows_pods_get_the_image_of_their_node_build() {
+    let lab = Lab::get();
+    let fake = FakeWindowsNodes::create(
+        lab,
+        &[("win-fake-a", "172.30.0.98", "10.0.20348.1970"), ("win-fake-b", "172.30.0.99", "10.0.19041.1")],
+    );
+    let run = validate(lab, &["--only", "sample-ready", "--timeout", "3", "--keep"]);
+    let ns = run.json["namespace"].as_str().unwrap().to_string();
+    let index = |node: &str| {
+        run.json["nodes"].as_array().unwrap().iter().position(|n| n["name"] == node).expect("node validated")
+    };
+    let cell = |node: &str| {
+        cells(&run).iter().find(|c| c["id"] == format!("sample-ready/ready/api->pod:{node}")).expect("cell").clone()
+    };
+    let image =
+        |pod: String| lab.try_kubectl(&["-n", &ns, "get", "pod", &pod, "-o", "jsonpath={.spec.containers[0].image}"]);
+    let (a, b) = (index("win-fake-a"), index("win-fake-b"));
+    let (web_a, probe_a, web_b) =
+        (image(format!("web-{a}")), image(format!("hostprobe-{a}")), image(format!("web-{b}")));
+    let (cell_a, cell_b) = (cell("win-fake-a"), cell("win-fake-b"));
+    // leave nothing behind before asserting: the fake nodes' pods never start, so they are force-deleted
+    let _ = lab.try_kubectl(&["-n", &ns, "delete", "pods", "--all", "--grace-period=0", "--force"]);
+    let _ = lab.try_kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+    drop(fake);
+
+    assert_ne!(run.code, 0, "{}", summary(&run));
+    assert_eq!(web_a.as_deref(), Ok("mcr.microsoft.com/windows/servercore:ltsc2022"));
+    assert_eq!(probe_a.as_deref(), Ok("mcr.microsoft.com/windows/servercore:ltsc2022"));
+    assert_eq!(cell_a["result"], "fail");
+    assert!(cell_a["reason"].as_str().unwrap().contains("Pending"), "{cell_a}");
+    assert!(web_b.is_err(), "no pod for a build without an image: {web_b:?}");
+    assert_eq!(cell_b["result"], "fail");
+    let why = cell_b["reason"].as_str().unwrap();
+    assert!(why.contains("not created") && why.contains("19041") && why.contains("ltsc2022"), "{why}");
+    for (node, _) in ready_nodes(lab).iter().filter(|(n, _)| !n.starts_with("win-fake")) {
+        assert_eq!(cell(node)["result"], "pass", "{}", problems(&run));
+    }
+    assert_namespace_gone(lab, &ns);
+}

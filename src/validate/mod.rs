@@ -306,6 +306,7 @@ fn prepare(ctx: &Ctx<'_>, cell: &Cell) -> Result<Prepared, Box<CellResult>> {
                         ctx.opts.host_port
                     ));
                 }
+                r.hint = r.hint.or_else(|| os_build_hint(&why, &tn));
                 r
             }
         };
@@ -333,6 +334,7 @@ fn prepare(ctx: &Ctx<'_>, cell: &Cell) -> Result<Prepared, Box<CellResult>> {
                  `ctr -n k8s.io images import`) or pass --probe-image with an image {src} can pull"
             ));
         }
+        r.hint = os_build_hint(&why, &src).or(r.hint);
         return Err(Box::new(with_cmd(r)));
     }
     if matches!(cell.target, Target::Pod(_) | Target::HostPort(_) | Target::Service(_) | Target::ServiceName(_))
@@ -349,6 +351,20 @@ fn prepare(ctx: &Ctx<'_>, cell: &Cell) -> Result<Prepared, Box<CellResult>> {
     }
     let batch = ctx.nodes.iter().any(|n| n.name == src && n.os == NodeOs::Linux);
     Ok(Prepared { probe, pod: ctx.pod_name(role, &src), container: role.container(), batch })
+}
+
+/// A Windows image built for another Windows build than the node's: the runtime's words for it.
+fn os_build_hint(why: &str, node: &str) -> Option<String> {
+    let w = why.to_ascii_lowercase();
+    let mismatch = ["operating system does not match", "no matching manifest for windows", "os version"];
+    mismatch.iter().any(|m| w.contains(m)).then(|| {
+        format!(
+            "OS-build mismatch on {node}: the image was built for another Windows build than the node's (process \
+             isolation needs the same build); use the tag for {node}'s build ({} in --windows-sample-image and \
+             --windows-probe-image picks it) or run the pods with Hyper-V isolation",
+            sample::LTSC
+        )
+    })
 }
 
 /// The command of the attempt `elapsed` into the cell's retry window. A Service kube-proxy has not programmed
@@ -509,6 +525,16 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
     }
     let services = services?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    // A Windows node's images follow its build; a node no image fits gets no pods, its reason instead
+    let builds: BTreeMap<String, Option<u32>> = node_list
+        .items
+        .iter()
+        .map(|n| {
+            let kernel = n.status.as_ref().and_then(|s| s.node_info.as_ref()).map(|i| i.kernel_version.as_str());
+            (n.metadata.name.clone().unwrap_or_default(), kernel.and_then(sample::windows_build))
+        })
+        .collect();
+    let mut unstartable = BTreeMap::new();
     let mut names = Vec::new();
     // The web pods go first: kube-proxy programs their Services only after they are Ready, at most once a
     // second, which is the longest wait of a run; the probe pods start meanwhile.
@@ -516,7 +542,14 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         let mut creates = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
             for &role in roles {
-                let pod = sample::pod(role, i, n, &opts.images, opts.host_port);
+                let images = match opts.images.for_node(n.os, builds.get(&n.name).copied().flatten()) {
+                    Ok(images) => images,
+                    Err(why) => {
+                        unstartable.insert(sample::name(role, i), PodState::Broken(format!("not created: {why}")));
+                        continue;
+                    }
+                };
+                let pod = sample::pod(role, i, n, &images, opts.host_port);
                 names.push(sample::name(role, i));
                 let (pods, pp) = (&pods, &pp);
                 creates.push(async move { pods.create(pp, &pod).await.map(|_| ()) });
@@ -534,7 +567,8 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
     );
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let states = wait_for_pods(&pods, &names, opts.ready_timeout).await?;
+    let mut states = wait_for_pods(&pods, &names, opts.ready_timeout).await?;
+    states.extend(unstartable);
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let mut reasons = BTreeMap::new();
     for (name, st) in &states {
@@ -668,6 +702,17 @@ mod tests {
         assert!(!answered(Kind::Dns, "Server: 10.96.0.1\nAddress: 10.96.0.10:53\n", Some("10.96.0.1")));
         assert!(answered(Kind::Http, "hostname: web-1\n", Some("hostname: web-1")));
         assert!(!answered(Kind::Http, "hostname: web-2\n", Some("hostname: web-1")));
+    }
+
+    #[test]
+    fn windows_build_mismatches_get_their_hint() {
+        let hcs = "CreateContainerError: hcs::CreateComputeSystem web: The container operating system does not \
+                   match the host operating system. (mcr.microsoft.com/windows/servercore:ltsc2019)";
+        let h = os_build_hint(hcs, "win-1").expect("a hint");
+        assert!(h.contains("win-1") && h.contains("{ltsc}"), "{h}");
+        let pull = "ErrImagePull: no matching manifest for windows/amd64 10.0.20348 in the manifest list entries";
+        assert!(os_build_hint(pull, "win-1").is_some());
+        assert_eq!(os_build_hint("ErrImagePull: not found (busybox:1.36)", "worker-1"), None);
     }
 
     #[test]

@@ -54,6 +54,36 @@ pub struct Images {
     pub windows_probe: String,
 }
 
+/// In a Windows image name, replaced by the base image tag matching the node's build (process isolation runs
+/// only images of the host's own build).
+pub const LTSC: &str = "{ltsc}";
+
+impl Images {
+    /// The images for one node: `{ltsc}` in a Windows image becomes the tag of the node's build (ltsc2019 for
+    /// 17763, ...). Err: why no image fits (unknown build), for the node's pods to report.
+    pub fn for_node(&self, os: NodeOs, build: Option<u32>) -> Result<Images, String> {
+        let mut out = self.clone();
+        if os == NodeOs::Linux || !(self.windows_sample.contains(LTSC) || self.windows_probe.contains(LTSC)) {
+            return Ok(out);
+        }
+        let Some(build) = build else {
+            return Err(format!(
+                "the node reports no Windows build (status.nodeInfo.kernelVersion), so no {LTSC} tag can be picked: \
+                 pass --windows-sample-image and --windows-probe-image without {LTSC}"
+            ));
+        };
+        let tag = crate::image::base_tag_for_build(build).map_err(|e| format!("{e}; or pass images without {LTSC}"))?;
+        out.windows_sample = self.windows_sample.replace(LTSC, tag);
+        out.windows_probe = self.windows_probe.replace(LTSC, tag);
+        Ok(out)
+    }
+}
+
+/// The Windows build from a node's kernel version ("10.0.17763.3406" → 17763).
+pub fn windows_build(kernel_version: &str) -> Option<u32> {
+    kernel_version.trim().split('.').nth(2)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
 pub fn namespace(ns: &str) -> Namespace {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Namespace",
@@ -171,6 +201,37 @@ mod tests {
         let w = serde_json::to_value(pod(Role::HostProbe, 1, &win, &images(), 4444)).unwrap();
         assert_eq!(w["spec"]["securityContext"]["windowsOptions"]["hostProcess"], true);
         assert_eq!(w["spec"]["containers"][0]["image"], "win-probe");
+    }
+
+    #[test]
+    fn windows_images_follow_the_node_build() {
+        assert_eq!(windows_build("10.0.17763.3406"), Some(17763));
+        assert_eq!(windows_build("10.0.20348.1970-Microsoft"), Some(20348));
+        assert_eq!(windows_build("6.1.0-13-amd64"), Some(0));
+        assert_eq!(windows_build("garbage"), None);
+        let img = Images {
+            sample: "busybox:1.36".into(),
+            probe: "busybox:1.36".into(),
+            windows_sample: "mcr.microsoft.com/windows/servercore:{ltsc}".into(),
+            windows_probe: "registry.local/probe:{ltsc}-1".into(),
+        };
+        let w22 = img.for_node(NodeOs::Windows, Some(20348)).unwrap();
+        assert_eq!(w22.windows_sample, "mcr.microsoft.com/windows/servercore:ltsc2022");
+        assert_eq!(w22.windows_probe, "registry.local/probe:ltsc2022-1");
+        assert_eq!(
+            img.for_node(NodeOs::Windows, Some(17763)).unwrap().windows_sample,
+            "mcr.microsoft.com/windows/servercore:ltsc2019"
+        );
+        // Linux nodes never need a build; a fixed Windows image is used as given
+        assert_eq!(img.for_node(NodeOs::Linux, None).unwrap().windows_sample, img.windows_sample);
+        assert_eq!(images().for_node(NodeOs::Windows, None).unwrap().windows_sample, "win-web");
+        let unknown = img.for_node(NodeOs::Windows, Some(19041)).unwrap_err();
+        assert!(unknown.contains("19041") && unknown.contains("17763") && unknown.contains("{ltsc}"), "{unknown}");
+        assert!(img.for_node(NodeOs::Windows, None).unwrap_err().contains("kernelVersion"));
+    }
+
+    #[test]
+    fn services_select_their_node_web_pod() {
         let svc = serde_json::to_value(service(1)).unwrap();
         assert_eq!(svc["spec"]["selector"]["wkjoin.io/node-index"], "1");
         assert_eq!(serde_json::to_value(namespace("n")).unwrap()["metadata"]["labels"][LABEL], "true");
