@@ -397,7 +397,12 @@ async fn validate_with(
 ) -> Result<i32, AppError> {
     use crate::validate::{self, Options, matrix::Selection, report, sample::Images};
     let opts = Options {
-        selection: Selection { focus: a.node.clone(), only: a.only.clone(), skip: a.skip.clone() },
+        selection: Selection {
+            focus: a.node.clone(),
+            only: a.only.clone(),
+            skip: a.skip.clone(),
+            icmp_blocked: a.icmp_blocked.clone(),
+        },
         images: Images {
             sample: a.sample_image.clone(),
             probe: a.probe_image.clone(),

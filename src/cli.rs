@@ -490,6 +490,11 @@ pub struct ValidateArgs {
     /// Leave out these checks or probe kinds; comma-separated
     #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
     pub skip: Vec<crate::validate::matrix::Selector>,
+    /// Nodes whose hosts drop ICMP (a cloud security group, a firewall): pings to them become TCP connects
+    /// to the kubelet port 10250, reported as `tcp` cells. Windows nodes are always pinged this way (Windows
+    /// Firewall drops echo requests by default); comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "NODES")]
+    pub icmp_blocked: Vec<String>,
     /// Image of the sample web server on Linux nodes: any busybox (wkjoin runs its httpd with a CGI that names
     /// the pod and the caller)
     #[arg(long, value_name = "IMAGE", default_value = "busybox:1.36")]

@@ -534,3 +534,66 @@ fn lab_validate_windows_pods_get_the_image_of_their_node_build() {
     }
     assert_namespace_gone(lab, &ns);
 }
+
+/// Drops ICMP echo requests arriving on a node's eth0 (as a cloud security group would); removed on drop.
+struct IcmpDrop {
+    node: &'static str,
+}
+
+const ICMP_DROP: [&str; 10] = ["INPUT", "-i", "eth0", "-p", "icmp", "--icmp-type", "echo-request", "-j", "DROP", "-w"];
+
+impl IcmpDrop {
+    fn on(lab: &Lab, node: &'static str) -> IcmpDrop {
+        let out = lab.exec(node, &[&["iptables", "-I"][..], &ICMP_DROP].concat());
+        assert!(out.status.success(), "iptables: {}", String::from_utf8_lossy(&out.stderr));
+        IcmpDrop { node }
+    }
+}
+
+impl Drop for IcmpDrop {
+    fn drop(&mut self) {
+        let out = Lab::get().exec(self.node, &[&["iptables", "-D"][..], &ICMP_DROP].concat());
+        if !out.status.success() {
+            eprintln!("could not remove the ICMP drop on {}: {}", self.node, String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+/// A node whose host drops ICMP fails exactly the pings to it; with --icmp-blocked they become TCP connects to
+/// its kubelet, reported as `tcp` cells, and pass.
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_validate_icmp_blocked_node_is_pinged_over_tcp() {
+    let lab = Lab::get();
+    let target = "worker-2";
+    let _lock = lab.lock(target);
+    let nodes: Vec<String> = ready_nodes(lab).into_iter().map(|(n, _)| n).collect();
+    assert!(nodes.iter().any(|n| n == target), "{target} must be joined: {nodes:?}");
+    let blocked = IcmpDrop::on(lab, target);
+    let plain = validate(lab, &["--only", "node-ping,gateway-ping"]);
+    let tcp = validate(lab, &["--only", "node-ping,gateway-ping", "--icmp-blocked", target]);
+    drop(blocked);
+
+    let mut expected: Vec<String> = nodes
+        .iter()
+        .filter(|n| *n != target)
+        .flat_map(|n| {
+            [format!("node-ping/icmp/host:{n}->node:{target}"), format!("gateway-ping/icmp/gateway:{n}->node:{target}")]
+        })
+        .collect();
+    expected.sort();
+    let mut failed: Vec<String> =
+        with_result(&plain, "fail").iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    failed.sort();
+    assert_eq!(failed, expected, "{}", problems(&plain));
+
+    assert_eq!(tcp.code, 0, "{}\n{}", problems(&tcp), summary(&tcp));
+    let to_target: Vec<&Value> =
+        cells(&tcp).iter().filter(|c| c["id"].as_str().unwrap().ends_with(&format!("->node:{target}"))).collect();
+    assert_eq!(to_target.len(), expected.len());
+    for c in to_target {
+        assert_eq!(c["kind"], "tcp", "{c}");
+        assert_eq!(c["result"], "pass", "{c}");
+        assert!(c["command"].as_str().unwrap().contains("10250"), "{c}");
+    }
+}

@@ -31,7 +31,10 @@ impl Facts<'_> {
         self.get(check, kind, source, target) == Some(Verdict::Pass)
     }
     fn node_ping_fails(&self, a: &str, b: &str) -> bool {
-        self.fails(Check::NodePing, Kind::Icmp, Source::Host(a.into()), Target::Node(b.into()))
+        // (a TCP ping where ICMP is known to be blocked)
+        [Kind::Icmp, Kind::Tcp]
+            .into_iter()
+            .any(|k| self.fails(Check::NodePing, k, Source::Host(a.into()), Target::Node(b.into())))
     }
     /// Pods on `b` answer from `b` itself (so the pod network there works).
     fn local_pods_fail(&self, b: &str) -> bool {

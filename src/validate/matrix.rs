@@ -71,6 +71,8 @@ impl fmt::Display for Check {
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Icmp,
+    /// A TCP connect to the kubelet port, where ICMP is known to be blocked (see `ICMP_BLOCKED`).
+    Tcp,
     Http,
     Dns,
     /// Waiting for a pod to become Ready (no probe command).
@@ -81,6 +83,7 @@ impl Kind {
     pub fn id(self) -> &'static str {
         match self {
             Kind::Icmp => "icmp",
+            Kind::Tcp => "tcp",
             Kind::Http => "http",
             Kind::Dns => "dns",
             Kind::Ready => "ready",
@@ -107,11 +110,11 @@ impl FromStr for Selector {
         if let Some(c) = Check::ALL.into_iter().find(|c| c.id() == s) {
             return Ok(Selector::Check(c));
         }
-        if let Some(k) = [Kind::Icmp, Kind::Http, Kind::Dns].into_iter().find(|k| k.id() == s) {
+        if let Some(k) = [Kind::Icmp, Kind::Tcp, Kind::Http, Kind::Dns].into_iter().find(|k| k.id() == s) {
             return Ok(Selector::Kind(k));
         }
         let checks: Vec<&str> = Check::ALL.iter().map(|c| c.id()).collect();
-        Err(format!("unknown check {s:?}: use one of {}, or a probe kind: icmp, http, dns", checks.join(", ")))
+        Err(format!("unknown check {s:?}: use one of {}, or a probe kind: icmp, tcp, http, dns", checks.join(", ")))
     }
 }
 
@@ -303,6 +306,23 @@ fn limitation(check: Check, source_os: NodeOs, same_node: bool) -> Option<&'stat
         .map(|(_, _, _, reason)| *reason)
 }
 
+/// Where ICMP echo to a node's host is known to be dropped: its ping cells connect to the kubelet instead.
+pub const ICMP_BLOCKED: &[(NodeOs, &str)] = &[(
+    NodeOs::Windows,
+    "Windows Firewall drops inbound ICMPv4 echo requests by default (rule \"File and Printer Sharing (Echo \
+     Request - ICMPv4-In)\")",
+)];
+/// The port a ping falls back to: every joined node's kubelet listens on it.
+pub const KUBELET_PORT: u16 = 10250;
+
+/// Why ICMP to this node is not used (the table above, or `--icmp-blocked`).
+pub fn icmp_blocked(node: &NodeInfo, sel: &Selection) -> Option<&'static str> {
+    if sel.icmp_blocked.contains(&node.name) {
+        return Some("ICMP to this node is blocked (--icmp-blocked)");
+    }
+    ICMP_BLOCKED.iter().find(|(os, _)| *os == node.os).map(|(_, why)| *why)
+}
+
 /// What to compute the matrix for.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -312,6 +332,8 @@ pub struct Selection {
     pub only: Vec<Selector>,
     /// Without these checks/kinds (`--skip`).
     pub skip: Vec<Selector>,
+    /// Nodes whose hosts drop ICMP (`--icmp-blocked`): their ping cells are TCP connects instead.
+    pub icmp_blocked: Vec<String>,
 }
 
 impl Selection {
@@ -338,8 +360,10 @@ pub fn matrix(nodes: &[NodeInfo], sel: &Selection) -> Vec<Cell> {
         for b in nodes {
             let bn = || b.name.clone();
             if a.name != b.name {
-                cells.push(Cell::new(Check::NodePing, Kind::Icmp, Source::Host(an()), Target::Node(bn())));
-                cells.push(Cell::new(Check::GatewayPing, Kind::Icmp, Source::Gateway(an()), Target::Node(bn())));
+                // pinging a node's host: TCP where ICMP is known to be blocked (the cell's kind says so)
+                let ping = if icmp_blocked(b, sel).is_some() { Kind::Tcp } else { Kind::Icmp };
+                cells.push(Cell::new(Check::NodePing, ping, Source::Host(an()), Target::Node(bn())));
+                cells.push(Cell::new(Check::GatewayPing, ping, Source::Gateway(an()), Target::Node(bn())));
             }
             cells.push(Cell::new(Check::NodeToPod, Kind::Http, Source::Host(an()), Target::Pod(bn())));
             cells.push(Cell::new(Check::Hostport, Kind::Http, Source::Host(an()), Target::HostPort(bn())));
@@ -448,6 +472,19 @@ pub fn probe(
         // Windows ping exits 0 on "Destination host unreachable"; a reply has a TTL.
         Probe { argv, expect: windows.then(|| "TTL=".to_string()) }
     };
+    let tcp = |dst: String| -> Probe {
+        let port = KUBELET_PORT.to_string();
+        if windows {
+            let ps = format!("(New-Object Net.Sockets.TcpClient).ConnectAsync('{dst}', {port}).Wait(2000)");
+            Probe {
+                argv: vec!["powershell".into(), "-NoProfile".into(), "-Command".into(), ps],
+                expect: Some("True".into()),
+            }
+        } else {
+            // busybox nc has no -z: `-e true` runs once connected and exits 0
+            Probe { argv: s(&["nc", "-w", "2", &dst, &port, "-e", "true"]), expect: None }
+        }
+    };
     let http = |u: String, expect: Option<String>| -> Probe {
         let argv = if windows {
             vec!["curl.exe".into(), "-sS".into(), "-m".into(), "5".into(), u]
@@ -463,6 +500,7 @@ pub fn probe(
     let hostname = || Some(format!("hostname: {}", sample_name(tn)));
     Some(match &cell.target {
         Target::Ready(_) => return None,
+        Target::Node(_) if cell.kind == Kind::Tcp => tcp(tgt.ip.to_string()),
         Target::Node(_) => match &cell.source {
             Source::Gateway(_) => ping(tgt.ip.to_string(), Some(ip_or(src.gateway().as_ref(), "pod gateway"))),
             _ => ping(tgt.ip.to_string(), None),
@@ -538,6 +576,7 @@ pub(crate) mod tests {
             focus: None,
             only: only.iter().map(|s| s.parse().unwrap()).collect(),
             skip: skip.iter().map(|s| s.parse().unwrap()).collect(),
+            ..Default::default()
         };
         let pings = matrix(&nodes(2), &sel(&["node-ping"], &[]));
         assert_eq!(pings.len(), 2);
@@ -551,6 +590,31 @@ pub(crate) mod tests {
         assert_eq!(pod_http.len(), 4);
         let err = "bogus".parse::<Selector>().unwrap_err();
         assert!(err.contains("node-ping") && err.contains("icmp"), "{err}");
+    }
+
+    #[test]
+    fn hosts_known_to_drop_icmp_are_pinged_over_tcp() {
+        let mut ns = nodes(3);
+        ns[2].os = NodeOs::Windows;
+        let sel = Selection { icmp_blocked: vec!["worker-1".into()], ..Default::default() };
+        let cells = matrix(&ns, &sel);
+        let kind = |id: &str| cells.iter().find(|c| c.id == id).map(|c| c.kind);
+        assert_eq!(kind("node-ping/tcp/host:master->node:worker-2"), Some(Kind::Tcp), "Windows: the table");
+        assert_eq!(kind("node-ping/tcp/host:master->node:worker-1"), Some(Kind::Tcp), "--icmp-blocked");
+        assert_eq!(kind("gateway-ping/tcp/gateway:master->node:worker-1"), Some(Kind::Tcp));
+        assert_eq!(kind("node-ping/icmp/host:worker-1->node:master"), Some(Kind::Icmp));
+        // pods on those nodes are still pinged: the host's firewall is not the pod's
+        assert_eq!(kind("pod-to-pod/icmp/pod:master->pod:worker-2"), Some(Kind::Icmp));
+        assert_eq!(cells.len(), matrix(&nodes(3), &Selection::default()).len());
+        let addrs = Addresses::default();
+        let name = |n: &str| format!("web-{n}");
+        let c = cells.iter().find(|c| c.id == "node-ping/tcp/host:master->node:worker-1").unwrap();
+        assert_eq!(probe(c, &ns, &addrs, &name).unwrap().display(), "nc -w 2 172.30.0.11 10250 -e true");
+        let mut win_src = ns.clone();
+        win_src[0].os = NodeOs::Windows;
+        let c = cells.iter().find(|c| c.id == "node-ping/tcp/host:master->node:worker-1").unwrap();
+        let p = probe(c, &win_src, &addrs, &name).unwrap();
+        assert!(p.display().contains("ConnectAsync('172.30.0.11', 10250)") && p.expect.as_deref() == Some("True"));
     }
 
     #[test]

@@ -239,6 +239,7 @@ fn failure_reason(cell: &Cell, exit: Option<i32>, stdout: &str, expect: Option<&
         Some(124 | 143) => format!("no answer within {timeout_secs}s"),
         Some(code) => match cell.kind {
             Kind::Icmp => format!("no echo reply (exit status {code})"),
+            Kind::Tcp => format!("no TCP connection to port {} (exit status {code})", matrix::KUBELET_PORT),
             Kind::Dns if stdout.contains("NXDOMAIN") || stdout.contains("can't find") => {
                 "the name does not resolve".to_string()
             }
