@@ -397,7 +397,7 @@ async fn validate_with(
 ) -> Result<i32, AppError> {
     use crate::validate::{self, Options, matrix::Selection, report, sample::Images};
     let opts = Options {
-        selection: Selection { focus: a.node.clone(), only: a.only.clone(), skip: a.skip.clone() },
+        selection: Selection { focus: a.node.clone(), only: a.only.clone(), skip: a.skip.clone(), local: None },
         images: Images {
             sample: a.sample_image.clone(),
             probe: a.probe_image.clone(),
@@ -412,6 +412,7 @@ async fn validate_with(
         keep: a.keep,
         stale_after: Duration::from_secs(a.stale_after * 60),
         repeat: a.repeat,
+        local: a.local,
     };
     let Some(report) = validate::command(client, &opts, a.junit.as_deref()).await? else {
         eprintln!("interrupted: the validation namespace was deleted");
