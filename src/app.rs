@@ -402,6 +402,7 @@ async fn validate_with(
             only: a.only.clone(),
             skip: a.skip.clone(),
             icmp_blocked: a.icmp_blocked.clone(),
+            local: None,
         },
         images: Images {
             sample: a.sample_image.clone(),
@@ -417,6 +418,7 @@ async fn validate_with(
         keep: a.keep,
         stale_after: Duration::from_secs(a.stale_after * 60),
         repeat: a.repeat,
+        local: a.local,
     };
     let Some(report) = validate::command(client, &opts, a.junit.as_deref()).await? else {
         eprintln!("interrupted: the validation namespace was deleted");

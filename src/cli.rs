@@ -362,7 +362,8 @@ come with the command, its output and a diagnosis hint drawn from the pattern of
 The namespace is deleted at the end and on Ctrl-C (--keep leaves it for debugging); leftovers of killed runs \
 are removed by the next run. Exit code 3 when any cell failed or errored.",
         after_help = "Examples:\n  wkjoin validate\n  wkjoin validate --node win-1 --junit validate.xml\n  \
-wkjoin validate --only pod-to-pod,service-dns -o json\n  wkjoin validate --skip icmp --keep"
+wkjoin validate --only pod-to-pod,service-dns -o json\n  wkjoin validate --skip icmp --keep\n  \
+wkjoin validate --local   (on the master: the guide's master → pod/Service checks)"
     )]
     Validate {
         #[command(flatten)]
@@ -537,6 +538,16 @@ pub struct ValidateArgs {
     /// Run the probes N times in one setup (a soak run); cells that pass only in some rounds fail as flaky
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub repeat: u32,
+    /// Also probe from this machine, outside any pod: node-ping, node-to-pod, hostport and service-from-node
+    /// with source `local`
+    ///
+    /// Run it on the master to check the guide's master → pod and master → Service paths from the master
+    /// itself (its routes to every pod CIDR, its kube-proxy), which a probe pod only approximates. Off-cluster
+    /// (a laptop, a bastion on the nodes' network) it checks this machine's routes to the pod CIDRs. Service
+    /// ClusterIPs answer only on nodes running kube-proxy, so on a machine that is not a Ready node the
+    /// service-from-node cells from `local` are known-limitation, not failures.
+    #[arg(long)]
+    pub local: bool,
 }
 
 #[cfg(test)]

@@ -23,7 +23,12 @@ fn lab_images(args: &[&str]) -> Vec<&'static str> {
 }
 
 fn validate(lab: &Lab, args: &[&str]) -> Run {
-    let out = wkjoin()
+    validate_by(wkjoin(), lab, args)
+}
+
+/// `wkjoin validate -o json` run by `cmd` (the wkjoin binary, in whatever namespaces `cmd` enters).
+fn validate_by(mut cmd: assert_cmd::Command, lab: &Lab, args: &[&str]) -> Run {
+    let out = cmd
         .arg("--kubeconfig")
         .arg(&lab.kubeconfig)
         .args(["validate", "-o", "json"])
@@ -596,4 +601,151 @@ fn lab_validate_icmp_blocked_node_is_pinged_over_tcp() {
         assert_eq!(c["result"], "pass", "{c}");
         assert!(c["command"].as_str().unwrap().contains("10250"), "{c}");
     }
+}
+
+fn local_cells<'a>(run: &'a Run, check: &str) -> Vec<&'a Value> {
+    cells(run).iter().filter(|c| c["source"]["on"] == "local" && c["check"] == check).collect()
+}
+
+/// `--local` on the master (its network namespace: host-gw routes to every pod CIDR, kube-proxy): every local
+/// cell passes, like the guide's checks from the master. An HTTP proxy in the environment that does not exist
+/// proves the local HTTP cells bypass it.
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_validate_local_on_the_master_passes_every_local_cell() {
+    let lab = Lab::get();
+    let mut cmd = lab.wkjoin_in("master");
+    cmd.env("HTTP_PROXY", "http://127.0.0.1:9").env("http_proxy", "http://127.0.0.1:9");
+    let run = validate_by(cmd, lab, &["--local"]);
+    assert_eq!(run.code, 0, "{}\n{}", problems(&run), summary(&run));
+    let v = run.json["nodes"].as_array().unwrap().len();
+    assert_eq!(cells(&run).len(), 3 * v + 6 * v * v + 2 * v * (v - 1) + 4 * v, "{v} nodes, --local");
+    let local: Vec<&Value> = cells(&run).iter().filter(|c| c["source"]["on"] == "local").collect();
+    assert_eq!(local.len(), 4 * v);
+    for c in &local {
+        assert_eq!(c["result"], "pass", "{c}");
+        let id = c["id"].as_str().unwrap();
+        assert!(id.contains("/local->"), "{id}");
+        assert!(c["command"].is_string() && c["latency_ms"].is_u64() && c["attempts"].as_u64() >= Some(1), "{c}");
+    }
+    // the master is a node: its ClusterIP cells ran (no known limitation), through curl's equivalent
+    for c in local_cells(&run, "service-from-node") {
+        assert!(c["command"].as_str().unwrap().starts_with("curl -sS -m "), "{c}");
+        assert!(c["expect"].as_str().unwrap().starts_with("hostname: web-"), "{c}");
+    }
+    for c in local_cells(&run, "node-ping") {
+        assert!(c["command"].as_str().unwrap().starts_with("ping -c 1 -W 2 172.30.0."), "{c}");
+    }
+    assert_namespace_gone(lab, run.json["namespace"].as_str().unwrap());
+}
+
+/// A machine beside the nodes but not one of them: a network namespace of this test with one leg on the lab's
+/// bridge (172.30.0.200/24) and no other route, so a pod IP is unreachable here and nothing leaves the machine
+/// (the host's own namespace would send it out of its default route). Deleted on drop.
+struct OffCluster {
+    name: String,
+}
+
+impl OffCluster {
+    const ADDRESS: &'static str = "172.30.0.200/24";
+
+    fn new() -> OffCluster {
+        let pid = std::process::id();
+        let name = format!("wkjt-{pid}-local");
+        let leg = format!("wkjtl{pid}");
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("ip").args(args).output().expect("run ip");
+            assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        };
+        let _ = std::process::Command::new("ip").args(["netns", "del", &name]).output();
+        run(&["netns", "add", &name]);
+        let ns = OffCluster { name };
+        run(&["link", "add", &leg, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
+        run(&["link", "set", &leg, "master", "wkjlab0", "up"]);
+        run(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        run(&["-n", &ns.name, "addr", "add", Self::ADDRESS, "dev", "eth0"]);
+        run(&["-n", &ns.name, "link", "set", "eth0", "up"]);
+        let routes = std::process::Command::new("ip").args(["-n", &ns.name, "route"]).output().unwrap();
+        let routes = String::from_utf8_lossy(&routes.stdout);
+        assert!(!routes.contains("default"), "the off-cluster namespace must have no default route: {routes}");
+        ns
+    }
+
+    /// wkjoin inside the namespace, with the environment `wkjoin()` gives.
+    fn wkjoin(&self) -> assert_cmd::Command {
+        let mut cmd = wkjoin();
+        let bin = assert_cmd::cargo::cargo_bin("wkjoin");
+        let std_cmd = {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", &self.name]).arg(bin);
+            c
+        };
+        let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> =
+            cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect();
+        cmd = assert_cmd::Command::from_std(std_cmd);
+        for (k, v) in envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    }
+}
+
+impl Drop for OffCluster {
+    fn drop(&mut self) {
+        // the veth pair goes with the namespace
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// `--local` off-cluster: node IPs answer (ping, hostPort), pod IPs do not (no route to the pod CIDRs: the hint
+/// names each CIDR with its node as the gateway and `wkjoin routes`), ClusterIPs are known-limitation (the
+/// decision: they answer only on nodes), and the pod-side matrix is untouched.
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_validate_local_off_cluster_names_the_missing_routes() {
+    let lab = Lab::get();
+    let nodes = ready_nodes(lab);
+    let off = OffCluster::new();
+    let run = validate_by(off.wkjoin(), lab, &["--local"]);
+    drop(off);
+    assert_eq!(run.code, 3, "{}\n{}", problems(&run), summary(&run));
+    let v = run.json["nodes"].as_array().unwrap().len();
+    assert_eq!(v, nodes.len());
+    for c in local_cells(&run, "node-ping") {
+        assert_eq!(c["result"], "pass", "node IPs answer over the lab's network: {c}");
+    }
+    for c in local_cells(&run, "hostport") {
+        assert_eq!(c["result"], "pass", "a node's hostPort answers from beside the nodes: {c}");
+    }
+    let to_pods = local_cells(&run, "node-to-pod");
+    assert_eq!(to_pods.len(), v);
+    for c in &to_pods {
+        assert_eq!(c["result"], "fail", "{c}");
+        let node = c["target"]["node"].as_str().unwrap();
+        let (_, cidr) = nodes.iter().find(|(n, _)| n == node).unwrap();
+        let hint = c["hint"].as_str().unwrap_or_default();
+        for want in [
+            format!("this machine has no route to {node}'s pod CIDR {cidr}"),
+            format!("gateway {}", lab.node_ip(node)),
+            "`wkjoin routes` on this machine".to_string(),
+        ] {
+            assert!(hint.contains(&want), "hint lacks {want:?}: {c}");
+        }
+        assert!(c["reason"].as_str().unwrap().contains("cannot connect to http://10.244."), "{c}");
+    }
+    for c in local_cells(&run, "service-from-node") {
+        assert_eq!(c["result"], "known-limitation", "{c}");
+        assert!(c["reason"].as_str().unwrap().contains("not a Ready node"), "{c}");
+    }
+    // exactly the local → pod cells failed; every pod-side cell still passes
+    assert_eq!(run.json["summary"]["fail"], v, "{}", problems(&run));
+    assert_eq!(run.json["summary"]["error"], 0, "{}", problems(&run));
+    assert!(cells(&run).iter().filter(|c| c["source"]["on"] != "local").all(|c| c["result"] == "pass"));
+    let diagnosis: Vec<&str> =
+        run.json["hints"].as_array().unwrap().iter().map(|h| h["text"].as_str().unwrap()).collect();
+    assert_eq!(diagnosis.len(), v, "one hint per node's pod CIDR: {diagnosis:#?}");
+    assert_namespace_gone(lab, run.json["namespace"].as_str().unwrap());
 }

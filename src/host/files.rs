@@ -83,3 +83,9 @@ pub fn run_with_input(program: &str, args: &[String], input: &[u8]) -> Result<()
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
 }
+
+/// Whether `ip` is an address of this machine: binding a UDP socket to it succeeds only then (no packet is
+/// sent; the same on Linux and Windows).
+pub fn is_local_address(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}

@@ -2,7 +2,7 @@
 //! the only place in wkjoin that chooses between them.
 
 mod files;
-pub use files::run_with_input;
+pub use files::{is_local_address, run_with_input};
 #[cfg(unix)]
 mod linux;
 #[cfg(windows)]

@@ -127,9 +127,10 @@ impl Selector {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeOs {
+    #[default]
     Linux,
     Windows,
 }
@@ -166,13 +167,15 @@ pub enum Source {
     Pod(String),
     /// The Kubernetes API (readiness of a pod).
     Api,
+    /// The machine running wkjoin (`--local`), outside any pod.
+    Local,
 }
 
 impl Source {
     pub fn node(&self) -> Option<&str> {
         match self {
             Source::Host(n) | Source::Gateway(n) | Source::Pod(n) => Some(n),
-            Source::Api => None,
+            Source::Api | Source::Local => None,
         }
     }
     /// True when the probe runs in the node's own network namespace.
@@ -188,6 +191,7 @@ impl fmt::Display for Source {
             Source::Gateway(n) => write!(f, "gateway {n}"),
             Source::Pod(n) => write!(f, "pod {n}"),
             Source::Api => f.write_str("api"),
+            Source::Local => f.write_str("local"),
         }
     }
 }
@@ -265,6 +269,7 @@ impl Cell {
             Source::Gateway(n) => format!("gateway:{n}"),
             Source::Pod(n) => format!("pod:{n}"),
             Source::Api => "api".to_string(),
+            Source::Local => "local".to_string(),
         };
         let tgt = match &target {
             Target::Node(n) => format!("node:{n}"),
@@ -299,6 +304,12 @@ pub const LIMITATIONS: &[(Check, NodeOs, Option<bool>, &str)] = &[
     ),
 ];
 
+/// `--local` off-cluster: the decision is to not run these cells rather than fail them, as `wkjoin validate --help`
+/// says (ClusterIPs are virtual: only a node's kube-proxy answers them, so failing there says nothing about the cluster).
+pub const OFF_CLUSTER_SERVICE: &str = "this machine is not a Ready node (none of its addresses is a node's \
+     InternalIP): Service ClusterIPs answer only on nodes, where kube-proxy programs them; run --local on a node \
+     (e.g. the master) to check node → Service";
+
 fn limitation(check: Check, source_os: NodeOs, same_node: bool) -> Option<&'static str> {
     LIMITATIONS
         .iter()
@@ -323,9 +334,19 @@ pub fn icmp_blocked(node: &NodeInfo, sel: &Selection) -> Option<&'static str> {
     ICMP_BLOCKED.iter().find(|(os, _)| *os == node.os).map(|(_, why)| *why)
 }
 
+/// The machine running wkjoin, for `--local` cells.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalMachine {
+    pub os: NodeOs,
+    /// The Ready node this machine is (one of its addresses is the node's InternalIP), if any.
+    pub node: Option<String>,
+}
+
 /// What to compute the matrix for.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
+    /// Also cells from the machine running wkjoin (`--local`).
+    pub local: Option<LocalMachine>,
     /// Only cells touching this node (`--node`).
     pub focus: Option<String>,
     /// Only these checks/kinds (`--only`); empty = all.
@@ -372,11 +393,25 @@ pub fn matrix(nodes: &[NodeInfo], sel: &Selection) -> Vec<Cell> {
             cells.push(Cell::new(Check::ServiceFromNode, Kind::Http, Source::Host(an()), Target::Service(bn())));
             cells.push(Cell::new(Check::ServiceFromPod, Kind::Http, Source::Pod(an()), Target::Service(bn())));
         }
+        if sel.local.is_some() {
+            let ping = if icmp_blocked(a, sel).is_some() { Kind::Tcp } else { Kind::Icmp };
+            cells.push(Cell::new(Check::NodePing, ping, Source::Local, Target::Node(an())));
+            cells.push(Cell::new(Check::NodeToPod, Kind::Http, Source::Local, Target::Pod(an())));
+            cells.push(Cell::new(Check::Hostport, Kind::Http, Source::Local, Target::HostPort(an())));
+            cells.push(Cell::new(Check::ServiceFromNode, Kind::Http, Source::Local, Target::Service(an())));
+        }
     }
     cells.retain(|c| sel.keeps(c));
     for c in &mut cells {
         if let Some(src) = c.source.node() {
             c.limitation = limitation(c.check, os[src], src == c.target.node());
+        } else if let (Source::Local, Some(local)) = (&c.source, &sel.local) {
+            // on a node, this machine is that node's host; off-cluster it is no node at all
+            c.limitation = match &local.node {
+                Some(me) => limitation(c.check, local.os, me == c.target.node()),
+                None if c.check == Check::ServiceFromNode => Some(OFF_CLUSTER_SERVICE),
+                None => None,
+            };
         }
     }
     cells.sort_by(|x, y| (x.check, &x.source, &x.target, x.kind).cmp(&(y.check, &y.source, &y.target, y.kind)));
@@ -394,6 +429,8 @@ pub struct Addresses {
     pub cluster_ips: BTreeMap<String, IpAddr>,
     /// Per node: the Service name in front of its sample pod.
     pub service_names: BTreeMap<String, String>,
+    /// The OS of the machine running wkjoin (the commands of `--local` cells).
+    pub local_os: NodeOs,
 }
 
 impl Addresses {
@@ -413,12 +450,13 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// The same probe with its own HTTP timeout set to `secs` (`timeout N` on Linux, `curl.exe -m N` on Windows).
+    /// The same probe with its own HTTP timeout set to `secs` (`timeout N` on Linux, `curl.exe -m N` on Windows,
+    /// `curl -m N` for `--local`).
     pub fn with_timeout(&self, secs: u64) -> Probe {
         let mut p = self.clone();
         let flag = match p.argv.first().map(String::as_str) {
             Some("timeout") => Some(0),
-            Some("curl.exe") => p.argv.iter().position(|a| a == "-m"),
+            Some("curl.exe" | "curl") => p.argv.iter().position(|a| a == "-m"),
             _ => None,
         };
         if let Some(i) = flag
@@ -432,7 +470,7 @@ impl Probe {
     pub fn display(&self) -> String {
         self.argv
             .iter()
-            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
+            .map(|a| if a.contains([' ', '*']) { format!("'{a}'") } else { a.clone() })
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -452,16 +490,22 @@ fn s(v: &[&str]) -> Vec<String> {
 }
 
 /// The exact command for a cell, for the source node's OS; `None` for cells that run no command (readiness).
-/// `sample_name(node)` is the sample pod's name, which its HTTP answer contains.
+/// `sample_name(node)` is the sample pod's name, which its HTTP answer contains. `--local` cells get the
+/// equivalent shell command of this machine's OS (wkjoin runs ping itself and speaks HTTP natively: `curl`
+/// without a proxy, 5 s).
 pub fn probe(
     cell: &Cell,
     nodes: &[NodeInfo],
     addrs: &Addresses,
     sample_name: &dyn Fn(&str) -> String,
 ) -> Option<Probe> {
-    let src = nodes.iter().find(|n| Some(n.name.as_str()) == cell.source.node())?;
+    let src_os = match &cell.source {
+        Source::Local => addrs.local_os,
+        s => nodes.iter().find(|n| Some(n.name.as_str()) == s.node())?.os,
+    };
+    let local = cell.source == Source::Local;
     let tgt = nodes.iter().find(|n| n.name == cell.target.node())?;
-    let windows = src.os == NodeOs::Windows;
+    let windows = src_os == NodeOs::Windows;
     let ping = |dst: String, from: Option<String>| -> Probe {
         let mut argv = if windows { s(&["ping", "-n", "1", "-w", "2000"]) } else { s(&["ping", "-c", "1", "-W", "2"]) };
         if let Some(f) = from {
@@ -474,7 +518,10 @@ pub fn probe(
     };
     let tcp = |dst: String| -> Probe {
         let port = KUBELET_PORT.to_string();
-        if windows {
+        if local {
+            // connected natively (see local.rs); shown as the command one would type
+            Probe { argv: s(&["nc", "-z", "-w", "2", &dst, &port]), expect: None }
+        } else if windows {
             let ps = format!("(New-Object Net.Sockets.TcpClient).ConnectAsync('{dst}', {port}).Wait(2000)");
             Probe {
                 argv: vec!["powershell".into(), "-NoProfile".into(), "-Command".into(), ps],
@@ -486,7 +533,10 @@ pub fn probe(
         }
     };
     let http = |u: String, expect: Option<String>| -> Probe {
-        let argv = if windows {
+        let argv = if local {
+            let curl = if windows { "curl.exe" } else { "curl" };
+            vec![curl.into(), "-sS".into(), "-m".into(), "5".into(), "--noproxy".into(), "*".into(), u]
+        } else if windows {
             vec!["curl.exe".into(), "-sS".into(), "-m".into(), "5".into(), u]
         } else {
             // busybox wget's own -T crashes in the static build; `timeout` bounds it instead.
@@ -502,7 +552,10 @@ pub fn probe(
         Target::Ready(_) => return None,
         Target::Node(_) if cell.kind == Kind::Tcp => tcp(tgt.ip.to_string()),
         Target::Node(_) => match &cell.source {
-            Source::Gateway(_) => ping(tgt.ip.to_string(), Some(ip_or(src.gateway().as_ref(), "pod gateway"))),
+            Source::Gateway(g) => {
+                let gw = nodes.iter().find(|n| &n.name == g).and_then(NodeInfo::gateway);
+                ping(tgt.ip.to_string(), Some(ip_or(gw.as_ref(), "pod gateway")))
+            }
             _ => ping(tgt.ip.to_string(), None),
         },
         Target::Gateway(_) => ping(ip_or(tgt.gateway().as_ref(), &format!("pod gateway of {tn}")), None),
@@ -556,6 +609,66 @@ pub(crate) mod tests {
             assert_eq!(ids.len(), cells.len(), "ids are unique");
         }
         assert!(matrix(&nodes(1), &Selection::default()).iter().all(|c| !c.crosses_nodes()));
+        // --local: 4 more per node (ping, pod, hostPort, Service), all from `local`
+        let local = Selection { local: Some(LocalMachine { os: NodeOs::Linux, node: None }), ..Default::default() };
+        for (n, total) in [(1usize, 13usize), (2, 42), (3, 87)] {
+            let cells = matrix(&nodes(n), &local);
+            assert_eq!(cells.len(), total, "{n} nodes with --local");
+            let from_local: Vec<&Cell> = cells.iter().filter(|c| c.source == Source::Local).collect();
+            assert_eq!(from_local.len(), 4 * n);
+            assert_eq!(count(&cells, Check::NodePing), n * (n - 1) + n);
+            assert!(from_local.iter().all(|c| c.id.contains("/local->") && !c.crosses_nodes()));
+            let ids: std::collections::BTreeSet<&str> = cells.iter().map(|c| c.id.as_str()).collect();
+            assert_eq!(ids.len(), cells.len(), "ids are unique");
+        }
+        let ids: Vec<String> = matrix(&nodes(2), &local)
+            .into_iter()
+            .filter(|c| c.source == Source::Local && c.target.node() == "worker-1")
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "node-ping/icmp/local->node:worker-1",
+                "node-to-pod/http/local->pod:worker-1",
+                "hostport/http/local->hostport:worker-1",
+                "service-from-node/http/local->service:worker-1"
+            ]
+        );
+    }
+
+    #[test]
+    fn local_cells_follow_focus_only_skip_and_the_off_cluster_decision() {
+        let off = LocalMachine { os: NodeOs::Linux, node: None };
+        let sel = Selection { focus: Some("worker-2".into()), local: Some(off.clone()), ..Default::default() };
+        let local: Vec<Cell> = matrix(&nodes(3), &sel).into_iter().filter(|c| c.source == Source::Local).collect();
+        assert_eq!(local.len(), 4);
+        assert!(local.iter().all(|c| c.target.node() == "worker-2"), "{local:?}");
+        let sel = Selection {
+            only: vec!["node-to-pod".parse().unwrap(), "node-ping".parse().unwrap()],
+            skip: vec!["icmp".parse().unwrap()],
+            local: Some(off.clone()),
+            ..Default::default()
+        };
+        let cells = matrix(&nodes(2), &sel);
+        assert_eq!(cells.iter().filter(|c| c.source == Source::Local).count(), 2, "only node-to-pod from local");
+        // off-cluster: ClusterIPs are known not to answer; everything else runs
+        let all = matrix(&nodes(2), &Selection { local: Some(off), ..Default::default() });
+        for c in all.iter().filter(|c| c.source == Source::Local) {
+            let want = (c.check == Check::ServiceFromNode).then_some(OFF_CLUSTER_SERVICE);
+            assert_eq!(c.limitation, want, "{}", c.id);
+        }
+        // on a node, this machine is that node's host: a Linux node has no limitation; a Windows node has the
+        // table's (no ClusterIPs from the host, no hairpin to its own hostPort)
+        let on = |os| LocalMachine { os, node: Some("worker-1".into()) };
+        let lin = matrix(&nodes(2), &Selection { local: Some(on(NodeOs::Linux)), ..Default::default() });
+        assert!(lin.iter().filter(|c| c.source == Source::Local).all(|c| c.limitation.is_none()));
+        let win = matrix(&nodes(2), &Selection { local: Some(on(NodeOs::Windows)), ..Default::default() });
+        let lim = |id: &str| win.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("{id}")).limitation;
+        assert!(lim("service-from-node/http/local->service:master").is_some_and(|l| l.contains("Windows node")));
+        assert!(lim("hostport/http/local->hostport:worker-1").is_some());
+        assert!(lim("hostport/http/local->hostport:master").is_none());
+        assert!(lim("node-to-pod/http/local->pod:master").is_none());
     }
 
     #[test]
@@ -574,6 +687,7 @@ pub(crate) mod tests {
         let all = matrix(&nodes(2), &Selection::default());
         let sel = |only: &[&str], skip: &[&str]| Selection {
             focus: None,
+            local: None,
             only: only.iter().map(|s| s.parse().unwrap()).collect(),
             skip: skip.iter().map(|s| s.parse().unwrap()).collect(),
             ..Default::default()
@@ -647,6 +761,7 @@ pub(crate) mod tests {
                 .map(|(i, n)| (n.name.clone(), format!("10.96.1.{i}").parse().unwrap()))
                 .collect(),
             service_names: ns.iter().enumerate().map(|(i, n)| (n.name.clone(), format!("web-{i}"))).collect(),
+            local_os: NodeOs::Linux,
         }
     }
 
@@ -696,6 +811,46 @@ pub(crate) mod tests {
             "timeout 1 wget -qO- http://10.96.1.1/"
         );
         assert_eq!(quick("pod-to-pod/icmp/pod:master->pod:worker-1"), "ping -c 1 -W 2 10.244.1.5");
+        // --local: this machine's ping; HTTP as the equivalent curl (wkjoin speaks it natively, no proxy)
+        let mut a = addrs(2);
+        let sel = Selection { local: Some(LocalMachine { os: NodeOs::Linux, node: None }), ..Default::default() };
+        let local = matrix(&ns, &sel);
+        let lcmd = |a: &Addresses, id: &str| {
+            let c = local.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("{id}"));
+            probe(c, &ns, a, &name).map(|p| (p.display(), p.expect))
+        };
+        assert_eq!(
+            lcmd(&a, "node-ping/icmp/local->node:master").unwrap(),
+            ("ping -c 1 -W 2 172.30.0.10".into(), None)
+        );
+        // worker-1 is a Windows node here: its firewall drops ICMP, so this machine connects to its kubelet
+        assert_eq!(
+            lcmd(&a, "node-ping/tcp/local->node:worker-1").unwrap(),
+            ("nc -z -w 2 172.30.0.11 10250".into(), None)
+        );
+        assert_eq!(
+            lcmd(&a, "node-to-pod/http/local->pod:worker-1").unwrap(),
+            ("curl -sS -m 5 --noproxy '*' http://10.244.1.5/".into(), Some("hostname: web-worker-1".into()))
+        );
+        assert_eq!(
+            lcmd(&a, "hostport/http/local->hostport:master").unwrap().0,
+            "curl -sS -m 5 --noproxy '*' http://172.30.0.10:4444/"
+        );
+        let svc = local.iter().find(|c| c.id == "service-from-node/http/local->service:worker-1").unwrap();
+        assert_eq!(
+            probe(svc, &ns, &a, &name).unwrap().with_timeout(2).display(),
+            "curl -sS -m 2 --noproxy '*' http://10.96.1.1/"
+        );
+        // the local OS decides, not the target's (worker-1 is Windows here)
+        a.local_os = NodeOs::Windows;
+        assert_eq!(
+            lcmd(&a, "node-ping/icmp/local->node:master").unwrap(),
+            ("ping -n 1 -w 2000 172.30.0.10".into(), Some("TTL=".into()))
+        );
+        assert_eq!(
+            lcmd(&a, "service-from-node/http/local->service:master").unwrap().0,
+            "curl.exe -sS -m 5 --noproxy '*' http://10.96.1.0/"
+        );
         // unresolved addresses render as placeholders
         let c = cells.iter().find(|c| c.id == "node-to-pod/http/host:master->pod:worker-1").unwrap();
         let p = probe(c, &ns, &Addresses::default(), &name).unwrap();

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod cleanup;
 pub mod hints;
 pub mod lease;
+pub mod local;
 pub mod matrix;
 pub mod probe;
 pub mod report;
@@ -20,7 +21,7 @@ use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
 use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use matrix::{Addresses, Cell, Kind, NodeInfo, NodeOs, Selection, Target};
+use matrix::{Addresses, Cell, Kind, LocalMachine, NodeInfo, NodeOs, Selection, Source, Target};
 use report::{CellResult, Report, Summary, Verdict};
 use sample::{Images, Role};
 use std::collections::BTreeMap;
@@ -74,6 +75,18 @@ pub struct Options {
     pub stale_after: Duration,
     /// Run the probes this many times in one setup (`--repeat`); cells that pass only sometimes are flaky.
     pub repeat: u32,
+    /// Also probe from the machine running wkjoin (`--local`).
+    pub local: bool,
+}
+
+/// This machine, for `--local`: its OS, and the Ready node it is (one of its addresses is that node's InternalIP).
+fn local_machine(nodes: &[NodeInfo]) -> LocalMachine {
+    let os = match crate::layout::Os::host() {
+        crate::layout::Os::Windows => NodeOs::Windows,
+        crate::layout::Os::Linux => NodeOs::Linux,
+    };
+    let node = nodes.iter().find(|n| crate::host::is_local_address(n.ip)).map(|n| n.name.clone());
+    LocalMachine { os, node }
 }
 
 /// Reads the Ready nodes; notes on the ones left out.
@@ -279,6 +292,8 @@ struct Prepared {
     container: &'static str,
     /// The source is a Linux pod: its first attempt can share one exec with the pod's other cells.
     batch: bool,
+    /// The source is this machine (`--local`): no pod, run here.
+    local: bool,
 }
 
 /// The cell's result when it needs no probe (known limitation, sample-ready, a source or target that is not
@@ -326,7 +341,8 @@ fn prepare(ctx: &Ctx<'_>, cell: &Cell) -> Result<Prepared, Box<CellResult>> {
         r.expect = probe.expect.clone();
         r
     };
-    if let Some(why) = ctx.not_running(role, &src) {
+    let local = cell.source == Source::Local;
+    if !local && let Some(why) = ctx.not_running(role, &src) {
         let pod = ctx.pod_name(role, &src);
         let mut r = CellResult::new(cell_(), Verdict::Error).with_reason(format!("probe pod {pod} on {src}: {why}"));
         if why.contains("ImagePull") || why.contains("ErrImageNeverPull") || why.contains("InvalidImageName") {
@@ -350,8 +366,11 @@ fn prepare(ctx: &Ctx<'_>, cell: &Cell) -> Result<Prepared, Box<CellResult>> {
         let why = format!("an address is unknown: {}", probe.display());
         return Err(Box::new(with_cmd(CellResult::new(cell_(), Verdict::Error).with_reason(why))));
     }
+    if local {
+        return Ok(Prepared { probe, pod: String::new(), container: "", batch: false, local });
+    }
     let batch = ctx.nodes.iter().any(|n| n.name == src && n.os == NodeOs::Linux);
-    Ok(Prepared { probe, pod: ctx.pod_name(role, &src), container: role.container(), batch })
+    Ok(Prepared { probe, pod: ctx.pod_name(role, &src), container: role.container(), batch, local })
 }
 
 /// A Windows image built for another Windows build than the node's: the runtime's words for it.
@@ -437,9 +456,14 @@ async fn attempts(ctx: &Ctx<'_>, cell: Cell, p: &Prepared, mut first: Option<pro
         attempts += 1;
         let res = match first.take() {
             Some(out) => Ok(out),
+            None if p.local => local::run(cell.kind, &attempt_probe(&cell, &p.probe, started.elapsed()))
+                .await
+                .map_err(|e| e.to_string()),
             None => {
                 let argv = attempt_probe(&cell, &p.probe, started.elapsed()).argv;
-                probe::exec(&ctx.pods, &p.pod, p.container, &argv, ctx.opts.probe_timeout).await
+                probe::exec(&ctx.pods, &p.pod, p.container, &argv, ctx.opts.probe_timeout)
+                    .await
+                    .map_err(|e| e.to_string())
             }
         };
         let last_chance = started.elapsed() + interval >= window;
@@ -451,8 +475,14 @@ async fn attempts(ctx: &Ctx<'_>, cell: Cell, p: &Prepared, mut first: Option<pro
                     let mut r = CellResult::new(cell, if ok { Verdict::Pass } else { Verdict::Fail });
                     if !ok {
                         let secs = ctx.opts.probe_timeout.as_secs().min(5);
-                        r.reason = Some(failure_reason(&r.cell, out.exit, &out.stdout, expect, secs));
-                        r.output = out.text();
+                        // local HTTP: the client's own words (refused, unreachable, timed out), not curl's code
+                        let native = p.local && r.cell.kind == Kind::Http && out.exit != Some(0);
+                        r.reason = Some(if native {
+                            out.stderr.trim().to_string()
+                        } else {
+                            failure_reason(&r.cell, out.exit, &out.stdout, expect, secs)
+                        });
+                        r.output = if native { out.stdout.clone() } else { out.text() };
                     }
                     r.exit_code = out.exit;
                     r.latency_ms = Some(out.elapsed.as_millis() as u64);
@@ -465,7 +495,8 @@ async fn attempts(ctx: &Ctx<'_>, cell: Cell, p: &Prepared, mut first: Option<pro
                 transport_failures += 1;
                 if transport_failures >= 3 || last_chance {
                     let why = match other {
-                        Err(e) => e.to_string(),
+                        Err(e) => e,
+                        Ok(_) if p.local => format!("{} ended without an exit status", p.probe.display()),
                         Ok(out) => {
                             format!("exec into {}: the exit status was lost; output: {}", p.pod, out.text().trim())
                         }
@@ -478,6 +509,25 @@ async fn attempts(ctx: &Ctx<'_>, cell: Cell, p: &Prepared, mut first: Option<pro
         }
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Runs cells (each from its first attempt, when a batch ran it), at most `concurrency` at once.
+async fn run_cells(
+    ctx: &Ctx<'_>,
+    prepared: &[Result<Prepared, Box<CellResult>>],
+    work: Vec<(usize, Cell, Option<probe::ExecOutput>)>,
+) -> Vec<(usize, CellResult)> {
+    futures::stream::iter(work)
+        .map(|(i, c, first)| async move {
+            let r = match &prepared[i] {
+                Err(r) => (**r).clone(),
+                Ok(p) => attempts(ctx, c, p, first).await,
+            };
+            (i, r)
+        })
+        .buffer_unordered(ctx.opts.concurrency.max(1))
+        .collect()
+        .await
 }
 
 /// One whole run in namespace `ns` (created here; deleting it is the caller's job).
@@ -496,7 +546,16 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         return Err(ValidateError::NodeNotReady { node: f.clone(), ready });
     }
     tracing::debug!("{} nodes to validate", nodes.len());
-    let cells = matrix::matrix(&nodes, &opts.selection);
+    let mut selection = opts.selection.clone();
+    if opts.local {
+        let me = local_machine(&nodes);
+        match &me.node {
+            Some(n) => tracing::info!("--local: this machine is node {n}"),
+            None => tracing::info!("--local: this machine is not a Ready node (off-cluster)"),
+        }
+        selection.local = Some(me);
+    }
+    let cells = matrix::matrix(&nodes, &selection);
     let index: BTreeMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
 
     // Stale namespaces from killed runs go before this run's pods: their sample pods hold the hostPort on every
@@ -591,6 +650,7 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         namespace: ns.to_string(),
         domain: opts.domain.clone(),
         host_port: opts.host_port,
+        local_os: selection.local.as_ref().map(|l| l.os).unwrap_or_default(),
         ..Default::default()
     };
     for (node, svc) in &services {
@@ -614,27 +674,28 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
             tracing::info!("running {} probes", cells.len());
         }
         let prepared: Vec<_> = cells.iter().map(|c| prepare(&ctx, c)).collect();
-        let mut firsts = first_attempts(&ctx, &cells, &prepared).await;
-        let work: Vec<_> = cells.iter().cloned().enumerate().map(|(i, c)| (i, c, firsts.remove(&i))).collect();
-        let mut results: Vec<(usize, CellResult)> = futures::stream::iter(work)
-            .map(|(i, c, first)| {
-                let (ctx, prepared) = (&ctx, &prepared);
-                async move {
-                    let r = match &prepared[i] {
-                        Err(r) => (**r).clone(),
-                        Ok(p) => attempts(ctx, c, p, first).await,
-                    };
-                    (i, r)
-                }
-            })
-            .buffer_unordered(opts.concurrency.max(1))
-            .collect()
-            .await;
+        // local cells run beside the pods' (batches, then the rest), each side within the concurrency limit
+        let is_local = |i: usize| matches!(&prepared[i], Ok(p) if p.local);
+        let local_work: Vec<_> = cells.iter().cloned().enumerate().filter(|(i, _)| is_local(*i)).collect();
+        let pod_side = async {
+            let mut firsts = first_attempts(&ctx, &cells, &prepared).await;
+            let work: Vec<_> = cells
+                .iter()
+                .cloned()
+                .enumerate()
+                .filter(|(i, _)| !is_local(*i))
+                .map(|(i, c)| (i, c, firsts.remove(&i)))
+                .collect();
+            run_cells(&ctx, &prepared, work).await
+        };
+        let local_side = run_cells(&ctx, &prepared, local_work.into_iter().map(|(i, c)| (i, c, None)).collect());
+        let (mut results, local_results) = tokio::join!(pod_side, local_side);
+        results.extend(local_results);
         results.sort_by_key(|(i, _)| *i);
         rounds.push(results.into_iter().map(|(_, r)| r).collect::<Vec<_>>());
     }
     let (mut cells, flaky) = report::combine(rounds);
-    let hints = hints::diagnose(&mut cells, &nodes);
+    let hints = hints::diagnose(&mut cells, &nodes, selection.local.as_ref());
     Ok(Report {
         namespace: ns.to_string(),
         kept: opts.keep,

@@ -468,6 +468,28 @@ mod tests {
         );
     }
 
+    /// `--local` cells: `local` in the SOURCE column (aligned with the others), in the JSON and the JUnit names.
+    #[test]
+    fn local_cells_render_like_the_others() {
+        use super::super::matrix::{LocalMachine, NodeOs, Source};
+        let local = Some(LocalMachine { os: NodeOs::Linux, node: None });
+        let sel = Selection { only: vec!["node-to-pod".parse().unwrap()], local, ..Default::default() };
+        let mut r = report();
+        r.cells = matrix(&nodes(2), &sel).into_iter().map(|c| CellResult::new(c, Verdict::Pass)).collect();
+        r.cells[0].latency_ms = Some(3);
+        r.hints.clear();
+        r.summary = Summary::of(&r.cells);
+        assert_eq!(r.cells.iter().filter(|c| c.cell.source == Source::Local).count(), 2);
+        let t = render_table(&r);
+        assert!(t.contains("\npass    node-to-pod/http host master   -> web pod worker-1       -\n"), "{t}");
+        assert!(t.contains("\npass    node-to-pod/http local         -> web pod worker-1       -\n"), "{t}");
+        let j = render_junit(&r);
+        assert!(j.contains("name=\"node-to-pod/http/local-&gt;pod:master\""), "{j}");
+        let v = serde_json::to_value(&r).unwrap();
+        let cell = v["cells"].as_array().unwrap().iter().find(|c| c["id"] == "node-to-pod/http/local->pod:master");
+        assert_eq!(cell.unwrap()["source"], serde_json::json!({"on": "local"}));
+    }
+
     #[test]
     fn junit_and_json_carry_every_cell() {
         let r = report();
