@@ -819,10 +819,7 @@ pub(crate) mod tests {
             let c = local.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("{id}"));
             probe(c, &ns, a, &name).map(|p| (p.display(), p.expect))
         };
-        assert_eq!(
-            lcmd(&a, "node-ping/icmp/local->node:master").unwrap(),
-            ("ping -c 1 -W 2 172.30.0.10".into(), None)
-        );
+        assert_eq!(lcmd(&a, "node-ping/icmp/local->node:master").unwrap(), ("ping -c 1 -W 2 172.30.0.10".into(), None));
         // worker-1 is a Windows node here: its firewall drops ICMP, so this machine connects to its kubelet
         assert_eq!(
             lcmd(&a, "node-ping/tcp/local->node:worker-1").unwrap(),

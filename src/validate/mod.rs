@@ -732,17 +732,22 @@ pub async fn command(
         r = guarded => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
-    if !opts.keep || outcome.is_none() {
-        tokio::select! {
-            r = cleanup::delete_namespace(client, &ns) => if let Err(e) = r {
-                tracing::warn!("cannot delete namespace {ns}: {e}; delete it with `kubectl delete namespace {ns}`");
-            },
-            _ = tokio::signal::ctrl_c() => tracing::warn!("interrupted again: namespace {ns} is left; the next run removes it"),
+    tracing::debug!("run done; cleaning up");
+    let delete = async {
+        if !opts.keep || outcome.is_none() {
+            tokio::select! {
+                r = cleanup::delete_namespace(client, &ns) => if let Err(e) = r {
+                    tracing::warn!("cannot delete namespace {ns}: {e}; delete it with `kubectl delete namespace {ns}`");
+                },
+                _ = tokio::signal::ctrl_c() => tracing::warn!("interrupted again: namespace {ns} is left; the next run removes it"),
+            }
+        } else {
+            tracing::info!("keeping namespace {ns} (--keep)");
         }
-    } else {
-        tracing::info!("keeping namespace {ns} (--keep)");
-    }
-    lease::release(client, &ns).await;
+    };
+    // (the next run may start while these pods terminate: it force-deletes whatever they still hold)
+    tokio::join!(delete, lease::release(client, &ns));
+    tracing::debug!("cleaned up");
     let Some(result) = outcome else { return Ok(None) };
     let report = result?;
     if let Some(path) = junit {
