@@ -4,6 +4,7 @@
 
 use super::matrix::{NodeInfo, NodeOs};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use serde::Deserialize;
 use serde_json::json;
 
 /// Label on every namespace wkjoin validate creates (stale ones are found by it).
@@ -96,13 +97,26 @@ fn labels(role: Role, index: usize) -> serde_json::Value {
     json!({"app.kubernetes.io/name": "wkjoin-validate", "wkjoin.io/role": role.prefix(), "wkjoin.io/node-index": index.to_string(), MANAGED_BY.0: MANAGED_BY.1})
 }
 
-/// Windows runs the guide's PowerShell web server.
-const WINDOWS_WEB: &str = "$l = New-Object System.Net.HttpListener; $l.Prefixes.Add('http://*:80/'); $l.Start(); \
-while ($l.IsListening) { $c = $l.GetContext(); $b = [Text.Encoding]::ASCII.GetBytes(\"hostname: $env:COMPUTERNAME`nclient: $($c.Request.RemoteEndPoint)`n\"); \
-$c.Response.OutputStream.Write($b, 0, $b.Length); $c.Response.Close() }";
+/// The sample web servers, as shipped for people to apply by hand (the guide's Windows one and its Linux
+/// equivalent): each run's web pods take their container's command from these.
+const WINDOWS_MANIFEST: &str = include_str!("../../manifests/win-webserver.yaml");
+const LINUX_MANIFEST: &str = include_str!("../../manifests/linux-webserver.yaml");
 
-/// Linux: any busybox image serves the sample (httpd with a CGI that names the pod and the caller) ...
-const LINUX_WEB: &str = r#"d=/tmp/wkjoin-www; mkdir -p $d/cgi-bin; printf '%s\n' '#!/bin/sh' 'echo "Content-Type: text/plain"' 'echo ""' 'echo "hostname: $(hostname)"' 'addr=${REMOTE_ADDR#[}; addr=${addr%]}; addr=${addr#::ffff:}' 'echo "client: ${addr}:${REMOTE_PORT}"' > $d/cgi-bin/index.cgi; chmod 755 $d/cgi-bin/index.cgi; exec httpd -f -p 80 -h $d"#;
+/// The Deployment's container in a sample manifest.
+fn manifest_container(manifest: &str) -> serde_json::Value {
+    serde_yaml::Deserializer::from_str(manifest)
+        .filter_map(|d| serde_json::Value::deserialize(d).ok())
+        .find(|d| d["kind"] == "Deployment")
+        .map(|d| d["spec"]["template"]["spec"]["containers"][0].clone())
+        .expect("the embedded sample manifest has a Deployment (tested)")
+}
+
+/// The web server's command on this OS (Windows: the guide's PowerShell HttpListener; Linux: busybox httpd
+/// with a CGI that names the pod and the caller, so any busybox image serves).
+fn web_command(windows: bool) -> serde_json::Value {
+    manifest_container(if windows { WINDOWS_MANIFEST } else { LINUX_MANIFEST })["command"].clone()
+}
+
 /// ... and keeps the probe pods running until they are deleted.
 const LINUX_IDLE: &str = r#"trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done"#;
 
@@ -123,11 +137,11 @@ pub fn pod(role: Role, index: usize, node: &NodeInfo, images: &Images, host_port
         (Role::Web, false) => {
             // No readiness probe: the kubelet would probe host → pod, which is one of the cells.
             container["ports"] = json!([{"containerPort": 80, "hostPort": host_port, "name": "http"}]);
-            container["command"] = json!(["sh", "-c", LINUX_WEB]);
+            container["command"] = web_command(false);
         }
         (Role::Web, true) => {
             container["ports"] = json!([{"containerPort": 80, "hostPort": host_port, "name": "http"}]);
-            container["command"] = json!(["powershell.exe", "-NoProfile", "-Command", WINDOWS_WEB]);
+            container["command"] = web_command(true);
         }
         (_, false) => container["command"] = json!(["sh", "-c", LINUX_IDLE]),
         (_, true) => container["command"] = json!(["powershell.exe", "-NoProfile", "-Command", "Start-Sleep 86400"]),
@@ -201,6 +215,31 @@ mod tests {
         let w = serde_json::to_value(pod(Role::HostProbe, 1, &win, &images(), 4444)).unwrap();
         assert_eq!(w["spec"]["securityContext"]["windowsOptions"]["hostProcess"], true);
         assert_eq!(w["spec"]["containers"][0]["image"], "win-probe");
+    }
+
+    /// The shipped manifests are the guide's sample (2 replicas, :80, hostPort 4444, per-OS nodeSelector, a
+    /// Service on :80), and the web pods run exactly their command.
+    #[test]
+    fn web_pods_run_the_shipped_sample_manifests() {
+        for (manifest, os, windows) in [(WINDOWS_MANIFEST, "windows", true), (LINUX_MANIFEST, "linux", false)] {
+            let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(manifest)
+                .map(|d| serde_json::Value::deserialize(d).unwrap())
+                .collect();
+            let deploy = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+            let svc = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+            assert_eq!(deploy["spec"]["replicas"], 2);
+            assert_eq!(deploy["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/os"], os);
+            let c = manifest_container(manifest);
+            assert_eq!(c["ports"][0], json!({"containerPort": 80, "hostPort": 4444}));
+            assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+            assert_eq!(svc["spec"]["selector"], deploy["spec"]["template"]["metadata"]["labels"]);
+            let mut node = nodes(1)[0].clone();
+            node.os = if windows { NodeOs::Windows } else { NodeOs::Linux };
+            let web = serde_json::to_value(pod(Role::Web, 0, &node, &images(), 4444)).unwrap();
+            assert_eq!(web["spec"]["containers"][0]["command"], c["command"]);
+            let script = c["command"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+            assert!(script.contains(if windows { "HttpListener" } else { "httpd -f -p 80" }), "{script}");
+        }
     }
 
     #[test]
