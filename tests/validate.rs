@@ -461,11 +461,11 @@ struct FakeWindowsNodes {
 }
 
 impl FakeWindowsNodes {
-    /// Nodes accept their status on create: Ready, Windows, the given kernel versions.
-    fn create(lab: &'static Lab, nodes: &[(&str, &str, &str)]) -> FakeWindowsNodes {
-        let fake = FakeWindowsNodes { names: nodes.iter().map(|(n, _, _)| n.to_string()).collect() };
+    /// Nodes accept their status on create: Ready, Windows, the given (name, IP, kernel, kubelet, runtime).
+    fn create(lab: &'static Lab, nodes: &[(&str, &str, &str, &str, &str)]) -> FakeWindowsNodes {
+        let fake = FakeWindowsNodes { names: nodes.iter().map(|n| n.0.to_string()).collect() };
         let dir = tempfile::tempdir().unwrap();
-        for (name, ip, kernel) in nodes {
+        for (name, ip, kernel, kubelet, runtime) in nodes {
             let node = serde_json::json!({
                 "apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name, "labels": {"kubernetes.io/os": "windows", "kubernetes.io/hostname": name}},
@@ -474,8 +474,8 @@ impl FakeWindowsNodes {
                                     "lastHeartbeatTime": null, "lastTransitionTime": null}],
                     "addresses": [{"type": "InternalIP", "address": ip}],
                     "nodeInfo": {"operatingSystem": "windows", "architecture": "amd64", "kernelVersion": kernel,
-                                 "osImage": "Windows Server Datacenter", "containerRuntimeVersion": "containerd://1.6.20",
-                                 "kubeletVersion": "v1.20.2", "kubeProxyVersion": "v1.20.2", "machineID": "",
+                                 "osImage": "Windows Server Datacenter", "containerRuntimeVersion": runtime,
+                                 "kubeletVersion": kubelet, "kubeProxyVersion": kubelet, "machineID": "",
                                  "systemUUID": "", "bootID": ""}
                 }
             });
@@ -497,16 +497,21 @@ impl Drop for FakeWindowsNodes {
 }
 
 /// Windows images follow each node's build ({ltsc} → ltsc2022 for 20348); a build no image fits gets no pods
-/// and says why. Proven through the real API with fake Windows Node objects (no Windows kubelet exists here).
+/// and says why; a node too old for HostProcess containers gets no host probe pod, and its host cells are known
+/// limitations. Proven through the real API with fake Windows Node objects (no Windows kubelet exists here).
 #[test]
 #[ignore = "needs the lab: scripts/lab up"]
 fn lab_validate_windows_pods_get_the_image_of_their_node_build() {
     let lab = Lab::get();
     let fake = FakeWindowsNodes::create(
         lab,
-        &[("win-fake-a", "172.30.0.98", "10.0.20348.1970"), ("win-fake-b", "172.30.0.99", "10.0.19041.1")],
+        &[
+            ("win-fake-a", "172.30.0.98", "10.0.20348.1970", "v1.26.0", "containerd://1.6.20"),
+            ("win-fake-b", "172.30.0.99", "10.0.19041.1", "v1.26.0", "containerd://1.6.20"),
+            ("win-fake-c", "172.30.0.97", "10.0.17763.3406", "v1.20.2", "docker://19.3.14"),
+        ],
     );
-    let run = validate(lab, &["--only", "sample-ready", "--timeout", "3", "--keep"]);
+    let run = validate(lab, &["--only", "sample-ready,node-ping", "--timeout", "3", "--keep"]);
     let ns = run.json["namespace"].as_str().unwrap().to_string();
     let index = |node: &str| {
         run.json["nodes"].as_array().unwrap().iter().position(|n| n["name"] == node).expect("node validated")
@@ -516,7 +521,16 @@ fn lab_validate_windows_pods_get_the_image_of_their_node_build() {
     };
     let image =
         |pod: String| lab.try_kubectl(&["-n", &ns, "get", "pod", &pod, "-o", "jsonpath={.spec.containers[0].image}"]);
-    let (a, b) = (index("win-fake-a"), index("win-fake-b"));
+    let (a, b, c) = (index("win-fake-a"), index("win-fake-b"), index("win-fake-c"));
+    let (web_c, host_c) = (image(format!("web-{c}")), image(format!("hostprobe-{c}")));
+    let from_c: Vec<Value> = cells(&run)
+        .iter()
+        .filter(|x| {
+            x["id"].as_str().unwrap().starts_with("node-ping/tcp/host:win-fake-c->")
+                || x["id"].as_str().unwrap().starts_with("node-ping/icmp/host:win-fake-c->")
+        })
+        .cloned()
+        .collect();
     let (web_a, probe_a, web_b) =
         (image(format!("web-{a}")), image(format!("hostprobe-{a}")), image(format!("web-{b}")));
     let (cell_a, cell_b) = (cell("win-fake-a"), cell("win-fake-b"));
@@ -536,6 +550,13 @@ fn lab_validate_windows_pods_get_the_image_of_their_node_build() {
     assert!(why.contains("not created") && why.contains("19041") && why.contains("ltsc2022"), "{why}");
     for (node, _) in ready_nodes(lab).iter().filter(|(n, _)| !n.starts_with("win-fake")) {
         assert_eq!(cell(node)["result"], "pass", "{}", problems(&run));
+    }
+    assert_eq!(web_c.as_deref(), Ok("mcr.microsoft.com/windows/servercore:ltsc2019"));
+    assert!(host_c.is_err(), "no HostProcess pod on kubelet v1.20 with Docker: {host_c:?}");
+    assert!(!from_c.is_empty());
+    for x in &from_c {
+        assert_eq!(x["result"], "known-limitation", "{x}");
+        assert!(x["reason"].as_str().unwrap().contains("HostProcess"), "{x}");
     }
     assert_namespace_gone(lab, &ns);
 }

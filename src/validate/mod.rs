@@ -124,8 +124,13 @@ pub fn node_infos(nodes: &[Node]) -> (Vec<NodeInfo>, Vec<String>) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum PodState {
     Pending(String),
-    Running { ip: Option<IpAddr>, after: Duration },
+    Running {
+        ip: Option<IpAddr>,
+        after: Duration,
+    },
     Broken(String),
+    /// Not created: the node cannot run it (its cells are known limitations, not errors).
+    Unsupported(String),
 }
 
 /// Container states the kubelet will not leave on its own.
@@ -342,6 +347,9 @@ fn prepare(ctx: &Ctx<'_>, cell: &Cell) -> Result<Prepared, Box<CellResult>> {
         r
     };
     let local = cell.source == Source::Local;
+    if !local && let Some(PodState::Unsupported(why)) = ctx.states.get(&ctx.pod_name(role, &src)) {
+        return Err(Box::new(with_cmd(CellResult::new(cell_(), Verdict::KnownLimitation).with_reason(why.clone()))));
+    }
     if !local && let Some(why) = ctx.not_running(role, &src) {
         let pod = ctx.pod_name(role, &src);
         let mut r = CellResult::new(cell_(), Verdict::Error).with_reason(format!("probe pod {pod} on {src}: {why}"));
@@ -595,6 +603,14 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         })
         .collect();
     let mut unstartable = BTreeMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let node = node_list.items.iter().find(|k| k.metadata.name.as_deref() == Some(n.name.as_str()));
+        let info = node.and_then(|k| k.status.as_ref()?.node_info.as_ref());
+        let versions = info.map(|i| (i.kubelet_version.as_str(), i.container_runtime_version.as_str()));
+        if let Some(why) = sample::host_probe_unsupported(n, versions) {
+            unstartable.insert(sample::name(Role::HostProbe, i), PodState::Unsupported(why));
+        }
+    }
     let mut names = Vec::new();
     // The web pods go first: kube-proxy programs their Services only after they are Ready, at most once a
     // second, which is the longest wait of a run; the probe pods start meanwhile.
@@ -602,6 +618,9 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
         let mut creates = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
             for &role in roles {
+                if unstartable.contains_key(&sample::name(role, i)) {
+                    continue;
+                }
                 let images = match opts.images.for_node(n.os, builds.get(&n.name).copied().flatten()) {
                     Ok(images) => images,
                     Err(why) => {
@@ -634,7 +653,7 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
     for (name, st) in &states {
         let why = match st {
             PodState::Running { .. } => continue,
-            PodState::Broken(w) => w.clone(),
+            PodState::Broken(w) | PodState::Unsupported(w) => w.clone(),
             PodState::Pending(w) => {
                 let ev = last_event(&events, name).await.map(|e| format!("; last warning: {e}")).unwrap_or_default();
                 format!(

@@ -80,6 +80,29 @@ impl Images {
     }
 }
 
+/// Why a node cannot run the host probe pod, if it cannot: on Windows it is a HostProcess container, which needs
+/// kubelet ≥ 1.23 (on by default from then, GA in 1.26) and containerd ≥ 1.6 (Docker cannot run one).
+/// `versions`: the node's kubelet and container runtime versions ("v1.20.2", "docker://19.3.14").
+pub fn host_probe_unsupported(node: &NodeInfo, versions: Option<(&str, &str)>) -> Option<String> {
+    if node.os != NodeOs::Windows {
+        return None;
+    }
+    let (kubelet, runtime) = versions.unwrap_or(("unknown", "unknown"));
+    let minor = |v: &str| -> Option<(u32, u32)> {
+        let mut it = v.trim_start_matches('v').split(['.', '-', '+']);
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    let kubelet_ok = minor(kubelet).is_some_and(|v| v >= (1, 23));
+    let runtime_ok = runtime.strip_prefix("containerd://").and_then(minor).is_some_and(|v| v >= (1, 6));
+    (!(kubelet_ok && runtime_ok)).then(|| {
+        format!(
+            "{}'s host probes need a HostProcess container (kubelet >= 1.23, containerd >= 1.6) and it runs kubelet \
+             {kubelet} with {runtime}: run `wkjoin validate --local` on {} itself for its host's paths",
+            node.name, node.name
+        )
+    })
+}
+
 /// The Windows build from a node's kernel version ("10.0.17763.3406" → 17763).
 pub fn windows_build(kernel_version: &str) -> Option<u32> {
     kernel_version.trim().split('.').nth(2)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
@@ -240,6 +263,20 @@ mod tests {
             let script = c["command"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
             assert!(script.contains(if windows { "HttpListener" } else { "httpd -f -p 80" }), "{script}");
         }
+    }
+
+    #[test]
+    fn windows_host_probes_need_hostprocess_support() {
+        let mut win = nodes(2)[1].clone();
+        win.os = NodeOs::Windows;
+        assert_eq!(host_probe_unsupported(&win, Some(("v1.26.3", "containerd://1.7.2"))), None);
+        assert_eq!(host_probe_unsupported(&win, Some(("v1.23.0", "containerd://1.6.0"))), None);
+        let old = host_probe_unsupported(&win, Some(("v1.20.2", "docker://19.3.14"))).unwrap();
+        assert!(old.contains("v1.20.2") && old.contains("docker://19.3.14") && old.contains("--local"), "{old}");
+        assert!(host_probe_unsupported(&win, Some(("v1.27.1", "docker://20.10.9"))).is_some(), "Docker cannot");
+        assert!(host_probe_unsupported(&win, Some(("v1.27.1", "containerd://1.5.9"))).is_some());
+        assert!(host_probe_unsupported(&win, None).is_some(), "unknown versions: not attempted");
+        assert_eq!(host_probe_unsupported(&nodes(1)[0], Some(("v1.20.2", "docker://19.3.14"))), None, "Linux");
     }
 
     #[test]
