@@ -411,6 +411,7 @@ async fn validate_with(
             windows_probe: a.windows_probe_image.clone(),
         },
         ready_timeout: Duration::from_secs(a.timeout),
+        windows_ready_timeout: Duration::from_secs(a.windows_timeout),
         probe_timeout: Duration::from_secs(a.probe_timeout),
         concurrency: a.concurrency,
         host_port: a.host_port,

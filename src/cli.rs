@@ -510,9 +510,13 @@ pub struct ValidateArgs {
     /// Image of the probe pods on Windows nodes (ping, curl.exe, PowerShell); {ltsc} as above
     #[arg(long, value_name = "IMAGE", default_value = "mcr.microsoft.com/windows/servercore:{ltsc}")]
     pub windows_probe_image: String,
-    /// How long the pods may take to start, in seconds (Windows pods start slowly)
+    /// How long the pods on Linux nodes may take to start, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+    /// How long the pods on Windows nodes may take to start, in seconds (a first pull of a Windows Server
+    /// Core image takes minutes)
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub windows_timeout: u64,
     /// How long one probe may take, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub probe_timeout: u64,

@@ -511,7 +511,8 @@ fn lab_validate_windows_pods_get_the_image_of_their_node_build() {
             ("win-fake-c", "172.30.0.97", "10.0.17763.3406", "v1.20.2", "docker://19.3.14"),
         ],
     );
-    let run = validate(lab, &["--only", "sample-ready,node-ping", "--timeout", "3", "--keep"]);
+    // Windows pods get their own budget (the Linux pods keep the default 60 s and start in ~2 s)
+    let run = validate(lab, &["--only", "sample-ready,node-ping", "--windows-timeout", "3", "--keep"]);
     let ns = run.json["namespace"].as_str().unwrap().to_string();
     let index = |node: &str| {
         run.json["nodes"].as_array().unwrap().iter().position(|n| n["name"] == node).expect("node validated")
@@ -543,7 +544,7 @@ fn lab_validate_windows_pods_get_the_image_of_their_node_build() {
     assert_eq!(web_a.as_deref(), Ok("mcr.microsoft.com/windows/servercore:ltsc2022"));
     assert_eq!(probe_a.as_deref(), Ok("mcr.microsoft.com/windows/servercore:ltsc2022"));
     assert_eq!(cell_a["result"], "fail");
-    assert!(cell_a["reason"].as_str().unwrap().contains("Pending"), "{cell_a}");
+    assert!(cell_a["reason"].as_str().unwrap().contains("still Pending after 3s"), "{cell_a}");
     assert!(web_b.is_err(), "no pod for a build without an image: {web_b:?}");
     assert_eq!(cell_b["result"], "fail");
     let why = cell_b["reason"].as_str().unwrap();

@@ -66,6 +66,8 @@ pub struct Options {
     pub images: Images,
     /// How long pods may take to start.
     pub ready_timeout: Duration,
+    /// The same for pods on Windows nodes.
+    pub windows_ready_timeout: Duration,
     /// How long one probe may take (its exec included).
     pub probe_timeout: Duration,
     pub concurrency: usize,
@@ -174,16 +176,21 @@ fn pod_state(p: &Pod, after: Duration) -> PodState {
     PodState::Pending(format!("{phase}{}", cond.map(|c| format!(", {c}")).unwrap_or_default()))
 }
 
-/// One watch over the namespace's pods until every pod runs or is stuck, or the budget is spent.
+/// One watch over the namespace's pods until every pod runs or is stuck, or its own budget (by the OS of its
+/// node: `names` pairs each pod with it) is spent.
 async fn wait_for_pods(
     pods: &Api<Pod>,
-    names: &[String],
-    budget: Duration,
+    names: &[(String, Duration)],
 ) -> Result<BTreeMap<String, PodState>, ValidateError> {
     let started = Instant::now();
     let mut states: BTreeMap<String, PodState> =
-        names.iter().map(|n| (n.clone(), PodState::Pending("not seen yet".into()))).collect();
-    let settled = |s: &BTreeMap<String, PodState>| s.values().all(|v| !matches!(v, PodState::Pending(_)));
+        names.iter().map(|(n, _)| (n.clone(), PodState::Pending("not seen yet".into()))).collect();
+    let budgets: BTreeMap<&str, Duration> = names.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    let budget = budgets.values().max().copied().unwrap_or_default();
+    // a pod past its own budget counts as settled (still Pending): a slow Windows pod does not hold up the rest
+    let settled = |s: &BTreeMap<String, PodState>| {
+        s.iter().all(|(n, v)| !matches!(v, PodState::Pending(_)) || started.elapsed() >= budgets[n.as_str()])
+    };
     // The server ends each watch before the client's 30 s read timeout; a broken watch is resumed (the
     // deadline bounds the wait), since pods that start slowly send no events for a while.
     let mut stream =
@@ -209,6 +216,8 @@ async fn wait_for_pods(
                 Err(e) => tracing::debug!("pod watch: {e}; resuming"),
             },
             _ = &mut deadline => break,
+            // wakes the loop when a shorter budget runs out
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
     Ok(states)
@@ -629,7 +638,8 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
                     }
                 };
                 let pod = sample::pod(role, i, n, &images, opts.host_port);
-                names.push(sample::name(role, i));
+                let budget = if n.os == NodeOs::Windows { opts.windows_ready_timeout } else { opts.ready_timeout };
+                names.push((sample::name(role, i), budget));
                 let (pods, pp) = (&pods, &pp);
                 creates.push(async move { pods.create(pp, &pod).await.map(|_| ()) });
             }
@@ -646,7 +656,8 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
     );
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut states = wait_for_pods(&pods, &names, opts.ready_timeout).await?;
+    let mut states = wait_for_pods(&pods, &names).await?;
+    let budgets: BTreeMap<String, Duration> = names.into_iter().collect();
     states.extend(unstartable);
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let mut reasons = BTreeMap::new();
@@ -656,10 +667,8 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
             PodState::Broken(w) | PodState::Unsupported(w) => w.clone(),
             PodState::Pending(w) => {
                 let ev = last_event(&events, name).await.map(|e| format!("; last warning: {e}")).unwrap_or_default();
-                format!(
-                    "still Pending after {}s ({w}{ev}); is the node's kubelet running?",
-                    opts.ready_timeout.as_secs()
-                )
+                let secs = budgets.get(name).unwrap_or(&opts.ready_timeout).as_secs();
+                format!("still Pending after {secs}s ({w}{ev}); is the node's kubelet running?")
             }
         };
         reasons.insert(name.clone(), why);
