@@ -465,13 +465,15 @@ impl FakeWindowsNodes {
     fn create(lab: &'static Lab, nodes: &[(&str, &str, &str, &str, &str)]) -> FakeWindowsNodes {
         let fake = FakeWindowsNodes { names: nodes.iter().map(|n| n.0.to_string()).collect() };
         let dir = tempfile::tempdir().unwrap();
+        // a fresh heartbeat, as a kubelet would post (a null one may read as a node that never reported)
+        let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         for (name, ip, kernel, kubelet, runtime) in nodes {
             let node = serde_json::json!({
                 "apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name, "labels": {"kubernetes.io/os": "windows", "kubernetes.io/hostname": name}},
                 "status": {
                     "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "fake",
-                                    "lastHeartbeatTime": null, "lastTransitionTime": null}],
+                                    "lastHeartbeatTime": now, "lastTransitionTime": now}],
                     "addresses": [{"type": "InternalIP", "address": ip}],
                     "nodeInfo": {"operatingSystem": "windows", "architecture": "amd64", "kernelVersion": kernel,
                                  "osImage": "Windows Server Datacenter", "containerRuntimeVersion": runtime,
@@ -515,7 +517,9 @@ fn lab_validate_windows_pods_get_the_image_of_their_node_build() {
     let run = validate(lab, &["--only", "sample-ready,node-ping", "--windows-timeout", "3", "--keep"]);
     let ns = run.json["namespace"].as_str().unwrap().to_string();
     let index = |node: &str| {
-        run.json["nodes"].as_array().unwrap().iter().position(|n| n["name"] == node).expect("node validated")
+        let nodes = run.json["nodes"].as_array().unwrap();
+        let seen = || format!("{node} not validated: {:?}; {}", nodes, run.json["not_validated"]);
+        nodes.iter().position(|n| n["name"] == node).unwrap_or_else(|| panic!("{}", seen()))
     };
     let cell = |node: &str| {
         cells(&run).iter().find(|c| c["id"] == format!("sample-ready/ready/api->pod:{node}")).expect("cell").clone()
