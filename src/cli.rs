@@ -354,9 +354,11 @@ same plan and a live supervisor changes nothing; a changed plan restarts the ser
         long_about = "Check node, pod and service connectivity (the guide's matrix) and explain failures.\n\n\
 Runs through the Kubernetes API only (an admin kubeconfig): in a fresh namespace wkjoin-validate-<random> it \
 starts, on every Ready node, a sample web pod (hostPort, behind its own Service), a probe pod on the pod \
-network and a probe pod on the host network, then execs probes in them, concurrently: node-ping, \
+network and a probe pod on the host network (a HostProcess pod on Windows nodes that support one), then execs \
+probes in them, concurrently (one exec per Linux probe pod runs all its cells at once): node-ping, \
 gateway-ping, sample-ready, node-to-pod, hostport, pod-to-pod (icmp and http), service-from-node, \
-service-from-pod, service-dns. Each cell is pass, FAIL (the network did not deliver), ERROR (the probe could \
+service-from-pod, service-dns. Pings to hosts known to drop ICMP (Windows nodes, --icmp-blocked) are TCP \
+connects to the kubelet instead. --local adds the same paths from this machine. Each cell is pass, FAIL (the network did not deliver), ERROR (the probe could \
 not run: its pod never started, exec failed), skip (something it needs failed) or known-limitation. Failures \
 come with the command, its output and a diagnosis hint drawn from the pattern of results.\n\n\
 The namespace is deleted at the end and on Ctrl-C (--keep leaves it for debugging); leftovers of killed runs \
@@ -485,7 +487,7 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,
     /// Only these checks (node-ping, gateway-ping, sample-ready, node-to-pod, hostport, pod-to-pod,
-    /// service-from-node, service-from-pod, service-dns) or probe kinds (icmp, http, dns); comma-separated
+    /// service-from-node, service-from-pod, service-dns) or probe kinds (icmp, tcp, http, dns); comma-separated
     #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
     pub only: Vec<crate::validate::matrix::Selector>,
     /// Leave out these checks or probe kinds; comma-separated
