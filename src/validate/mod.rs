@@ -602,19 +602,14 @@ pub async fn run(client: &Client, opts: &Options, ns: &str) -> Result<Report, Va
     }
     let services = services?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    // A Windows node's images follow its build; a node no image fits gets no pods, its reason instead
-    let builds: BTreeMap<String, Option<u32>> = node_list
-        .items
-        .iter()
-        .map(|n| {
-            let kernel = n.status.as_ref().and_then(|s| s.node_info.as_ref()).map(|i| i.kernel_version.as_str());
-            (n.metadata.name.clone().unwrap_or_default(), kernel.and_then(sample::windows_build))
-        })
-        .collect();
+    // What each node says of itself (status.nodeInfo): a Windows node's build picks its images (a node no image
+    // fits gets no pods, its reason instead); its kubelet and runtime whether it can run the host probe pod
+    let mut builds: BTreeMap<String, Option<u32>> = BTreeMap::new();
     let mut unstartable = BTreeMap::new();
     for (i, n) in nodes.iter().enumerate() {
         let node = node_list.items.iter().find(|k| k.metadata.name.as_deref() == Some(n.name.as_str()));
         let info = node.and_then(|k| k.status.as_ref()?.node_info.as_ref());
+        builds.insert(n.name.clone(), info.and_then(|i| sample::windows_build(&i.kernel_version)));
         let versions = info.map(|i| (i.kubelet_version.as_str(), i.container_runtime_version.as_str()));
         if let Some(why) = sample::host_probe_unsupported(n, versions) {
             unstartable.insert(sample::name(Role::HostProbe, i), PodState::Unsupported(why));
