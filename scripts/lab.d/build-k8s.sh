@@ -6,7 +6,7 @@
 set -euo pipefail
 
 CACHE_DIR=${1:?usage: build-k8s.sh <cache-dir>}
-LINUX_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+LINUX_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
 WIN_CMDS=(kubelet kube-proxy kubectl)
 
 log() { printf '  [build] %s\n' "$*" >&2; }
@@ -33,7 +33,8 @@ ensure_deb_src() {
 ensure_deb_src
 VERSION=$(apt-cache showsrc kubernetes | sed -n 's/^Version: //p' | sort -V | tail -n1)
 [[ -n $VERSION ]] || { log "cannot find the kubernetes source package"; exit 1; }
-OUT=$CACHE_DIR/k8s/$VERSION
+# The key names the command set too, so adding a command rebuilds instead of reusing a build without it.
+OUT=$CACHE_DIR/k8s/$VERSION-$(printf '%s ' "${LINUX_CMDS[@]}" "${WIN_CMDS[@]}" | sha256sum | cut -c1-8)
 if [[ -f $OUT/.done ]]; then
   log "cached build found: $OUT"
   echo "$OUT"
