@@ -1,6 +1,7 @@
 //! Everything that touches the operating system. `linux` and `windows` export the same names; this file is
 //! the only place in wkjoin that chooses between them.
 
+pub mod cri;
 mod files;
 pub use files::{is_local_address, run_with_input};
 #[cfg(unix)]
