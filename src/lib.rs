@@ -18,6 +18,7 @@ pub mod preflight;
 pub mod reconcile;
 pub mod reset;
 pub mod routes;
+pub mod runtime;
 pub mod services;
 pub mod settings;
 pub mod start;
