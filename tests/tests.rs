@@ -6,6 +6,7 @@ mod util;
 mod apply;
 mod cli;
 mod config;
+mod cri;
 mod fetch;
 mod plan;
 mod preflight;
