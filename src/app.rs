@@ -103,28 +103,20 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             Ok(exit::OK)
         }
         Command::Pause { image_archive, node, dry } => {
-            let s = resolve_settings(g, node, dry.dry_run).await?;
+            let s = resolve_node_settings(g, node, dry.dry_run).await?;
             let plan = image::plan(&s, image_archive.as_deref(), host::windows_build())?;
             if dry.dry_run {
                 return step_command("pause", &s, vec![plan], true, OutputFormat::Table);
             }
-            let outcome = image::apply(&s, &plan, &mut host::Native).await?;
-            let image = image::pause_image(&s);
-            match outcome {
-                image::PauseOutcome::Present => println!("unchanged: pause image {image} is already in the runtime"),
-                image::PauseOutcome::Imported => println!(
-                    "changed: imported pause image {image} from {}",
-                    image_archive.as_deref().unwrap_or_default()
-                ),
-                image::PauseOutcome::Pulled => println!("changed: pulled pause image {image}"),
-                image::PauseOutcome::Built => println!("changed: built pause image {image}"),
-            }
+            let report = image::apply(&s, &plan, &mut host::Native).await?;
+            let (changed, line) = report.summary(&image::pause_image(&s));
+            println!("{}: {line}", if changed { "changed" } else { "unchanged" });
             Ok(exit::OK)
         }
         Command::Config { action: Some(action), .. } => config_action(g, action).await,
         Command::Config { action: None, from, token, check, node, dry, out } => {
             // Credentials are checked before wkjoin talks to the cluster with them: no discovery here.
-            let s = layered_settings(g, node, None, false)?;
+            let s = layered_settings(g, node, None, false, None)?;
             let bootstrap = config_token_request(token)?;
             let source = match &bootstrap {
                 Some(req) => Some(req.describe()),
@@ -209,7 +201,7 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
                 }
                 return Ok(exit::OK);
             }
-            let s = resolve_settings(g, node, dry.dry_run).await?;
+            let s = resolve_node_settings(g, node, dry.dry_run).await?;
             if dry.dry_run {
                 let plan = services::plan(&s, s.kubernetes_version.exact(), &image::pause_image(&s));
                 return step_command("start", &s, vec![plan], true, OutputFormat::Table);
@@ -224,13 +216,48 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             validate_kubeconfig,
             sample_image,
             probe_image,
+            api_server,
+            token,
+            discovery_token_ca_cert_hash,
+            ca_file,
+            csr_timeout,
             node,
             dry,
             out,
         } => {
-            let s = resolve_settings(g, node, dry.dry_run).await?;
+            // kubeadm's join command, pasted: the token's CSR gives the node its credentials first, and the rest of
+            // the join (cluster settings included) then runs with them, as with --kubeconfig.
+            let token_args = crate::cli::TokenArgs {
+                token: token.clone(),
+                server: api_server.as_ref().map(|a| if a.contains("://") { a.clone() } else { format!("https://{a}") }),
+                ca_file: ca_file.clone(),
+                discovery_token_ca_cert_hash: discovery_token_ca_cert_hash.clone(),
+                csr_timeout: *csr_timeout,
+            };
+            let mut bootstrapped = g.clone();
+            let mut bootstrap_source = None;
+            if let Some(req) = config_token_request(&token_args)? {
+                let s0 = layered_settings(g, node, None, false, None)?;
+                let target = s0.layout().kubeconfig();
+                bootstrap_source = Some(req.describe());
+                if !dry.dry_run {
+                    let opts = config::check::Options {
+                        node_name: s0.node_name.clone(),
+                        kubelet_version: s0.kubernetes_version.exact(),
+                        allow_insecure: false,
+                        timeout: std::time::Duration::from_secs(10),
+                    };
+                    let done = config::token::run(&req, &opts, &target, &mut host::Native).await?;
+                    println!("config: the node's credentials from {} are in {}", req.describe(), done.path);
+                    bootstrapped.kubeconfig = Some(std::path::PathBuf::from(&target));
+                }
+            }
+            let g = &bootstrapped;
+            let s = resolve_node_settings(g, node, dry.dry_run).await?;
             let inputs = JoinInputs {
-                kubeconfig: g.kubeconfig.as_ref().map(|p| p.display().to_string()),
+                kubeconfig: bootstrap_source
+                    .filter(|_| dry.dry_run)
+                    .or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string())),
                 image_archive: image_archive.clone(),
                 next_hop: Some(*next_hop),
                 windows_build: host::windows_build(),
@@ -301,7 +328,7 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
         }
         Command::Preflight { hyperv_isolation, node, out } => {
             // An unreachable cluster is a failed check, not an error: discover as leniently as --dry-run does.
-            let s = resolve_settings(g, node, true).await?;
+            let s = resolve_node_settings(g, node, true).await?;
             if s.os != Os::host() {
                 return Err(PreflightError::ForeignOs { os: s.os, host: Os::host() }.into());
             }
@@ -312,7 +339,7 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
         Command::Validate { args, out } => validate(g, args, out.output).await,
         Command::Reset { delete_node, purge, node, dry } => {
             // Reset must work with the cluster down: discover leniently.
-            let s = resolve_settings(g, node, true).await?;
+            let s = resolve_node_settings(g, node, true).await?;
             if s.os != Os::host() {
                 return Err(ResetError::ForeignOs { os: s.os, host: Os::host() }.into());
             }
@@ -438,6 +465,25 @@ async fn resolve_settings(g: &GlobalArgs, node: &NodeArgs, dry_run: bool) -> Res
     resolve_settings_with(g, node, dry_run, false).await
 }
 
+/// Settings for a step that touches the container runtime: planning for this host with containerd, the runtime
+/// is asked (CRI Status, then its config file) where it reads CNI configs and which sandbox image it runs.
+async fn resolve_node_settings(g: &GlobalArgs, node: &NodeArgs, dry_run: bool) -> Result<Settings, AppError> {
+    let cluster = discover(g, dry_run).await?;
+    let s = layered_settings(g, node, cluster.clone(), false, None)?;
+    if s.os != Os::host() || s.runtime != settings::Runtime::Containerd {
+        return Ok(s);
+    }
+    let endpoint = s.runtime_endpoint.clone().unwrap_or_default();
+    let facts = settings::discover_runtime(s.os, &endpoint, s.runtime_config.as_deref()).await;
+    if !facts.answered {
+        // Nothing to plan from but guesses: preflight reports the silent runtime, and join stops there.
+        tracing::warn!("{}; planning from containerd's defaults", facts.describe());
+        return Ok(s);
+    }
+    tracing::debug!("container runtime: {}", facts.describe());
+    layered_settings(g, node, cluster, false, Some(facts))
+}
+
 /// `host_name_for_any_os`: default the node name to this host's even when planning for another OS.
 async fn resolve_settings_with(
     g: &GlobalArgs,
@@ -446,7 +492,7 @@ async fn resolve_settings_with(
     host_name_for_any_os: bool,
 ) -> Result<Settings, AppError> {
     let cluster = discover(g, dry_run).await?;
-    layered_settings(g, node, cluster, host_name_for_any_os)
+    layered_settings(g, node, cluster, host_name_for_any_os, None)
 }
 
 /// Settings from flags/env, the settings file, what the cluster told (if anything) and defaults.
@@ -455,6 +501,7 @@ fn layered_settings(
     node: &NodeArgs,
     cluster: Option<PartialSettings>,
     host_name_for_any_os: bool,
+    runtime: Option<settings::RuntimeFacts>,
 ) -> Result<Settings, AppError> {
     let flags = node.to_partial();
     let file = match &g.config {
@@ -471,7 +518,7 @@ fn layered_settings(
     let os = node.os.unwrap_or(Os::host());
     // Host facts describe this machine; they only apply when planning for its own OS.
     let facts = match (os == Os::host(), host_name_for_any_os) {
-        (true, _) => host::facts(),
+        (true, _) => settings::HostFacts { runtime, ..host::facts() },
         (false, true) => settings::HostFacts { hostname: host::facts().hostname, ..Default::default() },
         (false, false) => Default::default(),
     };
@@ -506,7 +553,7 @@ fn check_options(s: &Settings, check: &ConfigCheckArgs) -> config::check::Option
 async fn config_action(g: &GlobalArgs, action: &ConfigAction) -> Result<i32, AppError> {
     match action {
         ConfigAction::Check { from, check, node, out } => {
-            let s = layered_settings(g, node, None, false)?;
+            let s = layered_settings(g, node, None, false, None)?;
             let source = from
                 .clone()
                 .or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string()))
@@ -620,10 +667,14 @@ fn step_command(
     let mut stdout = std::io::stdout().lock();
     match format {
         OutputFormat::Table => {
-            let header = format!(
+            let mut header = format!(
                 "wkjoin {command} plan for node {} ({}, root {}, Kubernetes {})",
                 s.node_name, s.os, s.root_dir, s.kubernetes_version
             );
+            // What the runtime said of itself, so the plan's paths and pause image can be checked against it.
+            if let Some(rt) = &s.runtime_facts {
+                header.push_str(&format!("\nruntime: {}", rt.describe()));
+            }
             stdout.write_all(render_all(&header, &plans).as_bytes())?;
         }
         OutputFormat::Json | OutputFormat::Yaml => {

@@ -145,11 +145,19 @@ pub struct NodeArgs {
     #[arg(long, env = "WKJOIN_MIRROR", value_name = "URL")]
     pub mirror: Option<String>,
 
-    /// Directory of the CNI plugins [default: C:\k\cni on Windows; /opt/cni/bin or /usr/lib/cni on Linux]
+    /// Directory of the CNI plugins [default: what containerd reports over CRI (its bin_dir); else C:\k\cni on Windows, /opt/cni/bin or /usr/lib/cni on Linux]
     #[arg(long, env = "WKJOIN_CNI_BIN_DIR", value_name = "DIR")]
     pub cni_bin_dir: Option<String>,
 
-    /// The pod infrastructure (pause) image [default: kubeletwin/pause with Docker on Windows, else registry.k8s.io/pause:3.9]
+    /// Where the runtime reads CNI configs [default: what containerd reports over CRI (its conf_dir); with Docker, <root>/cni/config]
+    #[arg(long, env = "WKJOIN_CNI_CONF_DIR", value_name = "DIR")]
+    pub cni_conf_dir: Option<String>,
+
+    /// containerd's config file, which wkjoin edits to set the sandbox image [default: the --config of the process serving the CRI endpoint, else /etc/containerd/config.toml or C:\Program Files\containerd\config.toml]
+    #[arg(long, env = "WKJOIN_RUNTIME_CONFIG", value_name = "FILE")]
+    pub runtime_config: Option<String>,
+
+    /// The pod infrastructure (pause) image; containerd is configured to use it for sandboxes [default: the runtime's own sandbox image; kubeletwin/pause with Docker on Windows]
     #[arg(long, env = "WKJOIN_PAUSE_IMAGE", value_name = "IMAGE")]
     pub pause_image: Option<String>,
 
@@ -188,6 +196,8 @@ impl NodeArgs {
             runtime_endpoint: self.runtime_endpoint.clone(),
             mirror: self.mirror.clone(),
             cni_bin_dir: self.cni_bin_dir.clone(),
+            cni_conf_dir: self.cni_conf_dir.clone(),
+            runtime_config: self.runtime_config.clone(),
             pause_image: self.pause_image.clone(),
             cgroup_root: self.cgroup_root.clone(),
             kubelet_arg: Some(self.kubelet_arg.clone()).filter(|v| !v.is_empty()),
@@ -323,6 +333,23 @@ same plan and a live supervisor changes nothing; a changed plan restarts the ser
     },
     /// Run every step (fetch, pause, config, routes, start, validate); safe to re-run
     Join {
+        /// The API server (HOST:PORT) as `kubeadm token create --print-join-command` prints it: with --token and
+        /// --discovery-token-ca-cert-hash, `wkjoin join` takes that command as it is (TLS bootstrap)
+        #[arg(value_name = "API_SERVER", requires = "token")]
+        api_server: Option<String>,
+        /// Bootstrap token ID.SECRET (`kubeadm token create`): the node's credentials come from a CSR made with it
+        #[arg(long, env = "WKJOIN_TOKEN", hide_env_values = true, value_name = "ID.SECRET", requires = "api_server")]
+        token: Option<String>,
+        /// kubeadm's token discovery: trust the cluster CA in kube-public/cluster-info when its public key has this
+        /// hash (sha256:HEX)
+        #[arg(long, value_name = "sha256:HEX", requires = "token")]
+        discovery_token_ca_cert_hash: Vec<String>,
+        /// Instead of --discovery-token-ca-cert-hash: the cluster CA certificate (PEM) to verify the API server with
+        #[arg(long, value_name = "FILE", requires = "token", conflicts_with = "discovery_token_ca_cert_hash")]
+        ca_file: Option<PathBuf>,
+        /// How long to wait for the node's CSR to be approved and signed, with --token
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+        csr_timeout: std::time::Duration,
         /// Import this OCI pause image archive (file or URL) instead of pulling or building
         #[arg(long, value_name = "FILE|URL")]
         image_archive: Option<String>,

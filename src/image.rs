@@ -33,6 +33,20 @@ pub enum ImageError {
         "the image archive {source_name} did not provide {image} (containerd has: {have}); give --pause-image with the name the archive carries"
     )]
     NotInArchive { source_name: String, image: String, have: String },
+    #[error("cannot set the sandbox image in the runtime's config file {file}: {message}")]
+    RuntimeConfig { file: String, message: String },
+    #[error(
+        "the runtime's config file {file} changed since wkjoin read it (another tool or person is editing it): run the command again"
+    )]
+    RuntimeConfigChanged { file: String },
+    #[error(
+        "{service} did not come back with sandbox image {image} within {secs}s after `{command}`: {message} (check the runtime's log; `wkjoin reset` restores its original config)"
+    )]
+    RuntimeRestart { service: String, command: String, image: String, secs: u64, message: String },
+    #[error(
+        "the runtime at {endpoint} does not have image {image} under that name after the import (CRI ImageStatus): {message}; its sandboxes would fail with \"failed to get sandbox image\""
+    )]
+    NotInRuntime { endpoint: String, image: String, message: String },
 }
 
 impl PartialEq for ImageError {
@@ -92,24 +106,92 @@ pub fn plan(s: &Settings, image_archive: Option<&str>, windows_build: Option<u32
                 });
             }
         },
-        (_, runtime) => match image_archive {
-            Some(src) => {
-                plan.push(Action::ImportImage { source: src.to_string(), image: pause_image(s) });
+        (_, runtime) => {
+            if runtime == Runtime::Containerd {
+                plan.actions.extend(align_runtime(s)?);
             }
-            None => {
-                let (program, args) = match runtime {
-                    Runtime::Docker => ("docker", vec!["pull".to_string(), pause_image(s)]),
-                    Runtime::Containerd => ("ctr", ctr_args(s, &["images", "pull", &pause_image(s)])),
-                };
-                plan.push(Action::Run {
-                    program: program.into(),
-                    args,
-                    purpose: "pull the multi-arch pause image".into(),
-                });
+            match image_archive {
+                Some(src) => {
+                    plan.push(Action::ImportImage { source: src.to_string(), image: pause_image(s) });
+                }
+                None => {
+                    let (program, args) = match runtime {
+                        Runtime::Docker => ("docker", vec!["pull".to_string(), pause_image(s)]),
+                        Runtime::Containerd => ("ctr", ctr_args(s, &["images", "pull", &pause_image(s)])),
+                    };
+                    plan.push(Action::Run {
+                        program: program.into(),
+                        args,
+                        purpose: "pull the multi-arch pause image".into(),
+                    });
+                }
             }
-        },
+            if runtime == Runtime::Containerd {
+                plan.push(Action::VerifyImage { endpoint: runtime_endpoint(s), image: pause_image(s) });
+            }
+        }
     }
     Ok(plan)
+}
+
+/// How long a restarted runtime gets to answer over CRI again.
+pub const RUNTIME_RESTART_TIMEOUT_SECS: u64 = 60;
+
+/// The runtime's service: containerd's unit or Windows service name.
+pub const RUNTIME_SERVICE: &str = "containerd";
+
+/// The command that restarts the runtime's service: systemd's, the init script's, or the SCM's.
+pub fn restart_command(os: crate::layout::Os, systemd_is_init: bool) -> Vec<String> {
+    let words: &[&str] = match (os, systemd_is_init) {
+        (crate::layout::Os::Windows, _) => {
+            &["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", "Restart-Service -Name containerd"]
+        }
+        (_, true) => &["systemctl", "restart", "containerd"],
+        (_, false) => &["service", "containerd", "restart"],
+    };
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// One pause image agreed by everyone: when the runtime's sandbox image is not the kubelet's pause image, its
+/// config file is changed (original kept) and the runtime restarted. Nothing when they already agree.
+pub fn align_runtime(s: &Settings) -> Result<Vec<Action>, ImageError> {
+    let Some(rt) = &s.runtime_facts else { return Ok(Vec::new()) };
+    let current = rt.info.sandbox_image.as_ref().map(|f| f.value.clone());
+    if current.as_deref() == Some(s.pause_image.as_str()) {
+        return Ok(Vec::new());
+    }
+    let contents = crate::runtime::set_sandbox_image(rt.config_text.as_deref(), &s.pause_image, rt.major_version())
+        .map_err(|e| ImageError::RuntimeConfig { file: rt.config_file.clone(), message: e.to_string() })?;
+    Ok(vec![
+        Action::ConfigureRuntime {
+            file: rt.config_file.clone(),
+            backup: s.layout().runtime_config_backup(),
+            from: current,
+            to: s.pause_image.clone(),
+            original_sha256: rt.config_text.as_deref().map(sha256_hex),
+            contents,
+        },
+        Action::RestartRuntime {
+            service: RUNTIME_SERVICE.into(),
+            command: restart_command(s.os, rt.systemd_is_init),
+            endpoint: rt.endpoint.clone(),
+            sandbox_image: s.pause_image.clone(),
+            timeout_secs: RUNTIME_RESTART_TIMEOUT_SECS,
+        },
+    ])
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// The CRI endpoint the kubelet and wkjoin talk to.
+pub fn runtime_endpoint(s: &Settings) -> String {
+    s.runtime_endpoint
+        .clone()
+        .or_else(|| crate::settings::default_runtime_endpoint(s.os, s.runtime).map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The pause image the kubelet is told about (`--pause-image`, else the default for the OS and runtime).
@@ -158,6 +240,200 @@ pub enum PauseOutcome {
     Built,
 }
 
+/// What the pause step changed: the image's outcome, and whether the runtime's config was changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PauseReport {
+    pub outcome: PauseOutcome,
+    /// The runtime's sandbox image was changed from this (None: the runtime already agreed).
+    pub runtime_reconfigured: Option<String>,
+}
+
+impl PauseReport {
+    /// Whether anything changed, and one line saying what.
+    pub fn summary(&self, image: &str) -> (bool, String) {
+        let (mut changed, mut line) = match self.outcome {
+            PauseOutcome::Present => (false, format!("pause image {image} is in the runtime")),
+            PauseOutcome::Imported => (true, format!("imported pause image {image}")),
+            PauseOutcome::Pulled => (true, format!("pulled pause image {image}")),
+            PauseOutcome::Built => (true, format!("built pause image {image}")),
+        };
+        if let Some(from) = &self.runtime_reconfigured {
+            changed = true;
+            line = format!("the runtime's sandbox image is now {image} (was {from}; runtime restarted); {line}");
+        }
+        (changed, line)
+    }
+}
+
+/// How long a CRI question may take while the pause step runs.
+const CRI_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether the runtime has `image` by that name (CRI ImageStatus: the view its sandboxes get).
+async fn runtime_has(endpoint: &str, image: &str) -> Result<bool, ImageError> {
+    crate::host::cri::image_id(endpoint, image, CRI_TIMEOUT).await.map(|id| id.is_some()).map_err(|e| {
+        ImageError::NotInRuntime { endpoint: endpoint.into(), image: image.into(), message: e.to_string() }
+    })
+}
+
+/// Applies the pause plan, action by action: the runtime's config is changed and the runtime restarted (only
+/// when planned), containerd images are imported or pulled only when the runtime does not have them yet, and
+/// the result is checked over CRI.
+pub async fn apply(
+    s: &Settings,
+    plan: &Plan,
+    host: &mut impl crate::host::Host,
+) -> Result<PauseReport, crate::app::AppError> {
+    let containerd = s.runtime == Runtime::Containerd;
+    let endpoint = runtime_endpoint(s);
+    let mut report = PauseReport { outcome: PauseOutcome::Present, runtime_reconfigured: None };
+    for action in &plan.actions {
+        match action {
+            Action::ConfigureRuntime { file, backup, from, to: _, original_sha256, contents } => {
+                configure_runtime(s, file, backup, original_sha256.as_deref(), contents, host)?;
+                report.runtime_reconfigured = Some(from.clone().unwrap_or_else(|| "unknown".into()));
+            }
+            Action::RestartRuntime { service, command, endpoint, sandbox_image, timeout_secs } => {
+                restart_runtime(service, command, endpoint, sandbox_image, *timeout_secs, host).await?;
+            }
+            Action::ImportImage { source, image } if containerd => {
+                if runtime_has(&endpoint, image).await? {
+                    continue;
+                }
+                let file = local_archive(s, source, host).await?;
+                let args = ctr_args(s, &["images", "import", &file]);
+                run_one(
+                    s,
+                    plan,
+                    Action::Run { program: "ctr".into(), args, purpose: format!("import {image}") },
+                    host,
+                )?;
+                if !runtime_has(&endpoint, image).await? {
+                    let (_, have) = has_image(host, s, image)?;
+                    return Err(
+                        ImageError::NotInArchive { source_name: source.clone(), image: image.clone(), have }.into()
+                    );
+                }
+                report.outcome = PauseOutcome::Imported;
+            }
+            Action::Run { .. } if containerd => {
+                if runtime_has(&endpoint, &pause_image(s)).await? {
+                    continue;
+                }
+                run_one(s, plan, action.clone(), host)?;
+                report.outcome = PauseOutcome::Pulled;
+            }
+            Action::VerifyImage { endpoint, image } => {
+                if !runtime_has(endpoint, image).await? {
+                    return Err(ImageError::NotInRuntime {
+                        endpoint: endpoint.clone(),
+                        image: image.clone(),
+                        message: "not found".into(),
+                    }
+                    .into());
+                }
+            }
+            other => {
+                run_one(s, plan, other.clone(), host)?;
+                report.outcome = PauseOutcome::Built;
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn run_one(
+    s: &Settings,
+    plan: &Plan,
+    action: Action,
+    host: &mut impl crate::host::Host,
+) -> Result<(), crate::app::AppError> {
+    let one = Plan { step: Step::Pause, summary: plan.summary.clone(), actions: vec![action] };
+    Ok(crate::apply::apply(&one, s.os, host)?)
+}
+
+/// Writes the runtime's new config: the original is kept once (a second join keeps the first original) and the
+/// change is recorded in the state file before the file is replaced, so a failure in between is still owned.
+fn configure_runtime(
+    s: &Settings,
+    file: &str,
+    backup: &str,
+    original_sha256: Option<&str>,
+    contents: &str,
+    host: &mut impl crate::host::Host,
+) -> Result<(), crate::app::AppError> {
+    use crate::state::{RuntimeConfigChange, State};
+    let now = std::fs::read_to_string(file).ok();
+    if now.as_deref().map(sha256_hex).as_deref() != original_sha256 {
+        return Err(ImageError::RuntimeConfigChanged { file: file.into() }.into());
+    }
+    let state_path = s.layout().state_file();
+    let mut state = State::load(std::path::Path::new(&state_path))?.unwrap_or_default();
+    // A file wkjoin changed earlier keeps its first original: reset must get back what the admin had.
+    let (backup, original) = match &state.runtime_config {
+        Some(prev) if prev.file == file => (prev.backup.clone(), prev.original_sha256.clone()),
+        _ => match &now {
+            Some(text) => {
+                host.write_file(std::path::Path::new(backup), text.as_bytes(), true).map_err(ImageError::from)?;
+                (Some(backup.to_string()), Some(sha256_hex(text)))
+            }
+            None => (None, None),
+        },
+    };
+    state.runtime_config = Some(RuntimeConfigChange {
+        file: file.into(),
+        backup,
+        original_sha256: original,
+        written_sha256: sha256_hex(contents),
+        service: RUNTIME_SERVICE.into(),
+        restart: restart_command(s.os, s.runtime_facts.as_ref().is_some_and(|r| r.systemd_is_init)),
+        endpoint: runtime_endpoint(s),
+    });
+    state.save(std::path::Path::new(&state_path), host)?;
+    host.write_file(std::path::Path::new(file), contents.as_bytes(), false).map_err(ImageError::from)?;
+    Ok(())
+}
+
+/// Runs the restart command, then waits until the runtime answers over CRI with the expected sandbox image.
+pub async fn restart_runtime(
+    service: &str,
+    command: &[String],
+    endpoint: &str,
+    sandbox_image: &str,
+    timeout_secs: u64,
+    host: &mut impl crate::host::Host,
+) -> Result<(), ImageError> {
+    let fail = |message: String| ImageError::RuntimeRestart {
+        service: service.into(),
+        command: command.join(" "),
+        image: sandbox_image.into(),
+        secs: timeout_secs,
+        message,
+    };
+    let (program, args) = command.split_first().ok_or_else(|| fail("no restart command".into()))?;
+    let out = host.run(program, args)?;
+    if out.status != Some(0) {
+        return Err(fail(format!("it exited with {:?}: {}", out.status, out.stderr.trim())));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+    let mut last = String::from("no answer yet");
+    while std::time::Instant::now() < deadline {
+        match crate::host::cri::status(endpoint, std::time::Duration::from_secs(2)).await {
+            Ok(st) => match crate::runtime::from_status(&st) {
+                Ok(info) => match info.sandbox_image {
+                    _ if sandbox_image.is_empty() => return Ok(()),
+                    Some(f) if f.value == sandbox_image => return Ok(()),
+                    Some(f) => last = format!("it reports sandbox image {}", f.value),
+                    None => return Ok(()),
+                },
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    Err(fail(last))
+}
+
 fn has_image(host: &mut impl crate::host::Host, s: &Settings, image: &str) -> Result<(bool, String), ImageError> {
     let args = ctr_args(s, &["images", "ls", "-q"]);
     let out = host.run("ctr", &args)?;
@@ -170,53 +446,6 @@ fn has_image(host: &mut impl crate::host::Host, s: &Settings, image: &str) -> Re
         .into());
     }
     Ok((out.stdout.lines().any(|l| l.trim() == image), out.stdout.lines().collect::<Vec<_>>().join(", ")))
-}
-
-/// Applies the pause plan: containerd images are imported (a URL is downloaded into the cache first) or
-/// pulled only when the runtime does not have the image yet.
-pub async fn apply(
-    s: &Settings,
-    plan: &Plan,
-    host: &mut impl crate::host::Host,
-) -> Result<PauseOutcome, crate::app::AppError> {
-    let containerd = s.runtime == Runtime::Containerd;
-    let image = pause_image(s);
-    if containerd && has_image(host, s, &image)?.0 {
-        return Ok(PauseOutcome::Present);
-    }
-    let mut outcome = PauseOutcome::Built;
-    for action in &plan.actions {
-        match action {
-            Action::ImportImage { source, image } if containerd => {
-                let file = local_archive(s, source, host).await?;
-                let args = ctr_args(s, &["images", "import", &file]);
-                crate::apply::apply(
-                    &Plan {
-                        step: Step::Pause,
-                        summary: plan.summary.clone(),
-                        actions: vec![Action::Run { program: "ctr".into(), args, purpose: format!("import {image}") }],
-                    },
-                    s.os,
-                    host,
-                )?;
-                let (found, have) = has_image(host, s, image)?;
-                if !found {
-                    return Err(
-                        ImageError::NotInArchive { source_name: source.clone(), image: image.clone(), have }.into()
-                    );
-                }
-                outcome = PauseOutcome::Imported;
-            }
-            other => {
-                if matches!(other, Action::Run { .. }) && containerd {
-                    outcome = PauseOutcome::Pulled;
-                }
-                let one = Plan { step: Step::Pause, summary: plan.summary.clone(), actions: vec![other.clone()] };
-                crate::apply::apply(&one, s.os, host)?;
-            }
-        }
-    }
-    Ok(outcome)
 }
 
 /// A local path for an archive given as a file or an http(s) URL (downloaded into the cache).
@@ -244,6 +473,108 @@ async fn local_archive(s: &Settings, source: &str, host: &mut impl crate::host::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Settings for a node whose containerd answered with `sandbox` and whose config file is `config`.
+    fn with_runtime(
+        os: crate::layout::Os,
+        pause: &str,
+        sandbox: &str,
+        config: Option<&str>,
+        systemd: bool,
+    ) -> Settings {
+        use crate::runtime::{Fact, Source};
+        use crate::settings::{HostFacts, Origin, PartialSettings, RuntimeFacts, resolve};
+        let mut info = RuntimeFacts::blank_info();
+        info.version = "1.6.20~ds1".into();
+        info.sandbox_image = Some(Fact { value: sandbox.into(), source: Source::Cri });
+        let facts = RuntimeFacts {
+            endpoint: "unix:///run/containerd/containerd.sock".into(),
+            answered: true,
+            error: None,
+            info,
+            config_file: "/etc/containerd/config.toml".into(),
+            config_file_source: "default path".into(),
+            systemd_is_init: systemd,
+            config_text: config.map(str::to_string),
+        };
+        let p = PartialSettings {
+            node_name: Some("n1".into()),
+            pause_image: Some(pause.into()),
+            kubernetes_version: Some("v1.20.2".parse().unwrap()),
+            ..Default::default()
+        };
+        let host = HostFacts { runtime: Some(facts), ..Default::default() };
+        resolve(os, None, &[(Origin::CommandLine, &p)], &host).unwrap()
+    }
+
+    const DEBIAN_CONFIG: &str = "version = 2\n\n[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n    [plugins.\"io.containerd.grpc.v1.cri\".cni]\n      bin_dir = \"/usr/lib/cni\"\n      conf_dir = \"/etc/cni/net.d\"\n";
+
+    #[test]
+    fn a_runtime_with_another_sandbox_image_is_reconfigured_and_restarted_then_checked() {
+        let s = with_runtime(
+            crate::layout::Os::Linux,
+            "wkjoin.local/pause:1.0",
+            "registry.k8s.io/pause:3.6",
+            Some(DEBIAN_CONFIG),
+            false,
+        );
+        let plan = plan(&s, Some("http://mirror/pause.oci.tar"), None).unwrap();
+        let [
+            Action::ConfigureRuntime { file, from, to, original_sha256, contents, backup },
+            Action::RestartRuntime { command, sandbox_image, .. },
+            Action::ImportImage { .. },
+            Action::VerifyImage { image, .. },
+        ] = plan.actions.as_slice()
+        else {
+            panic!("{plan:#?}")
+        };
+        assert_eq!(
+            (file.as_str(), from.as_deref(), to.as_str()),
+            ("/etc/containerd/config.toml", Some("registry.k8s.io/pause:3.6"), "wkjoin.local/pause:1.0")
+        );
+        assert_eq!(original_sha256.as_deref(), Some(sha256_hex(DEBIAN_CONFIG).as_str()));
+        assert_eq!(backup, "/var/lib/wkjoin/backup/containerd-config.toml");
+        // Only the sandbox image changes: the admin's CNI dirs stay.
+        assert!(
+            contents.contains("sandbox_image = \"wkjoin.local/pause:1.0\"")
+                && contents.contains("conf_dir = \"/etc/cni/net.d\""),
+            "{contents}"
+        );
+        assert_eq!(command.join(" "), "service containerd restart");
+        assert_eq!((sandbox_image.as_str(), image.as_str()), ("wkjoin.local/pause:1.0", "wkjoin.local/pause:1.0"));
+    }
+
+    #[test]
+    fn a_runtime_that_agrees_is_left_alone() {
+        let s = with_runtime(
+            crate::layout::Os::Linux,
+            "registry.k8s.io/pause:3.6",
+            "registry.k8s.io/pause:3.6",
+            None,
+            true,
+        );
+        assert!(align_runtime(&s).unwrap().is_empty());
+        let plan = plan(&s, None, None).unwrap();
+        assert!(matches!(plan.actions.as_slice(), [Action::Run { .. }, Action::VerifyImage { .. }]), "{plan:#?}");
+    }
+
+    #[test]
+    fn the_restart_goes_through_the_hosts_service_manager() {
+        use crate::layout::Os;
+        assert_eq!(restart_command(Os::Linux, true).join(" "), "systemctl restart containerd");
+        assert_eq!(restart_command(Os::Linux, false).join(" "), "service containerd restart");
+        assert!(restart_command(Os::Windows, false).join(" ").ends_with("Restart-Service -Name containerd"));
+        // No config file yet: wkjoin writes one that sets only the sandbox image (reset removes it again).
+        let s = with_runtime(Os::Linux, "wkjoin.local/pause:1.0", "registry.k8s.io/pause:3.6", None, true);
+        let actions = align_runtime(&s).unwrap();
+        let [Action::ConfigureRuntime { original_sha256: None, contents, .. }, Action::RestartRuntime { command, .. }] =
+            actions.as_slice()
+        else {
+            panic!("{actions:#?}")
+        };
+        assert!(contents.contains("wkjoin.local/pause:1.0"), "{contents}");
+        assert_eq!(command[0], "systemctl");
+    }
 
     #[test]
     fn builds_map_to_matching_tags_and_unknown_builds_list_the_known_ones() {

@@ -131,6 +131,11 @@ impl Layout {
         self.join(&["cni", "config"])
     }
 
+    /// The container runtime's config file as it was before wkjoin changed it.
+    pub fn runtime_config_backup(&self) -> String {
+        self.join(&["backup", "containerd-config.toml"])
+    }
+
     pub fn pki_dir(&self) -> String {
         self.join(&["pki"])
     }

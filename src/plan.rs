@@ -147,6 +147,43 @@ pub enum Action {
         source: String,
         image: String,
     },
+    /// Make the container runtime run sandboxes from the pause image: its config file is rewritten with only
+    /// the sandbox image changed, after the original is kept as `backup` (once) for `wkjoin reset`.
+    ConfigureRuntime {
+        file: String,
+        backup: String,
+        /// The sandbox image the runtime uses now (absent: unknown).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        to: String,
+        /// SHA-256 of the file this plan was made from (absent: there was no file); apply refuses if it changed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        original_sha256: Option<String>,
+        contents: String,
+    },
+    /// Restart the container runtime with `command`, then wait until its CRI endpoint answers again and reports
+    /// `sandbox_image`.
+    RestartRuntime {
+        service: String,
+        command: Vec<String>,
+        endpoint: String,
+        sandbox_image: String,
+        timeout_secs: u64,
+    },
+    /// Put back the runtime's config file as it was before wkjoin changed it (`backup` absent: there was no
+    /// file, so the one wkjoin wrote goes); the runtime is restarted after it.
+    RestoreRuntimeConfig {
+        file: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        backup: Option<String>,
+        /// What wkjoin wrote: the file is restored only while it is still exactly that.
+        written_sha256: String,
+    },
+    /// Check over CRI that the runtime has `image` under exactly that name (the name its sandboxes use).
+    VerifyImage {
+        endpoint: String,
+        image: String,
+    },
     /// Wait until the controller manager gives the Node a `spec.podCIDR`.
     AwaitPodCidr {
         node: String,
@@ -303,6 +340,25 @@ impl fmt::Display for Action {
                 write!(f, "run {} ({purpose})", shell_words(program, args))
             }
             Action::ImportImage { source, image } => write!(f, "import image {image} from {source}"),
+            Action::ConfigureRuntime { file, backup, from, to, .. } => write!(
+                f,
+                "set the runtime's sandbox image to {to} in {file} (was {}; the original is kept as {backup})",
+                from.as_deref().unwrap_or("unknown")
+            ),
+            Action::RestartRuntime { service, command, endpoint, sandbox_image, timeout_secs } => write!(
+                f,
+                "restart {service} ({}) and wait up to {timeout_secs}s for {endpoint} to answer with sandbox image {sandbox_image}",
+                command.join(" ")
+            ),
+            Action::RestoreRuntimeConfig { file, backup: Some(b), .. } => {
+                write!(f, "restore the runtime's config file {file} from {b} (as it was before wkjoin changed it)")
+            }
+            Action::RestoreRuntimeConfig { file, backup: None, .. } => {
+                write!(f, "remove the runtime's config file {file} (wkjoin created it; there was none before)")
+            }
+            Action::VerifyImage { endpoint, image } => {
+                write!(f, "check that the runtime at {endpoint} has image {image} (CRI ImageStatus)")
+            }
             Action::AwaitPodCidr { node, timeout_secs } => {
                 write!(f, "wait up to {timeout_secs}s for node {node} to be given a pod CIDR")
             }
@@ -402,7 +458,8 @@ impl Plan {
             let _ = writeln!(out, "  {}. {action}", i + 1);
             match action {
                 Action::WriteFile { contents: Contents::Text { text }, .. }
-                | Action::CreateHnsNetwork { definition: text, .. } => {
+                | Action::CreateHnsNetwork { definition: text, .. }
+                | Action::ConfigureRuntime { contents: text, .. } => {
                     for line in text.lines() {
                         let _ = writeln!(out, "       | {line}");
                     }

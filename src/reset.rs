@@ -74,6 +74,12 @@ pub struct Observed {
     pub paths: Vec<String>,
     /// The credentials to reach the API with, when there are any.
     pub kubeconfig: Option<String>,
+    /// The runtime config change wkjoin recorded, when the file is still exactly what wkjoin wrote.
+    pub runtime_config: Option<crate::state::RuntimeConfigChange>,
+    /// The sandbox image the restored config gives the runtime (what its restart is checked against).
+    pub restored_sandbox_image: Option<String>,
+    /// A recorded change whose file was edited since: left alone, with the reason.
+    pub runtime_config_changed: Option<String>,
 }
 
 impl Observed {
@@ -101,7 +107,7 @@ pub fn ipam_dir(s: &Settings) -> String {
 /// can be re-run. The CNI config directory stays: containerd watches it.
 pub fn candidate_paths(s: &Settings, state: Option<&State>, purge: bool) -> Vec<String> {
     let l = s.layout();
-    let mut out = vec![Layout::new(s.os, l.cni_conf_dir()).join(&[CNI_CONF_FILE])];
+    let mut out = vec![Layout::new(s.os, s.cni_conf_dir.clone()).join(&[CNI_CONF_FILE])];
     if s.os == Os::Linux {
         out.push(ipam_dir(s));
     }
@@ -201,7 +207,25 @@ pub fn plan(s: &Settings, o: &Observed, opts: &ResetOptions) -> Plan {
         Os::Linux => &mut p,
         Os::Windows => p.push(Action::RemoveHnsNetwork { name: s.network_name.clone() }),
     };
-    // 7. Volumes the kubelet mounted, then wkjoin's files.
+    // 7. The runtime's config as the admin had it, byte for byte, and the runtime restarted on it.
+    if let Some(rc) = &o.runtime_config {
+        p.push(Action::RestoreRuntimeConfig {
+            file: rc.file.clone(),
+            backup: rc.backup.clone(),
+            written_sha256: rc.written_sha256.clone(),
+        });
+        p.push(Action::RestartRuntime {
+            service: rc.service.clone(),
+            command: rc.restart.clone(),
+            endpoint: rc.endpoint.clone(),
+            sandbox_image: o.restored_sandbox_image.clone().unwrap_or_default(),
+            timeout_secs: crate::image::RUNTIME_RESTART_TIMEOUT_SECS,
+        });
+        if let Some(b) = &rc.backup {
+            p.push(Action::RemovePath { path: b.clone() });
+        }
+    }
+    // 8. Volumes the kubelet mounted, then wkjoin's files.
     for m in &o.mounts {
         p.push(Action::Unmount { path: m.clone() });
     }
@@ -286,6 +310,23 @@ pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOp
     if s.os == Os::Windows {
         // Windows ownership is the record: keep only recorded routes still in the table.
         o.owned_routes.clear();
+    }
+    if let Some(rc) = state.as_ref().and_then(|st| st.runtime_config.clone()) {
+        let now = std::fs::read_to_string(&rc.file).ok().map(|t| crate::image::sha256_hex(&t));
+        if now.as_deref() == Some(rc.written_sha256.as_str()) {
+            let original = rc.backup.as_ref().and_then(|b| std::fs::read_to_string(b).ok());
+            let mut info = crate::settings::RuntimeFacts::blank_info();
+            let _ = crate::runtime::fill_from_config(&mut info, &rc.file, original.as_deref(), s.os);
+            o.restored_sandbox_image = info.sandbox_image.map(|f| f.value);
+            o.runtime_config = Some(rc);
+        } else {
+            tracing::warn!("{} changed since wkjoin wrote it: reset leaves it alone", rc.file);
+            o.runtime_config_changed = Some(format!(
+                "{} changed since wkjoin wrote it: left alone{}",
+                rc.file,
+                rc.backup.as_ref().map(|b| format!("; the original is kept in {b}")).unwrap_or_default()
+            ));
+        }
     }
     if o.is_bare() {
         return Ok(o);
@@ -459,6 +500,28 @@ async fn apply_one(action: &Action, os: Os) -> Result<(), ResetError> {
                 tracing::warn!("{e}; the node controller will mark it NotReady once its heartbeats stop");
             }
             Ok(())
+        }
+        Action::RestoreRuntimeConfig { file, backup, written_sha256 } => {
+            let now = std::fs::read_to_string(file).ok().map(|t| crate::image::sha256_hex(&t));
+            if now.as_deref() != Some(written_sha256.as_str()) {
+                tracing::warn!("{file} changed since wkjoin wrote it: left alone");
+                return Ok(());
+            }
+            match backup {
+                Some(b) => {
+                    let original = std::fs::read(b).map_err(|source| ResetError::Host {
+                        action: action.to_string(),
+                        source: HostError::Io { op: "read", path: b.into(), source },
+                    })?;
+                    h.write_file(Path::new(file), &original, false).map_err(host_err(action))
+                }
+                None => h.remove_path(Path::new(file)).map_err(host_err(action)),
+            }
+        }
+        Action::RestartRuntime { service, command, endpoint, sandbox_image, timeout_secs } => {
+            crate::image::restart_runtime(service, command, endpoint, sandbox_image, *timeout_secs, h)
+                .await
+                .map_err(|e| ResetError::Api { action: action.to_string(), message: e.to_string() })
         }
         Action::DeleteNode { node, kubeconfig } => {
             let api = node_api(action, kubeconfig).await?;
@@ -643,6 +706,42 @@ mod tests {
     }
 
     #[test]
+    fn the_runtime_config_wkjoin_changed_is_restored_then_the_runtime_restarted_on_it() {
+        let s = settings(Os::Linux);
+        let mut o = joined(Os::Linux);
+        let change = crate::state::RuntimeConfigChange {
+            file: "/etc/containerd/config.toml".into(),
+            backup: Some("/var/lib/wkjoin/backup/containerd-config.toml".into()),
+            original_sha256: Some("aa".into()),
+            written_sha256: "bb".into(),
+            service: "containerd".into(),
+            restart: vec!["service".into(), "containerd".into(), "restart".into()],
+            endpoint: "unix:///run/containerd/containerd.sock".into(),
+        };
+        o.runtime_config = Some(change.clone());
+        o.restored_sandbox_image = Some("registry.k8s.io/pause:3.6".into());
+        let p = plan(&s, &o, &ResetOptions::default());
+        let at = |f: &dyn Fn(&Action) -> bool| p.actions.iter().position(f).unwrap_or_else(|| panic!("{p:#?}"));
+        let restore =
+            at(&|a| matches!(a, Action::RestoreRuntimeConfig { written_sha256, .. } if written_sha256 == "bb"));
+        let restart = at(&|a| {
+            matches!(a, Action::RestartRuntime { command, sandbox_image, .. }
+                if command.join(" ") == "service containerd restart" && sandbox_image == "registry.k8s.io/pause:3.6")
+        });
+        let backup =
+            at(&|a| matches!(a, Action::RemovePath { path } if path.ends_with("backup/containerd-config.toml")));
+        // Pods are gone before the runtime restarts, and the original is kept until it is back in place.
+        let pods = at(&|a| matches!(a, Action::RemoveContainers { .. }));
+        assert!(pods < restore && restore < restart && restart < backup, "{p:#?}");
+        // A file changed since wkjoin wrote it is not wkjoin's to restore: no such actions.
+        o.runtime_config = None;
+        let p = plan(&s, &o, &ResetOptions::default());
+        assert!(
+            !p.actions.iter().any(|a| matches!(a, Action::RestoreRuntimeConfig { .. } | Action::RestartRuntime { .. }))
+        );
+    }
+
+    #[test]
     fn a_bare_host_has_nothing_to_reset() {
         for os in [Os::Linux, Os::Windows] {
             let p = plan(&settings(os), &Observed::default(), &ResetOptions { delete_node: true, purge: true });
@@ -668,7 +767,7 @@ mod tests {
         let kubelet_dir = pos(&|a| matches!(a, Action::RemovePath { path } if path == &s.layout().kubelet_dir()));
         assert!(umount < kubelet_dir, "volumes are unmounted before the kubelet dir is removed");
         assert!(matches!(p.actions.last(), Some(Action::RemovePath { path }) if path == &s.layout().state_file()));
-        // The CNI config directory stays (containerd watches it); only wkjoin's file goes; the cache stays.
+        // The runtime's CNI conf dir stays (containerd watches it); only wkjoin's file goes; the cache stays.
         let removed: Vec<&str> = p
             .actions
             .iter()
@@ -677,8 +776,8 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert!(removed.contains(&"/var/lib/wkjoin/cni/config/10-wkjoin.conflist"), "{removed:?}");
-        assert!(!removed.contains(&"/var/lib/wkjoin/cni/config") && !removed.contains(&"/var/lib/wkjoin/cni"));
+        assert!(removed.contains(&"/etc/cni/net.d/10-wkjoin.conflist"), "{removed:?}");
+        assert!(!removed.contains(&"/etc/cni/net.d") && !removed.contains(&"/etc/cni"), "{removed:?}");
         assert!(!removed.contains(&"/var/lib/wkjoin/cache"), "{removed:?}");
         assert!(removed.contains(&"/var/lib/cni/networks/cbr0"), "{removed:?}");
     }

@@ -70,6 +70,27 @@ pub struct State {
     /// Routes wkjoin created (Windows has no owner tag on routes; Linux also keeps them for `reset`).
     #[serde(default)]
     pub routes: Vec<crate::routes::Route>,
+    /// The container runtime's config file as wkjoin changed it, so `reset` can restore exactly that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_config: Option<RuntimeConfigChange>,
+}
+
+/// One change wkjoin made to the container runtime's config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RuntimeConfigChange {
+    pub file: String,
+    /// The original file's copy; absent when there was no file (reset then removes the one wkjoin wrote).
+    pub backup: Option<String>,
+    /// SHA-256 of the original (what reset must get back), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_sha256: Option<String>,
+    /// SHA-256 of the file wkjoin wrote: reset restores only while the file is still exactly that.
+    pub written_sha256: String,
+    /// The runtime's service, restarted after the file changes.
+    pub service: String,
+    pub restart: Vec<String>,
+    pub endpoint: String,
 }
 
 impl Default for State {
@@ -82,6 +103,7 @@ impl Default for State {
             binaries: None,
             previous_binaries: None,
             routes: Vec::new(),
+            runtime_config: None,
         }
     }
 }

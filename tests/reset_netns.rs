@@ -17,6 +17,8 @@ fn settings(root: &Path) -> Settings {
         // A network name of its own keeps the host-local IPAM dir (/var/lib/cni/networks/<name>) unique.
         network_name: Some(format!("wkjt{}", std::process::id())),
         runtime_endpoint: Some(format!("unix://{}", root.join("no-containerd.sock").display())),
+        // The runtime's CNI conf dir, here one of the test's own (containerd's would be /etc/cni/net.d).
+        cni_conf_dir: Some(root.join("cni/config").to_string_lossy().into_owned()),
         kubernetes_version: Some("v1.20.2".parse().unwrap()),
         ..Default::default()
     };
@@ -80,8 +82,8 @@ fn reset_returns_a_joined_namespace_to_bare_and_leaves_foreign_things() {
     State::default().save(Path::new(&l.state_file()), &mut wkjoin::host::Native).unwrap();
     write(Path::new(&l.kubeconfig()), "apiVersion: v1\n");
     write(Path::new(&l.binary("kubelet")), "#!/bin/sh\n");
-    write(&Path::new(&l.cni_conf_dir()).join("10-wkjoin.conflist"), "{}");
-    write(&Path::new(&l.cni_conf_dir()).join("99-other.conflist"), "{}");
+    write(&Path::new(&s.cni_conf_dir).join("10-wkjoin.conflist"), "{}");
+    write(&Path::new(&s.cni_conf_dir).join("99-other.conflist"), "{}");
     write(&Path::new(&l.cache_dir()).join("kubernetes-node-linux-amd64.tar.gz"), "x");
 
     let (actions, after, replan) = reset_in(&ns, &s, true);
@@ -106,7 +108,7 @@ fn reset_returns_a_joined_namespace_to_bare_and_leaves_foreign_things() {
     for gone in [l.state_file(), l.kubeconfig(), l.bin_dir(), l.kubelet_dir()] {
         assert!(!Path::new(&gone).exists(), "{gone} is still there");
     }
-    let cni = std::path::PathBuf::from(l.cni_conf_dir());
+    let cni = std::path::PathBuf::from(&s.cni_conf_dir);
     assert!(cni.join("99-other.conflist").exists() && !cni.join("10-wkjoin.conflist").exists());
     assert!(Path::new(&l.cache_dir()).join("kubernetes-node-linux-amd64.tar.gz").exists());
 }

@@ -6,7 +6,7 @@ use crate::config;
 use crate::fetch::progress::Progress;
 use crate::fetch::{self, FetchInput, Outcome as FetchOutcome};
 use crate::host;
-use crate::image::{self, PauseOutcome};
+use crate::image;
 use crate::plan::{NextHop, Plan, Step};
 use crate::reconcile;
 use crate::settings::Settings;
@@ -116,15 +116,7 @@ async fn step(s: &Settings, o: &Options, plan: &Plan) -> Result<(bool, String), 
                 _ => (true, format!("installed Kubernetes {version} into {}", report.installed.bin_dir)),
             })
         }
-        Step::Pause => {
-            let image = image::pause_image(s);
-            Ok(match image::apply(s, plan, &mut host::Native).await? {
-                PauseOutcome::Present => (false, format!("pause image {image} is in the runtime")),
-                PauseOutcome::Imported => (true, format!("imported pause image {image}")),
-                PauseOutcome::Pulled => (true, format!("pulled pause image {image}")),
-                PauseOutcome::Built => (true, format!("built pause image {image}")),
-            })
-        }
+        Step::Pause => Ok(image::apply(s, plan, &mut host::Native).await?.summary(&image::pause_image(s))),
         Step::Config => {
             let source = o.kubeconfig.clone().ok_or(AppError::NoConfigSource)?;
             let opts = config::check::Options {

@@ -90,6 +90,7 @@ pub fn evaluate(f: &Facts, s: &Settings, o: &Options) -> Vec<Check> {
         out.extend(sysctls(f));
     }
     out.push(cni_plugins(f));
+    out.push(cni_conf(f, s));
     out.push(disk(f, s));
     out.push(api(f));
     out.push(version_skew(f));
@@ -224,6 +225,21 @@ fn runtime(f: &Facts, s: &Settings) -> Check {
         (Os::Linux, Runtime::Docker) => "start Docker (`systemctl start docker`)",
         (Os::Windows, Runtime::Docker) => "start Docker (`Start-Service docker`)",
     };
+    // containerd is asked over CRI: its own answer (or its silence) is the check.
+    if let Some(rt) = &s.runtime_facts {
+        return match &rt.error {
+            None if rt.answered => Check::pass(NAME, rt.describe()),
+            reason => Check::fail(
+                NAME,
+                format!(
+                    "{} does not answer over CRI: {}",
+                    rt.endpoint,
+                    reason.as_deref().unwrap_or("its Status has no CRI plugin config")
+                ),
+                format!("{start}, or give --runtime-endpoint with the runtime's socket or pipe"),
+            ),
+        };
+    }
     match &f.runtime {
         Some(Endpoint::Reachable) => Check::pass(NAME, format!("{endpoint} answers")),
         Some(Endpoint::Unreachable { reason }) => Check::fail(
@@ -241,6 +257,47 @@ fn runtime(f: &Facts, s: &Settings) -> Check {
         ),
         None => Check::skip(NAME, "no runtime endpoint to check"),
     }
+}
+
+/// The CNI config extensions the runtime loads (libcni's `ConfFiles`), in file-name order.
+const CNI_EXTENSIONS: [&str; 3] = [".conf", ".conflist", ".json"];
+
+/// The runtime loads configs from its conf dir in file-name order: one sorting before wkjoin's would win.
+fn cni_conf(f: &Facts, s: &Settings) -> Check {
+    const NAME: &str = "cni-conf";
+    let ours = crate::network::CNI_CONF_FILE;
+    let configs: Vec<&String> =
+        f.cni_conf_files.iter().filter(|n| CNI_EXTENSIONS.iter().any(|e| n.ends_with(e)) && *n != ours).collect();
+    let before: Vec<&str> = configs.iter().filter(|n| n.as_str() < ours).map(|n| n.as_str()).collect();
+    let origin = s.origins.cni_conf_dir.as_ref().map(|o| format!(" ({o})")).unwrap_or_default();
+    if !before.is_empty() {
+        return Check::fail(
+            NAME,
+            format!(
+                "{} in {} sort before wkjoin's {ours}: the runtime would use that network for every pod, not wkjoin's",
+                before.join(", "),
+                f.cni_conf_dir
+            ),
+            format!(
+                "move {} out of {} if it is not in use (wkjoin never removes another tool's file), then run again",
+                before.join(", "),
+                f.cni_conf_dir
+            ),
+        );
+    }
+    if !configs.is_empty() {
+        return Check::warn(
+            NAME,
+            format!(
+                "{} in {} sort after wkjoin's {ours}: containerd loads only the first config unless its max_conf_num \
+                 says otherwise",
+                configs.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+                f.cni_conf_dir
+            ),
+            "remove the other config if nothing uses it",
+        );
+    }
+    Check::pass(NAME, format!("wkjoin's {ours} goes into the runtime's CNI conf dir {}{origin}", f.cni_conf_dir))
 }
 
 fn port_check(f: &Facts, port: u16, service: &str) -> Check {
@@ -593,6 +650,29 @@ mod tests {
         f
     }
 
+    /// containerd as the lab's stock worker describes itself (or its silence).
+    fn runtime_facts(answered: bool) -> crate::settings::RuntimeFacts {
+        use crate::runtime::{Fact, Source};
+        let mut info = crate::settings::RuntimeFacts::blank_info();
+        if answered {
+            info.version = "1.6.20~ds1".into();
+            info.api_version = "v1".into();
+            info.cni_conf_dir = Some(Fact { value: "/etc/cni/net.d".into(), source: Source::Cri });
+            info.cni_bin_dir = Some(Fact { value: "/usr/lib/cni".into(), source: Source::Cri });
+            info.sandbox_image = Some(Fact { value: "registry.k8s.io/pause:3.6".into(), source: Source::Cri });
+        }
+        crate::settings::RuntimeFacts {
+            endpoint: "unix:///run/containerd/containerd.sock".into(),
+            answered,
+            error: (!answered).then(|| "connection refused".into()),
+            info,
+            config_file: "/etc/containerd/config.toml".into(),
+            config_file_source: "default path".into(),
+            systemd_is_init: true,
+            config_text: None,
+        }
+    }
+
     fn status_of(checks: &[Check], name: &str) -> Status {
         checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no check {name} in {checks:#?}")).status
     }
@@ -636,6 +716,12 @@ mod tests {
         ("portmap missing", Os::Linux, |f, _, _| { f.cni_plugins_found.pop(); }, "cni-plugins", Status::Fail, "portmap missing"),
         ("win-overlay is enough", Os::Windows, |f, _, _| f.cni_plugins_found = vec!["win-overlay.exe".into()], "cni-plugins", Status::Pass, "win-overlay.exe"),
         ("no windows cni", Os::Windows, |f, _, _| f.cni_plugins_found.clear(), "cni-plugins", Status::Fail, "windows-container-networking"),
+        ("a config sorts before ours", Os::Linux, |f, _, _| f.cni_conf_files = vec!["05-other.conflist".into(), "10-wkjoin.conflist".into()], "cni-conf", Status::Fail, "05-other.conflist"),
+        ("ours alone in the conf dir", Os::Linux, |f, _, _| f.cni_conf_files = vec!["10-wkjoin.conflist".into()], "cni-conf", Status::Pass, "runtime's CNI conf dir"),
+        ("a config sorts after ours", Os::Windows, |f, _, _| f.cni_conf_files = vec!["99-loopback.conf".into()], "cni-conf", Status::Warn, "99-loopback.conf"),
+        ("non-configs are not configs", Os::Linux, |f, _, _| f.cni_conf_files = vec!["05-old.conf.bak".into(), "README".into()], "cni-conf", Status::Pass, "10-wkjoin.conflist"),
+        ("containerd silent over CRI", Os::Linux, |_, s, _| s.runtime_facts = Some(runtime_facts(false)), "runtime", Status::Fail, "does not answer over CRI"),
+        ("containerd answers over CRI", Os::Linux, |f, s, _| { f.runtime = None; s.runtime_facts = Some(runtime_facts(true)) }, "runtime", Status::Pass, "sandbox image registry.k8s.io/pause:3.6 (CRI Status)"),
         ("disk nearly full", Os::Linux, |f, _, _| f.disk_free = Some(GIB / 2), "disk", Status::Fail, "0.5 GiB free"),
         ("disk low", Os::Linux, |f, _, _| f.disk_free = Some(3 * GIB), "disk", Status::Warn, "less than 5.0 GiB"),
         ("windows disk low", Os::Windows, |f, _, _| f.disk_free = Some(10 * GIB), "disk", Status::Warn, "less than 20.0 GiB"),

@@ -137,6 +137,9 @@ pub struct Facts {
     #[serde(serialize_with = "display_opt")]
     pub kubelet_version: Option<KubeVersion>,
     pub cni_config: Option<CniConfig>,
+    /// The files in the runtime's CNI conf dir (names only, sorted), and the dir.
+    pub cni_conf_dir: String,
+    pub cni_conf_files: Vec<String>,
     /// `KUBE_NETWORK` in wkjoin's own environment (it is what a hand-started kube-proxy would use).
     pub kube_network_env: Option<String>,
 }
@@ -163,6 +166,8 @@ impl Facts {
             api: Api::NoKubeconfig { reason: "not checked".into() },
             kubelet_version: None,
             cni_config: None,
+            cni_conf_dir: String::new(),
+            cni_conf_files: Vec::new(),
             kube_network_env: None,
         }
     }

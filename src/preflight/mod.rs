@@ -101,7 +101,12 @@ pub fn gather_host(s: &Settings, state: Option<&State>, api: Api) -> Facts {
     f.disk_free = probe::disk_free(Path::new(&s.root_dir));
     f.api = api;
     f.kubelet_version = kubelet_version(s, state);
-    f.cni_config = read_cni_config(&Layout::new(s.os, l.cni_conf_dir()).join(&[CNI_CONF_FILE]));
+    f.cni_config = read_cni_config(&Layout::new(s.os, s.cni_conf_dir.clone()).join(&[CNI_CONF_FILE]));
+    f.cni_conf_dir = s.cni_conf_dir.clone();
+    f.cni_conf_files = std::fs::read_dir(&s.cni_conf_dir)
+        .map(|d| d.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    f.cni_conf_files.sort();
     f.kube_network_env = std::env::var("KUBE_NETWORK").ok().filter(|v| !v.is_empty());
     f
 }

@@ -56,7 +56,7 @@ pub fn kubelet_args(s: &Settings, v: KubeVersion, pause_image: &str) -> Vec<Stri
             // dockershim (< 1.24) runs CNI itself, so it needs to be told where the plugins and config are.
             a.push("--network-plugin=cni".into());
             a.push(format!("--cni-bin-dir={}", s.cni_bin_dir));
-            a.push(format!("--cni-conf-dir={}", l.cni_conf_dir()));
+            a.push(format!("--cni-conf-dir={}", s.cni_conf_dir));
             a.push("--image-pull-progress-deadline=20m".into());
         }
     }
@@ -179,11 +179,10 @@ fn service(
 
 /// The pod network's actions once the pod CIDR is known.
 pub fn network_actions(s: &Settings, pod_cidr: IpNet) -> Vec<Action> {
-    let l = s.layout();
-    let conf_path = Layout::new(s.os, l.cni_conf_dir()).join(&[network::CNI_CONF_FILE]);
+    let conf_path = Layout::new(s.os, s.cni_conf_dir.clone()).join(&[network::CNI_CONF_FILE]);
     match s.os {
         Os::Linux => vec![
-            Action::CreateDir { path: l.cni_conf_dir() },
+            Action::CreateDir { path: s.cni_conf_dir.clone() },
             Action::WriteFile {
                 path: conf_path,
                 contents: Contents::Text { text: network::linux_cni_config(s, pod_cidr) },
@@ -192,7 +191,7 @@ pub fn network_actions(s: &Settings, pod_cidr: IpNet) -> Vec<Action> {
         ],
         Os::Windows => vec![
             Action::CreateHnsNetwork { name: s.network_name.clone(), definition: network::hns_network(s, pod_cidr) },
-            Action::CreateDir { path: l.cni_conf_dir() },
+            Action::CreateDir { path: s.cni_conf_dir.clone() },
             Action::WriteFile {
                 path: conf_path,
                 contents: Contents::Text { text: network::windows_cni_config(s, pod_cidr) },

@@ -1,9 +1,11 @@
 //! The node's settings in one typed model, layered: flags > `WKJOIN_*` env > config file > cluster > defaults.
 
 mod discover;
+mod runtime;
 mod validate;
 
 pub use discover::{DiscoverError, discover, from_kubeadm_config};
+pub use runtime::{RuntimeFacts, discover_runtime};
 pub use validate::{SettingsError, validate};
 
 use crate::layout::{Layout, Os};
@@ -52,6 +54,10 @@ pub struct PartialSettings {
     pub runtime_endpoint: Option<String>,
     pub mirror: Option<String>,
     pub cni_bin_dir: Option<String>,
+    /// Where the runtime reads CNI configs; normally learned from the runtime itself.
+    pub cni_conf_dir: Option<String>,
+    /// The container runtime's config file (containerd's `--config`); normally learned from the runtime's process.
+    pub runtime_config: Option<String>,
     pub pause_image: Option<String>,
     pub cgroup_root: Option<String>,
     /// Extra kubelet flags (`name=value`), appended or overriding wkjoin's own.
@@ -66,6 +72,8 @@ pub enum Origin {
     CommandLine,
     File(PathBuf),
     Cluster(&'static str),
+    /// What the container runtime reported (CRI Status, its config file, or its built-in default).
+    Runtime(String),
     Default,
 }
 
@@ -75,6 +83,7 @@ impl std::fmt::Display for Origin {
             Origin::CommandLine => f.write_str("flag or WKJOIN_* variable"),
             Origin::File(p) => write!(f, "config file {}", p.display()),
             Origin::Cluster(what) => write!(f, "cluster ({what})"),
+            Origin::Runtime(what) => write!(f, "runtime: {what}"),
             Origin::Default => f.write_str("default"),
         }
     }
@@ -109,10 +118,18 @@ pub struct Settings {
     pub cluster_domain: String,
     pub runtime: Runtime,
     pub runtime_endpoint: Option<String>,
+    /// containerd's config file as given (`--runtime-config`); else it is learned from the runtime's process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_config: Option<String>,
     pub mirror: String,
     pub cni_bin_dir: String,
-    /// The pod infrastructure image the kubelet (and `wkjoin pause`) use.
+    /// Where the runtime reads CNI configs (containerd's `conf_dir`; the kubelet's `--cni-conf-dir` with Docker).
+    pub cni_conf_dir: String,
+    /// The pod infrastructure image the kubelet, `wkjoin pause` and the runtime's sandboxes use.
     pub pause_image: String,
+    /// The container runtime as it answered when wkjoin asked it (planning for this host with containerd).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_facts: Option<RuntimeFacts>,
     /// The kubelet's cgroup root (Linux; kubelets sharing one machine need one each).
     pub cgroup_root: Option<String>,
     pub kubelet_args: Vec<String>,
@@ -129,6 +146,9 @@ pub struct Origins {
     pub pod_cidr: Option<Origin>,
     pub cluster_dns: Option<Origin>,
     pub node_ip: Option<Origin>,
+    pub cni_conf_dir: Option<Origin>,
+    pub cni_bin_dir: Option<Origin>,
+    pub pause_image: Option<Origin>,
 }
 
 pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
@@ -146,6 +166,8 @@ pub struct HostFacts {
     pub interfaces: Vec<(String, IpNet)>,
     /// CNI plugin directories that exist on this host, in order of preference.
     pub cni_bin_dirs: Vec<String>,
+    /// The container runtime, as asked over CRI (only when planning for this host with containerd).
+    pub runtime: Option<RuntimeFacts>,
 }
 
 /// Loads `--config wkjoin.yaml`.
@@ -197,10 +219,25 @@ pub fn resolve(
     let runtime_endpoint = pick(layers, |l| l.runtime_endpoint.clone())
         .map(|s| s.value)
         .or_else(|| default_runtime_endpoint(os, runtime).map(str::to_string));
-    let cni_bin_dir = pick(layers, |l| l.cni_bin_dir.clone()).map(|s| s.value).unwrap_or_else(|| match os {
-        Os::Windows => Layout::new(os, root_dir.unwrap_or(os.default_root_dir())).join(&["cni"]),
-        Os::Linux => host.cni_bin_dirs.first().cloned().unwrap_or_else(|| "/opt/cni/bin".to_string()),
-    });
+    let layout = Layout::new(os, root_dir.unwrap_or(os.default_root_dir()));
+    // The runtime's own word wins over wkjoin's guesses; only an explicit flag or file value overrides it.
+    let rt = host.runtime.as_ref().filter(|_| runtime == Runtime::Containerd);
+    let cni_bin_dir = pick(layers, |l| l.cni_bin_dir.clone())
+        .or_else(|| rt.and_then(|r| r.cni_bin_dir()))
+        .unwrap_or_else(|| Sourced {
+            value: match os {
+                Os::Windows => layout.join(&["cni"]),
+                Os::Linux => host.cni_bin_dirs.first().cloned().unwrap_or_else(|| "/opt/cni/bin".to_string()),
+            },
+            origin: Origin::Default,
+        });
+    let cni_conf_dir = pick(layers, |l| l.cni_conf_dir.clone())
+        .or_else(|| rt.and_then(|r| r.cni_conf_dir()))
+        .unwrap_or_else(|| Sourced { value: default_cni_conf_dir(os, runtime, &layout), origin: Origin::Default });
+    let pause_image =
+        pick(layers, |l| l.pause_image.clone()).or_else(|| rt.and_then(|r| r.sandbox_image())).unwrap_or_else(|| {
+            Sourced { value: crate::image::default_pause_image(os, runtime).to_string(), origin: Origin::Default }
+        });
 
     let settings = Settings {
         os,
@@ -225,11 +262,12 @@ pub fn resolve(
             .value,
         runtime,
         runtime_endpoint,
+        runtime_config: pick(layers, |l| l.runtime_config.clone()).map(|s| s.value),
         mirror: or_default(pick(layers, |l| l.mirror.clone()), DEFAULT_MIRROR.to_string()).value,
-        cni_bin_dir,
-        pause_image: pick(layers, |l| l.pause_image.clone())
-            .map(|s| s.value)
-            .unwrap_or_else(|| crate::image::default_pause_image(os, runtime).to_string()),
+        cni_bin_dir: cni_bin_dir.value,
+        cni_conf_dir: cni_conf_dir.value,
+        pause_image: pause_image.value,
+        runtime_facts: rt.cloned(),
         cgroup_root: pick(layers, |l| l.cgroup_root.clone()).map(|s| s.value),
         kubelet_args: pick(layers, |l| l.kubelet_arg.clone().filter(|v| !v.is_empty()))
             .map(|s| s.value)
@@ -243,6 +281,9 @@ pub fn resolve(
             pod_cidr: pod_cidr.map(|s| s.origin),
             cluster_dns: Some(cluster_dns.origin),
             node_ip: node_ip.map(|s| s.origin),
+            cni_conf_dir: Some(cni_conf_dir.origin),
+            cni_bin_dir: Some(cni_bin_dir.origin),
+            pause_image: Some(pause_image.origin),
         },
     };
     validate(&settings)?;
@@ -261,6 +302,16 @@ pub fn default_runtime_endpoint(os: Os, runtime: Runtime) -> Option<&'static str
         (Os::Linux, Runtime::Containerd) => Some("unix:///run/containerd/containerd.sock"),
         (Os::Windows, Runtime::Containerd) => Some("npipe:////./pipe/containerd-containerd"),
         (_, Runtime::Docker) => None,
+    }
+}
+
+/// Where the runtime reads CNI configs when it does not say: containerd's built-in `conf_dir`; with Docker
+/// (dockershim) the kubelet runs CNI itself from the directory wkjoin gives it.
+pub fn default_cni_conf_dir(os: Os, runtime: Runtime, layout: &Layout) -> String {
+    match (os, runtime) {
+        (Os::Linux, Runtime::Containerd) => "/etc/cni/net.d".to_string(),
+        (Os::Windows, Runtime::Containerd) => "C:\\Program Files\\containerd\\cni\\conf".to_string(),
+        (_, Runtime::Docker) => layout.join(&["cni", "config"]),
     }
 }
 
@@ -303,7 +354,60 @@ mod tests {
                 ("Ethernet".into(), "172.30.0.11/24".parse().unwrap()),
             ],
             cni_bin_dirs: vec!["/usr/lib/cni".into()],
+            ..Default::default()
         }
+    }
+
+    /// containerd as it answered over CRI, with an admin's unusual conf dir and sandbox image.
+    fn answered_runtime() -> RuntimeFacts {
+        use crate::runtime::{Fact, Source};
+        let mut info = RuntimeFacts::blank_info();
+        info.version = "1.6.20~ds1".into();
+        info.cni_conf_dir = Some(Fact { value: "/srv/k8s/cni-conf".into(), source: Source::Cri });
+        info.cni_bin_dir = Some(Fact { value: "/usr/lib/cni".into(), source: Source::Cri });
+        info.sandbox_image =
+            Some(Fact { value: "registry.wkjoin-lab.test/sandbox:custom".into(), source: Source::Cri });
+        RuntimeFacts {
+            endpoint: "unix:///run/containerd/containerd.sock".into(),
+            answered: true,
+            error: None,
+            info,
+            config_file: "/etc/containerd/config.toml".into(),
+            config_file_source: "default path".into(),
+            systemd_is_init: false,
+            config_text: None,
+        }
+    }
+
+    #[test]
+    fn the_runtime_decides_the_cni_dirs_and_pause_image_unless_a_flag_does() {
+        let host = HostFacts { runtime: Some(answered_runtime()), ..host() };
+        let s = resolve(Os::Linux, None, &[], &host).unwrap();
+        assert_eq!(s.cni_conf_dir, "/srv/k8s/cni-conf");
+        assert_eq!(s.pause_image, "registry.wkjoin-lab.test/sandbox:custom");
+        assert_eq!(s.origins.cni_conf_dir, Some(Origin::Runtime("CRI Status".into())));
+        let flags = PartialSettings {
+            cni_conf_dir: Some("/etc/cni/net.d".into()),
+            pause_image: Some("wkjoin.local/pause:1.0".into()),
+            ..Default::default()
+        };
+        let s = resolve(Os::Linux, None, &[(Origin::CommandLine, &flags)], &host).unwrap();
+        assert_eq!((s.cni_conf_dir.as_str(), s.pause_image.as_str()), ("/etc/cni/net.d", "wkjoin.local/pause:1.0"));
+        assert_eq!(s.origins.pause_image, Some(Origin::CommandLine));
+        // Docker (dockershim): the kubelet runs CNI from wkjoin's own dir; containerd's answer does not apply.
+        let docker = PartialSettings { runtime: Some(Runtime::Docker), ..Default::default() };
+        let s = resolve(Os::Windows, None, &[(Origin::CommandLine, &docker)], &host).unwrap();
+        assert_eq!(s.cni_conf_dir, "C:\\k\\cni\\config");
+        assert!(s.runtime_facts.is_none());
+    }
+
+    #[test]
+    fn without_an_answer_the_dirs_are_containerds_defaults_for_the_os() {
+        let s = resolve(Os::Linux, None, &[], &host()).unwrap();
+        assert_eq!(s.cni_conf_dir, "/etc/cni/net.d");
+        let s = resolve(Os::Windows, None, &[], &host()).unwrap();
+        assert_eq!(s.cni_conf_dir, "C:\\Program Files\\containerd\\cni\\conf");
+        assert_eq!(s.origins.cni_conf_dir, Some(Origin::Default));
     }
 
     #[test]

@@ -186,7 +186,7 @@ mod tests {
         let host = HostFacts {
             hostname: Some("node".into()),
             interfaces: ifaces.iter().map(|(n, a)| (n.to_string(), a.parse().unwrap())).collect(),
-            cni_bin_dirs: vec![],
+            ..Default::default()
         };
         resolve(Os::Linux, None, &[(Origin::CommandLine, &p)], &host)
     }

@@ -105,7 +105,15 @@ pub fn facts() -> HostFacts {
         .filter(|d| Path::new(d).join("bridge").exists())
         .map(str::to_string)
         .collect();
-    HostFacts { hostname, interfaces, cni_bin_dirs }
+    HostFacts { hostname, interfaces, cni_bin_dirs, ..Default::default() }
+}
+
+/// The command line of a running process (`/proc/<pid>/cmdline`), if it can be read.
+pub fn process_cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> =
+        raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    (!args.is_empty()).then_some(args)
 }
 
 /// Marks an installed binary executable for everyone (0755), as package managers install them.

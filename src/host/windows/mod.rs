@@ -94,7 +94,12 @@ pub fn replace_file(staged: &Path, target: &Path, keep: Option<&Path>) -> Result
 
 /// Hostname and CNI directory of this host; interface addresses come with the routes backend.
 pub fn facts() -> HostFacts {
-    HostFacts { hostname: std::env::var("COMPUTERNAME").ok(), interfaces: Vec::new(), cni_bin_dirs: Vec::new() }
+    HostFacts { hostname: std::env::var("COMPUTERNAME").ok(), ..Default::default() }
+}
+
+/// A service's command line is in the SCM, not readable per process here: the caller falls back to defaults.
+pub fn process_cmdline(_pid: u32) -> Option<Vec<String>> {
+    None
 }
 
 /// The OS build (17763, 20348, ...), read from the registry by the pause-image work; unknown until then.
