@@ -8,6 +8,12 @@ set -euo pipefail
 CACHE_DIR=${1:?usage: build-k8s.sh <cache-dir>}
 LINUX_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
 WIN_CMDS=(kubelet kube-proxy kubectl)
+# Go >= 1.18 changed the signature of reflect.mapiterinit: the vendored github.com/modern-go/reflect2 v1.0.1 then
+# crashes ("unexpected fault address", SIGSEGV in mapiterinit) whenever json-iterator encodes a map, e.g. in
+# `kubeadm init phase upload-config`. v1.0.2 fixed it; Debian's own kubernetes build uses Debian's reflect2 (1.0.2),
+# and so does the lab's: its Go files replace the vendored ones.
+REFLECT2_PKG=golang-github-modern-go-reflect2-dev
+REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 
 log() { printf '  [build] %s\n' "$*" >&2; }
 
@@ -33,8 +39,14 @@ ensure_deb_src() {
 ensure_deb_src
 VERSION=$(apt-cache showsrc kubernetes | sed -n 's/^Version: //p' | sort -V | tail -n1)
 [[ -n $VERSION ]] || { log "cannot find the kubernetes source package"; exit 1; }
-# The key names the command set too, so adding a command rebuilds instead of reusing a build without it.
-OUT=$CACHE_DIR/k8s/$VERSION-$(printf '%s ' "${LINUX_CMDS[@]}" "${WIN_CMDS[@]}" | sha256sum | cut -c1-8)
+REFLECT2_VERSION=$(dpkg-query -W -f='${Version}' "$REFLECT2_PKG" 2>/dev/null || true)
+if [[ -z $REFLECT2_VERSION || ! -d $REFLECT2_SRC ]]; then
+  log "$REFLECT2_PKG is not installed (scripts/lab up installs it)"
+  exit 1
+fi
+# The key names the command set and the replaced reflect2 too, so changing either rebuilds instead of reusing
+# an older build.
+OUT=$CACHE_DIR/k8s/$VERSION-$(printf '%s ' "${LINUX_CMDS[@]}" "${WIN_CMDS[@]}" "reflect2=$REFLECT2_VERSION" | sha256sum | cut -c1-8)
 if [[ -f $OUT/.done ]]; then
   log "cached build found: $OUT"
   echo "$OUT"
@@ -54,6 +66,9 @@ fi
 log "source tree: $TREE"
 
 cd "$TREE"
+log "vendor/github.com/modern-go/reflect2 <- $REFLECT2_PKG $REFLECT2_VERSION"
+rm -f vendor/github.com/modern-go/reflect2/*.go
+find "$REFLECT2_SRC" -maxdepth 1 -name '*.go' ! -name '*_test.go' -exec cp {} vendor/github.com/modern-go/reflect2/ \;
 mkdir -p .go/src/k8s.io
 [[ -L .go/src/k8s.io/kubernetes ]] || ln -s ../../.. .go/src/k8s.io/kubernetes
 export GOPATH=$TREE/.go CGO_ENABLED=0 GOFLAGS=-mod=vendor HOME=${HOME:-/root}
