@@ -137,8 +137,15 @@ impl Lab {
         self.node_dir(worker).join("wkjoin")
     }
 
+    /// The node's containerd socket, a path that works both from the root namespace and inside the node. A
+    /// worker's containerd is Debian's stock one: inside the node it is /run/containerd/containerd.sock, and the
+    /// node's /run is nodes/<worker>/host/run. The master's is the lab's own (nodes/master/containerd).
     pub fn containerd_socket(&self, node: &str) -> PathBuf {
-        self.node_dir(node).join("containerd/containerd.sock")
+        if node == "master" {
+            self.node_dir(node).join("containerd/containerd.sock")
+        } else {
+            self.node_dir(node).join("host/run/containerd/containerd.sock")
+        }
     }
 
     /// The node's address on the lab's external network (master .10, worker-N .10+N).
