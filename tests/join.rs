@@ -30,7 +30,66 @@ fn text(out: &Output) -> String {
 }
 
 fn in_node(lab: &Lab, args: &[&str]) -> String {
-    String::from_utf8_lossy(&lab.exec(W, args).stdout).into_owned()
+    in_node_of(lab, W, args)
+}
+
+fn in_node_of(lab: &Lab, node: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&lab.exec(node, args).stdout).into_owned()
+}
+
+/// containerd's config file inside the node, as the runtime reads it.
+const RUNTIME_CONFIG: &str = "/etc/containerd/config.toml";
+/// The pause image `scripts/lab join` asks for (an air-gapped admin's, imported from the mirror).
+const PAUSE: &str = "wkjoin.local/pause:1.0";
+
+fn runtime_config(lab: &Lab, node: &str) -> Vec<u8> {
+    let out = lab.exec(node, &["cat", RUNTIME_CONFIG]);
+    assert!(out.status.success(), "{node}: cannot read {RUNTIME_CONFIG}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// The `key = "value"` of a containerd config, wherever it stands.
+fn toml_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(&format!("{key} ")) || l.starts_with(&format!("{key}=")))
+        .and_then(|l| l.split_once('='))
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+}
+
+/// What the node's containerd says it runs: every pod sandbox's image, from `ctr` (not from wkjoin's own client).
+fn sandbox_images(lab: &Lab, node: &str) -> Vec<String> {
+    let out = in_node_of(
+        lab,
+        node,
+        &[
+            "ctr",
+            "-a",
+            "/run/containerd/containerd.sock",
+            "-n",
+            "k8s.io",
+            "containers",
+            "ls",
+            "labels.\"io.cri-containerd.kind\"==sandbox",
+        ],
+    );
+    out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).map(str::to_string).collect()
+}
+
+/// A joined node's runtime: wkjoin's CNI config in the runtime's own conf dir (none in wkjoin's root), the
+/// runtime's sandbox image set to the agreed pause image, and every sandbox running it.
+fn assert_runtime_agrees(lab: &Lab, node: &str, conf_dir: &str) {
+    let cni = in_node_of(lab, node, &["cat", &format!("{conf_dir}/10-wkjoin.conflist")]);
+    assert!(cni.contains("\"plugins\""), "{node}: no conflist in the runtime's conf dir {conf_dir}: {cni:?}");
+    assert!(
+        !lab.worker_root(node).join("cni/config/10-wkjoin.conflist").exists(),
+        "{node}: a CNI config in wkjoin's own dir"
+    );
+    let config = String::from_utf8(runtime_config(lab, node)).unwrap();
+    assert_eq!(toml_value(&config, "sandbox_image").as_deref(), Some(PAUSE), "{node}:\n{config}");
+    let images = sandbox_images(lab, node);
+    assert!(!images.is_empty(), "{node}: no pod sandboxes to check");
+    assert!(images.iter().all(|i| i == PAUSE), "{node}: sandboxes run {images:?}, not {PAUSE}");
 }
 
 /// What a bare node must not have: wkjoin's routes, the pod bridge, kube iptables chains, node processes.
@@ -67,12 +126,20 @@ fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again()
 
     lab_cmd(lab, &["reset", W]);
     assert_bare(lab);
+    // worker-2's containerd was customised by its admin (conf_dir, sandbox_image): wkjoin must follow it.
+    let original = runtime_config(lab, W);
+    let text0 = String::from_utf8_lossy(&original).into_owned();
+    let conf_dir = toml_value(&text0, "conf_dir").expect("worker-2's config sets conf_dir");
+    assert_ne!(conf_dir, "/etc/cni/net.d", "worker-2 is the lab's customised runtime");
+    assert_ne!(toml_value(&text0, "sandbox_image").as_deref(), Some(PAUSE), "{text0}");
 
     let started = Instant::now();
     let out = text(&lab_cmd(lab, &["join", W, "--no-validate"]));
     eprintln!("bare → Ready in {:.1}s", started.elapsed().as_secs_f64());
     assert!(out.contains(&format!("node {W} joined")), "{out}");
     assert!(ready(lab), "{W} is not Ready after join:\n{out}");
+
+    assert!(out.contains(&format!("the runtime's sandbox image is now {PAUSE}")), "{out}");
 
     let again = text(&lab_cmd(lab, &["join", W, "--no-validate"]));
     assert!(again.contains("nothing changed"), "a second join changed something:\n{again}");
@@ -102,11 +169,18 @@ fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again()
         assert!(Instant::now() < deadline, "the master cannot reach pod {ip} on {W}: no host-gw route?");
         std::thread::sleep(Duration::from_millis(250));
     }
+    assert_runtime_agrees(lab, W, &conf_dir);
     drop(pod);
 
     let out = text(&lab_cmd(lab, &["reset", W]));
     eprintln!("{out}");
     assert_bare(lab);
+    assert!(
+        runtime_config(lab, W) == original,
+        "reset did not restore {RUNTIME_CONFIG} byte for byte:\n{}",
+        String::from_utf8_lossy(&runtime_config(lab, W))
+    );
+    assert!(!lab.worker_root(W).join("backup/containerd-config.toml").exists(), "the backup is left");
     let not_ready =
         lab.kubectl(&["get", "node", W, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]);
     assert_ne!(not_ready.trim(), "True", "reset left the Node Ready");
@@ -165,4 +239,58 @@ fn kill_join_when(lab: &Lab, point: &str, reached: &dyn Fn() -> bool) {
     }
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
+}
+
+/// An admin pastes `kubeadm token create --print-join-command` with `kubeadm` replaced by `wkjoin`: on worker-1,
+/// whose containerd is exactly Debian's, the join changes only what it must in the runtime, and reset undoes it.
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_kubeadm_join_command_pasted_joins_a_stock_worker_and_reset_restores_its_runtime() {
+    const W1: &str = "worker-1";
+    let lab = Lab::get();
+    let _lock = lab.lock(W1);
+    lab_cmd(lab, &["reset", W1]);
+    let stock = runtime_config(lab, W1);
+    let stock_text = String::from_utf8_lossy(&stock).into_owned();
+    assert_eq!(toml_value(&stock_text, "sandbox_image"), None, "worker-1 runs containerd's defaults:\n{stock_text}");
+
+    let printed = text(&lab_cmd(lab, &["join-command"]));
+    let line = printed.lines().find(|l| l.starts_with("kubeadm join ")).unwrap_or_else(|| panic!("{printed}"));
+    assert!(line.contains("--token ") && line.contains("--discovery-token-ca-cert-hash sha256:"), "{line}");
+    let pasted: Vec<&str> = line.split_whitespace().skip(2).collect();
+    let mut args = vec!["join", W1, "--no-validate", "--paste"];
+    args.extend(&pasted);
+    let out = text(&lab_cmd(lab, &args));
+    assert!(out.contains(&format!("node {W1} joined")), "{out}");
+    assert!(out.contains("bootstrap token"), "the credential did not come from the token:\n{out}");
+    assert!(
+        out.contains(&format!("the runtime's sandbox image is now {PAUSE} (was registry.k8s.io/pause:3.6")),
+        "{out}"
+    );
+    let ready = lab.kubectl(&["get", "node", W1, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]);
+    assert_eq!(ready.trim(), "True", "{out}");
+    // The node's credential is its own, from the CSR (not the admin's, not a minted file).
+    let user = lab.kubectl(&["get", "csr", "-o", "jsonpath={.items[*].spec.username}"]);
+    assert!(user.contains("system:bootstrap:"), "no CSR made with the bootstrap token: {user}");
+
+    // A pod gives the runtime a sandbox to show.
+    let name = format!("wkjt-paste-{}", std::process::id());
+    let pod = Pod(lab, name.clone());
+    let spec = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"default"}},"spec":{{"nodeName":"{W1}","containers":[{{"name":"web","image":"wkjoin.local/webserver:1.0","imagePullPolicy":"Never"}}]}}}}"#
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), spec).unwrap();
+    lab.kubectl(&["apply", "-f", &file.path().to_string_lossy()]);
+    lab.kubectl(&["wait", "--for=condition=Ready", &format!("pod/{}", pod.1), "--timeout=60s"]);
+    assert_runtime_agrees(lab, W1, "/etc/cni/net.d");
+    let backup =
+        std::fs::read(lab.worker_root(W1).join("backup/containerd-config.toml")).expect("the original is kept");
+    assert_eq!(backup, stock, "the backup is not the original config");
+    drop(pod);
+
+    lab_cmd(lab, &["reset", W1]);
+    assert!(runtime_config(lab, W1) == stock, "reset did not restore worker-1's stock config byte for byte");
+    // Leave worker-1 joined, as the lab's other end-to-end tests expect.
+    lab_cmd(lab, &["join", W1, "--no-validate"]);
 }

@@ -164,7 +164,10 @@ fn lab_start_makes_worker_1_a_ready_supervised_node() {
 
     let pod_cidr: ipnet::IpNet =
         lab.kubectl(&["get", "node", WORKER, "-o", "jsonpath={.spec.podCIDR}"]).trim().parse().unwrap();
-    let cni = std::fs::read_to_string(root.join("cni/config/10-wkjoin.conflist")).unwrap();
+    // The CNI config is where the node's stock containerd reads it (its conf_dir), not in wkjoin's root.
+    let cni =
+        String::from_utf8_lossy(&lab.exec(WORKER, &["cat", "/etc/cni/net.d/10-wkjoin.conflist"]).stdout).into_owned();
+    assert!(!root.join("cni/config/10-wkjoin.conflist").exists());
     assert!(cni.contains(&pod_cidr.to_string()), "{cni}");
 
     // The same plan again with the supervisor alive: nothing changes.
