@@ -482,21 +482,8 @@ mod tests {
         config: Option<&str>,
         systemd: bool,
     ) -> Settings {
-        use crate::runtime::{Fact, Source};
-        use crate::settings::{HostFacts, Origin, PartialSettings, RuntimeFacts, resolve};
-        let mut info = RuntimeFacts::blank_info();
-        info.version = "1.6.20~ds1".into();
-        info.sandbox_image = Some(Fact { value: sandbox.into(), source: Source::Cri });
-        let facts = RuntimeFacts {
-            endpoint: "unix:///run/containerd/containerd.sock".into(),
-            answered: true,
-            error: None,
-            info,
-            config_file: "/etc/containerd/config.toml".into(),
-            config_file_source: "default path".into(),
-            systemd_is_init: systemd,
-            config_text: config.map(str::to_string),
-        };
+        use crate::settings::{HostFacts, Origin, PartialSettings, resolve};
+        let facts = crate::settings::runtime::answered(sandbox, "/etc/cni/net.d", config, systemd);
         let p = PartialSettings {
             node_name: Some("n1".into()),
             pause_image: Some(pause.into()),

@@ -112,6 +112,19 @@ fn ready(lab: &Lab) -> bool {
 /// Deletes the test's pod however the test ends.
 struct Pod(&'static Lab, String);
 
+/// The lab's web server as a pod pinned to `node`, Ready (deleted when the returned guard goes).
+fn web_pod(lab: &'static Lab, node: &str, name: &str) -> Pod {
+    let pod = Pod(lab, name.to_string());
+    let spec = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"default"}},"spec":{{"nodeName":"{node}","containers":[{{"name":"web","image":"wkjoin.local/webserver:1.0","imagePullPolicy":"Never"}}]}}}}"#
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), spec).unwrap();
+    lab.kubectl(&["apply", "-f", &file.path().to_string_lossy()]);
+    lab.kubectl(&["wait", "--for=condition=Ready", &format!("pod/{name}"), "--timeout=60s"]);
+    pod
+}
+
 impl Drop for Pod {
     fn drop(&mut self) {
         let _ = self.0.try_kubectl(&["delete", "pod", &self.1, "--wait=false", "--ignore-not-found"]);
@@ -148,14 +161,7 @@ fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again()
     // A pod on the node gets an address in its pod CIDR and answers the master across the host-gw routes.
     let cidr = lab.kubectl(&["get", "node", W, "-o", "jsonpath={.spec.podCIDR}"]);
     let name = format!("wkjt-join-{}", std::process::id());
-    let pod = Pod(lab, name.clone());
-    let spec = format!(
-        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"default"}},"spec":{{"nodeName":"{W}","containers":[{{"name":"web","image":"wkjoin.local/webserver:1.0","imagePullPolicy":"Never"}}]}}}}"#
-    );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), spec).unwrap();
-    lab.kubectl(&["apply", "-f", &file.path().to_string_lossy()]);
-    lab.kubectl(&["wait", "--for=condition=Ready", &format!("pod/{}", pod.1), "--timeout=60s"]);
+    let pod = web_pod(lab, W, &name);
     let ip = lab.kubectl(&["get", "pod", &pod.1, "-o", "jsonpath={.status.podIP}"]);
     let net: ipnet::IpNet = cidr.trim().parse().unwrap();
     assert!(net.contains(&ip.trim().parse::<std::net::IpAddr>().unwrap()), "pod IP {ip} outside {cidr}");
@@ -274,15 +280,7 @@ fn lab_kubeadm_join_command_pasted_joins_a_stock_worker_and_reset_restores_its_r
     assert!(user.contains("system:bootstrap:"), "no CSR made with the bootstrap token: {user}");
 
     // A pod gives the runtime a sandbox to show.
-    let name = format!("wkjt-paste-{}", std::process::id());
-    let pod = Pod(lab, name.clone());
-    let spec = format!(
-        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"default"}},"spec":{{"nodeName":"{W1}","containers":[{{"name":"web","image":"wkjoin.local/webserver:1.0","imagePullPolicy":"Never"}}]}}}}"#
-    );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), spec).unwrap();
-    lab.kubectl(&["apply", "-f", &file.path().to_string_lossy()]);
-    lab.kubectl(&["wait", "--for=condition=Ready", &format!("pod/{}", pod.1), "--timeout=60s"]);
+    let pod = web_pod(lab, W1, &format!("wkjt-paste-{}", std::process::id()));
     assert_runtime_agrees(lab, W1, "/etc/cni/net.d");
     let backup =
         std::fs::read(lab.worker_root(W1).join("backup/containerd-config.toml")).expect("the original is kept");

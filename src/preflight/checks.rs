@@ -652,25 +652,16 @@ mod tests {
 
     /// containerd as the lab's stock worker describes itself (or its silence).
     fn runtime_facts(answered: bool) -> crate::settings::RuntimeFacts {
-        use crate::runtime::{Fact, Source};
-        let mut info = crate::settings::RuntimeFacts::blank_info();
-        if answered {
-            info.version = "1.6.20~ds1".into();
-            info.api_version = "v1".into();
-            info.cni_conf_dir = Some(Fact { value: "/etc/cni/net.d".into(), source: Source::Cri });
-            info.cni_bin_dir = Some(Fact { value: "/usr/lib/cni".into(), source: Source::Cri });
-            info.sandbox_image = Some(Fact { value: "registry.k8s.io/pause:3.6".into(), source: Source::Cri });
+        let mut facts = crate::settings::runtime::answered("registry.k8s.io/pause:3.6", "/etc/cni/net.d", None, true);
+        if !answered {
+            facts = crate::settings::RuntimeFacts {
+                answered: false,
+                error: Some("connection refused".into()),
+                info: crate::settings::RuntimeFacts::blank_info(),
+                ..facts
+            };
         }
-        crate::settings::RuntimeFacts {
-            endpoint: "unix:///run/containerd/containerd.sock".into(),
-            answered,
-            error: (!answered).then(|| "connection refused".into()),
-            info,
-            config_file: "/etc/containerd/config.toml".into(),
-            config_file_source: "default path".into(),
-            systemd_is_init: true,
-            config_text: None,
-        }
+        facts
     }
 
     fn status_of(checks: &[Check], name: &str) -> Status {

@@ -1,7 +1,7 @@
 //! The node's settings in one typed model, layered: flags > `WKJOIN_*` env > config file > cluster > defaults.
 
 mod discover;
-mod runtime;
+pub(crate) mod runtime;
 mod validate;
 
 pub use discover::{DiscoverError, discover, from_kubeadm_config};
@@ -360,23 +360,7 @@ mod tests {
 
     /// containerd as it answered over CRI, with an admin's unusual conf dir and sandbox image.
     fn answered_runtime() -> RuntimeFacts {
-        use crate::runtime::{Fact, Source};
-        let mut info = RuntimeFacts::blank_info();
-        info.version = "1.6.20~ds1".into();
-        info.cni_conf_dir = Some(Fact { value: "/srv/k8s/cni-conf".into(), source: Source::Cri });
-        info.cni_bin_dir = Some(Fact { value: "/usr/lib/cni".into(), source: Source::Cri });
-        info.sandbox_image =
-            Some(Fact { value: "registry.wkjoin-lab.test/sandbox:custom".into(), source: Source::Cri });
-        RuntimeFacts {
-            endpoint: "unix:///run/containerd/containerd.sock".into(),
-            answered: true,
-            error: None,
-            info,
-            config_file: "/etc/containerd/config.toml".into(),
-            config_file_source: "default path".into(),
-            systemd_is_init: false,
-            config_text: None,
-        }
+        runtime::answered("registry.wkjoin-lab.test/sandbox:custom", "/srv/k8s/cni-conf", None, false)
     }
 
     #[test]

@@ -162,6 +162,28 @@ impl RuntimeFacts {
     }
 }
 
+/// containerd 1.6 as it answered over CRI, for tests: its sandbox image and CNI conf dir, its config file text.
+#[cfg(test)]
+pub fn answered(sandbox: &str, conf_dir: &str, config_text: Option<&str>, systemd_is_init: bool) -> RuntimeFacts {
+    use crate::runtime::Source;
+    let mut info = unknown_runtime();
+    info.version = "1.6.20~ds1".into();
+    info.api_version = "v1".into();
+    info.cni_conf_dir = Some(Fact { value: conf_dir.into(), source: Source::Cri });
+    info.cni_bin_dir = Some(Fact { value: "/usr/lib/cni".into(), source: Source::Cri });
+    info.sandbox_image = Some(Fact { value: sandbox.into(), source: Source::Cri });
+    RuntimeFacts {
+        endpoint: "unix:///run/containerd/containerd.sock".into(),
+        answered: true,
+        error: None,
+        info,
+        config_file: "/etc/containerd/config.toml".into(),
+        config_file_source: "default path".into(),
+        systemd_is_init,
+        config_text: config_text.map(str::to_string),
+    }
+}
+
 fn unknown_runtime() -> RuntimeInfo {
     RuntimeInfo {
         name: "containerd".into(),
