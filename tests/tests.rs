@@ -7,6 +7,7 @@ mod apply;
 mod cli;
 mod config;
 mod cri;
+mod cri_pipe;
 mod fetch;
 mod plan;
 mod preflight;
