@@ -475,12 +475,12 @@ async fn resolve_node_settings(g: &GlobalArgs, node: &NodeArgs, dry_run: bool) -
     }
     let endpoint = s.runtime_endpoint.clone().unwrap_or_default();
     let facts = settings::discover_runtime(s.os, &endpoint, s.runtime_config.as_deref()).await;
-    if !facts.answered {
+    if facts.answered {
+        tracing::debug!("container runtime: {}", facts.describe());
+    } else {
         // Nothing to plan from but guesses: preflight reports the silent runtime, and join stops there.
         tracing::warn!("{}; planning from containerd's defaults", facts.describe());
-        return Ok(s);
     }
-    tracing::debug!("container runtime: {}", facts.describe());
     layered_settings(g, node, cluster, false, Some(facts))
 }
 
@@ -672,7 +672,7 @@ fn step_command(
                 s.node_name, s.os, s.root_dir, s.kubernetes_version
             );
             // What the runtime said of itself, so the plan's paths and pause image can be checked against it.
-            if let Some(rt) = &s.runtime_facts {
+            if let Some(rt) = s.runtime_facts.as_ref().filter(|r| r.answered) {
                 header.push_str(&format!("\nruntime: {}", rt.describe()));
             }
             stdout.write_all(render_all(&header, &plans).as_bytes())?;

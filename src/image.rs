@@ -155,7 +155,8 @@ pub fn restart_command(os: crate::layout::Os, systemd_is_init: bool) -> Vec<Stri
 /// One pause image agreed by everyone: when the runtime's sandbox image is not the kubelet's pause image, its
 /// config file is changed (original kept) and the runtime restarted. Nothing when they already agree.
 pub fn align_runtime(s: &Settings) -> Result<Vec<Action>, ImageError> {
-    let Some(rt) = &s.runtime_facts else { return Ok(Vec::new()) };
+    // A runtime that did not answer cannot be agreed with: preflight stops the join before this plan runs.
+    let Some(rt) = s.runtime_facts.as_ref().filter(|r| r.answered) else { return Ok(Vec::new()) };
     let current = rt.info.sandbox_image.as_ref().map(|f| f.value.clone());
     if current.as_deref() == Some(s.pause_image.as_str()) {
         return Ok(Vec::new());

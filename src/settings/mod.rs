@@ -221,7 +221,9 @@ pub fn resolve(
         .or_else(|| default_runtime_endpoint(os, runtime).map(str::to_string));
     let layout = Layout::new(os, root_dir.unwrap_or(os.default_root_dir()));
     // The runtime's own word wins over wkjoin's guesses; only an explicit flag or file value overrides it.
-    let rt = host.runtime.as_ref().filter(|_| runtime == Runtime::Containerd);
+    let asked = host.runtime.as_ref().filter(|_| runtime == Runtime::Containerd);
+    // Only an answer is a fact: a silent runtime leaves containerd's defaults (and preflight fails on it).
+    let rt = asked.filter(|r| r.answered);
     let cni_bin_dir = pick(layers, |l| l.cni_bin_dir.clone())
         .or_else(|| rt.and_then(|r| r.cni_bin_dir()))
         .unwrap_or_else(|| Sourced {
@@ -267,7 +269,7 @@ pub fn resolve(
         cni_bin_dir: cni_bin_dir.value,
         cni_conf_dir: cni_conf_dir.value,
         pause_image: pause_image.value,
-        runtime_facts: rt.cloned(),
+        runtime_facts: asked.cloned(),
         cgroup_root: pick(layers, |l| l.cgroup_root.clone()).map(|s| s.value),
         kubelet_args: pick(layers, |l| l.kubelet_arg.clone().filter(|v| !v.is_empty()))
             .map(|s| s.value)
@@ -389,6 +391,11 @@ mod tests {
     fn without_an_answer_the_dirs_are_containerds_defaults_for_the_os() {
         let s = resolve(Os::Linux, None, &[], &host()).unwrap();
         assert_eq!(s.cni_conf_dir, "/etc/cni/net.d");
+        // A runtime that was asked but did not answer is kept for preflight, and decides nothing.
+        let silent = RuntimeFacts { answered: false, error: Some("connection refused".into()), ..answered_runtime() };
+        let s = resolve(Os::Linux, None, &[], &HostFacts { runtime: Some(silent), ..host() }).unwrap();
+        assert_eq!((s.cni_conf_dir.as_str(), s.pause_image.as_str()), ("/etc/cni/net.d", "registry.k8s.io/pause:3.9"));
+        assert!(s.runtime_facts.as_ref().is_some_and(|r| !r.answered));
         let s = resolve(Os::Windows, None, &[], &host()).unwrap();
         assert_eq!(s.cni_conf_dir, "C:\\Program Files\\containerd\\cni\\conf");
         assert_eq!(s.origins.cni_conf_dir, Some(Origin::Default));
