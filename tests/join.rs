@@ -146,6 +146,23 @@ fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again()
     assert_ne!(conf_dir, "/etc/cni/net.d", "worker-2 is the lab's customised runtime");
     assert_ne!(toml_value(&text0, "sandbox_image").as_deref(), Some(PAUSE), "{text0}");
 
+    // Another network's config sorting first in the runtime's conf dir would take every pod: the join stops in
+    // preflight, says which file, and changes nothing (the file is not wkjoin's to remove).
+    let foreign = format!("{conf_dir}/05-foreign.conflist");
+    let put = lab.exec(W, &["sh", "-c", &format!("mkdir -p {conf_dir} && echo '{{}}' > {foreign}")]);
+    assert!(put.status.success());
+    let stopped = Command::new(lab.repo.join("scripts/lab"))
+        .args(["join", W, "--no-validate"])
+        .env("WKJOIN", assert_cmd::cargo::cargo_bin("wkjoin"))
+        .output()
+        .unwrap();
+    let said = text(&stopped);
+    assert_eq!(stopped.status.code(), Some(3), "{said}");
+    assert!(said.contains("05-foreign.conflist") && said.contains("nothing was changed"), "{said}");
+    assert!(runtime_config(lab, W) == original, "a stopped join changed the runtime's config");
+    assert!(lab.exec(W, &["rm", &foreign]).status.success(), "the foreign file must still be there");
+    assert!(!lab.worker_root(W).join("wkjoin-state.json").exists(), "a stopped join left a state file");
+
     let started = Instant::now();
     let out = text(&lab_cmd(lab, &["join", W, "--no-validate"]));
     eprintln!("bare → Ready in {:.1}s", started.elapsed().as_secs_f64());

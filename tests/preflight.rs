@@ -120,6 +120,13 @@ mod lab {
             assert_eq!(check(&report, name)["status"], "pass", "{name}: {report:#}\n{stderr}");
         }
         assert!(check(&report, "api-server")["detail"].as_str().unwrap().contains(&lab.api), "{report:#}");
+        // The runtime speaks for itself over CRI: worker-2's admin moved containerd's CNI conf dir.
+        let runtime = check(&report, "runtime")["detail"].as_str().unwrap().to_string();
+        assert!(
+            runtime.contains("containerd 1.6") && runtime.contains("CNI conf dir /srv/k8s/cni-conf (CRI Status)"),
+            "{runtime}"
+        );
+        assert_eq!(check(&report, "cni-conf")["status"], "pass", "{report:#}");
         // A bare worker has no kubelet: its ports are free.
         assert_eq!(check(&report, "port-10250")["status"], "pass", "{report:#}");
         let failed = report["summary"]["fail"].as_u64().unwrap();
