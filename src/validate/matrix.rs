@@ -145,12 +145,17 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
-    /// The pod bridge's address (cbr0 / the HNS host endpoint): the first address of the pod CIDR.
+    /// The node's own address on its pod network: cbr0's `.1` on Linux; on Windows the L2Bridge platform
+    /// reserves `.1` and the host endpoint (vEthernet) holds `.2`, as upstream's Windows CNI configs use.
     pub fn gateway(&self) -> Option<IpAddr> {
         let net = self.pod_cidr?;
+        let n = match self.os {
+            NodeOs::Linux => 1,
+            NodeOs::Windows => 2,
+        };
         match net.network() {
-            IpAddr::V4(a) => Some(IpAddr::V4((u32::from(a) + 1).into())),
-            IpAddr::V6(a) => Some(IpAddr::V6((u128::from(a) + 1).into())),
+            IpAddr::V4(a) => Some(IpAddr::V4((u32::from(a) + n).into())),
+            IpAddr::V6(a) => Some(IpAddr::V6((u128::from(a) + n as u128).into())),
         }
     }
 }
@@ -578,6 +583,20 @@ pub fn probe(
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn the_pod_gateway_is_dot_1_on_linux_and_the_host_endpoint_dot_2_on_windows() {
+        let node = |os| NodeInfo {
+            name: "n".into(),
+            os,
+            ip: "172.30.0.11".parse().unwrap(),
+            pod_cidr: "10.244.3.0/24".parse().ok(),
+        };
+        assert_eq!(node(NodeOs::Linux).gateway(), "10.244.3.1".parse().ok());
+        assert_eq!(node(NodeOs::Windows).gateway(), "10.244.3.2".parse().ok());
+        assert_eq!(NodeInfo { pod_cidr: None, ..node(NodeOs::Windows) }.gateway(), None);
+    }
+
     use super::*;
 
     pub fn nodes(n: usize) -> Vec<NodeInfo> {
