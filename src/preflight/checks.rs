@@ -67,7 +67,8 @@ pub const PORTS: [(u16, &str); 3] =
 pub fn required_cni_plugins(os: Os) -> &'static [&'static str] {
     match os {
         Os::Linux => &["bridge", "host-local", "portmap"],
-        Os::Windows => &["win-bridge.exe", "win-overlay.exe"],
+        // wkjoin's L2Bridge/L2Tunnel network: win-bridge with host-local IPAM (containernetworking/plugins).
+        Os::Windows => &["win-bridge.exe", "host-local.exe"],
     }
 }
 
@@ -421,12 +422,7 @@ fn cni_plugins(f: &Facts) -> Check {
     let required = required_cni_plugins(f.os);
     let found = |p: &str| f.cni_plugins_found.iter().any(|x| x == p);
     let ok: Vec<&str> = required.iter().copied().filter(|p| found(p)).collect();
-    let missing: Vec<&str> = match f.os {
-        Os::Linux => required.iter().copied().filter(|p| !found(p)).collect(),
-        // Either plugin serves (win-bridge for l2bridge/l2tunnel, win-overlay for overlay networks).
-        Os::Windows if !ok.is_empty() => vec![],
-        Os::Windows => required.to_vec(),
-    };
+    let missing: Vec<&str> = required.iter().copied().filter(|p| !found(p)).collect();
     if missing.is_empty() {
         return Check::pass(NAME, format!("{} in {}", ok.join(", "), f.cni_bin_dir));
     }
@@ -435,8 +431,8 @@ fn cni_plugins(f: &Facts) -> Check {
                       --cni-bin-dir with the directory that has them"
             .to_string(),
         Os::Windows => format!(
-            "download win-bridge.exe from https://github.com/microsoft/windows-container-networking/releases into {}, \
-             or give --cni-bin-dir",
+            "unpack cni-plugins-windows-amd64-<version>.tgz from https://github.com/containernetworking/plugins/releases \
+             (it has win-bridge.exe and host-local.exe) into {}, the runtime's CNI bin dir, or give --cni-bin-dir",
             f.cni_bin_dir
         ),
     };
@@ -636,7 +632,7 @@ mod tests {
         f.cni_bin_dir = s.cni_bin_dir.clone();
         f.cni_plugins_found = match os {
             Os::Linux => vec!["bridge".into(), "host-local".into(), "portmap".into()],
-            Os::Windows => vec!["win-bridge.exe".into()],
+            Os::Windows => vec!["win-bridge.exe".into(), "host-local.exe".into()],
         };
         f.disk_free = Some(50 * GIB);
         let t = SystemTime::UNIX_EPOCH + T0;
@@ -705,8 +701,9 @@ mod tests {
         ("no br_netfilter", Os::Linux, |f, _, _| f.sysctls[1].1 = None, "bridge-nf-call-iptables", Status::Warn, "modprobe br_netfilter"),
         ("bridge-nf off", Os::Linux, |f, _, _| f.sysctls[1].1 = Some("0".into()), "bridge-nf-call-iptables", Status::Warn, "= 0"),
         ("portmap missing", Os::Linux, |f, _, _| { f.cni_plugins_found.pop(); }, "cni-plugins", Status::Fail, "portmap missing"),
-        ("win-overlay is enough", Os::Windows, |f, _, _| f.cni_plugins_found = vec!["win-overlay.exe".into()], "cni-plugins", Status::Pass, "win-overlay.exe"),
-        ("no windows cni", Os::Windows, |f, _, _| f.cni_plugins_found.clear(), "cni-plugins", Status::Fail, "windows-container-networking"),
+        ("win-overlay is not enough", Os::Windows, |f, _, _| f.cni_plugins_found = vec!["win-overlay.exe".into()], "cni-plugins", Status::Fail, "win-bridge.exe, host-local.exe missing"),
+        ("no host-local ipam", Os::Windows, |f, _, _| f.cni_plugins_found = vec!["win-bridge.exe".into()], "cni-plugins", Status::Fail, "host-local.exe missing"),
+        ("no windows cni", Os::Windows, |f, _, _| f.cni_plugins_found.clear(), "cni-plugins", Status::Fail, "containernetworking/plugins/releases"),
         ("a config sorts before ours", Os::Linux, |f, _, _| f.cni_conf_files = vec!["05-other.conflist".into(), "10-wkjoin.conflist".into()], "cni-conf", Status::Fail, "05-other.conflist"),
         ("ours alone in the conf dir", Os::Linux, |f, _, _| f.cni_conf_files = vec!["10-wkjoin.conflist".into()], "cni-conf", Status::Pass, "runtime's CNI conf dir"),
         ("a config sorts after ours", Os::Windows, |f, _, _| f.cni_conf_files = vec!["99-loopback.conf".into()], "cni-conf", Status::Warn, "99-loopback.conf"),
