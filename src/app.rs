@@ -102,9 +102,9 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             print_fetch_report(&mut std::io::stdout().lock(), &report, out.output)?;
             Ok(exit::OK)
         }
-        Command::Pause { image_archive, node, dry } => {
+        Command::Pause { image_archive, windows_build, node, dry } => {
             let s = resolve_node_settings(g, node, dry.dry_run).await?;
-            let plan = image::plan(&s, image_archive.as_deref(), host::windows_build())?;
+            let plan = image::plan(&s, image_archive.as_deref(), windows_build.or_else(|| windows_build_of(&s)))?;
             if dry.dry_run {
                 return step_command("pause", &s, vec![plan], true, OutputFormat::Table);
             }
@@ -211,6 +211,7 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
         }
         Command::Join {
             image_archive,
+            windows_build,
             next_hop,
             no_validate,
             validate_kubeconfig,
@@ -260,7 +261,7 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
                     .or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string())),
                 image_archive: image_archive.clone(),
                 next_hop: Some(*next_hop),
-                windows_build: host::windows_build(),
+                windows_build: windows_build.or_else(|| windows_build_of(&s)),
                 validate: !no_validate,
             };
             let plans = crate::join::plan(&s, &inputs)?;
@@ -461,6 +462,11 @@ async fn validate_with(
 }
 
 /// Layers flags/env, the config file, the cluster and defaults into validated settings.
+/// This host's Windows build, when the plan is for this host.
+fn windows_build_of(s: &Settings) -> Option<u32> {
+    (s.os == Os::host()).then(host::windows_build).flatten()
+}
+
 async fn resolve_settings(g: &GlobalArgs, node: &NodeArgs, dry_run: bool) -> Result<Settings, AppError> {
     resolve_settings_with(g, node, dry_run, false).await
 }

@@ -249,6 +249,9 @@ downloads nothing.")]
         /// Import this OCI image archive (file or URL) instead of pulling or building
         #[arg(long, value_name = "FILE|URL")]
         image_archive: Option<String>,
+        /// The Windows build to match the pause image to (17763, 20348, 26100) [default: this host's build]
+        #[arg(long, value_name = "BUILD")]
+        windows_build: Option<u32>,
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]
@@ -353,6 +356,9 @@ same plan and a live supervisor changes nothing; a changed plan restarts the ser
         /// Import this OCI pause image archive (file or URL) instead of pulling or building
         #[arg(long, value_name = "FILE|URL")]
         image_archive: Option<String>,
+        /// The Windows build to match the pause image to (17763, 20348, 26100) [default: this host's build]
+        #[arg(long, value_name = "BUILD")]
+        windows_build: Option<u32>,
         /// Next hop for other nodes' pod CIDRs
         #[arg(long, value_enum, default_value_t = NextHop::NodeIp)]
         next_hop: NextHop,

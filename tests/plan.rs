@@ -35,7 +35,9 @@ fn windows_join_plan_with_docker_on_old_kubernetes() {
         wkjoin()
             .args(["join", "--dry-run", "--os", "windows", "--runtime", "docker", "--network-name", "l2bridge"])
             .args(NODE.iter().map(|a| if *a == "v1.20.2" { "v1.14.3" } else { a }))
-            .args(["--root-dir", "D:\\kube"]),
+            .args(["--root-dir", "D:\\kube"])
+            // The build the guide's Docker pause image must match (a Windows Server 2019 node).
+            .args(["--windows-build", "17763"]),
     );
     golden!("join-windows-docker-1.14.txt", out);
 }

@@ -102,7 +102,7 @@ pub fn process_cmdline(_pid: u32) -> Option<Vec<String>> {
     None
 }
 
-/// The OS build (17763, 20348, ...), read from the registry by the pause-image work; unknown until then.
+/// The OS build (17763, 20348, ...): `CurrentBuildNumber` in the registry, as preflight reads it.
 pub fn windows_build() -> Option<u32> {
-    None
+    probe::windows_version().and_then(|v| v.build)
 }
