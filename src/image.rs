@@ -55,6 +55,26 @@ impl PartialEq for ImageError {
     }
 }
 
+/// The first `registry.k8s.io/pause` release with a Windows variant for each build (build/pause/CHANGELOG.md
+/// in kubernetes/kubernetes: ltsc2022 from 3.6, ltsc2025 from 3.10.2).
+const PAUSE_WINDOWS_SUPPORT: [(u32, [u32; 3]); 3] = [(17763, [3, 4, 1]), (20348, [3, 6, 0]), (26100, [3, 10, 2])];
+
+/// Whether a Kubernetes pause image has a variant for this Windows build; `None` for images wkjoin cannot judge.
+pub fn pause_serves_build(image: &str, build: u32) -> Option<bool> {
+    let tag = image.strip_prefix("registry.k8s.io/pause:").or_else(|| image.strip_prefix("k8s.gcr.io/pause:"))?;
+    let mut v = [0u32; 3];
+    for (i, part) in tag.split('.').take(3).enumerate() {
+        v[i] = part.parse().ok()?;
+    }
+    let need = PAUSE_WINDOWS_SUPPORT.iter().find(|(b, _)| *b == build)?.1;
+    Some(v >= need)
+}
+
+/// The pause image wkjoin picks for a Windows build whose runtime's image has no variant for it.
+pub fn pause_for_build(build: u32) -> &'static str {
+    if build >= 26100 { "registry.k8s.io/pause:3.10.2" } else { DEFAULT_PAUSE_IMAGE }
+}
+
 /// The nanoserver tag for a host build.
 pub fn base_tag_for_build(build: u32) -> Result<&'static str, ImageError> {
     WINDOWS_BUILDS.iter().find(|(b, _, _)| *b == build).map(|(_, tag, _)| *tag).ok_or_else(|| {
@@ -562,6 +582,16 @@ mod tests {
         };
         assert!(contents.contains("wkjoin.local/pause:1.0"), "{contents}");
         assert_eq!(command[0], "systemctl");
+    }
+
+    #[test]
+    fn pause_releases_serve_the_windows_builds_they_were_built_for() {
+        assert_eq!(pause_serves_build("registry.k8s.io/pause:3.6", 20348), Some(true));
+        assert_eq!(pause_serves_build("registry.k8s.io/pause:3.9", 26100), Some(false));
+        assert_eq!(pause_serves_build("registry.k8s.io/pause:3.10.2", 26100), Some(true));
+        assert_eq!(pause_serves_build("k8s.gcr.io/pause:3.5", 20348), Some(false));
+        assert_eq!(pause_serves_build("mcr.microsoft.com/oss/kubernetes/pause:3.6", 26100), None);
+        assert_eq!(pause_serves_build("registry.k8s.io/pause:3.6", 19045), None);
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub struct HostFacts {
     pub cni_bin_dirs: Vec<String>,
     /// The container runtime, as asked over CRI (only when planning for this host with containerd).
     pub runtime: Option<RuntimeFacts>,
+    /// This host's Windows build (17763, 20348, 26100), when it is Windows.
+    pub windows_build: Option<u32>,
 }
 
 /// Loads `--config wkjoin.yaml`.
@@ -236,10 +238,20 @@ pub fn resolve(
     let cni_conf_dir = pick(layers, |l| l.cni_conf_dir.clone())
         .or_else(|| rt.and_then(|r| r.cni_conf_dir()))
         .unwrap_or_else(|| Sourced { value: default_cni_conf_dir(os, runtime, &layout), origin: Origin::Default });
-    let pause_image =
+    let mut pause_image =
         pick(layers, |l| l.pause_image.clone()).or_else(|| rt.and_then(|r| r.sandbox_image())).unwrap_or_else(|| {
             Sourced { value: crate::image::default_pause_image(os, runtime).to_string(), origin: Origin::Default }
         });
+    // A pause image wkjoin chose (the runtime's or its own default) must have a variant for this Windows build.
+    if let (Os::Windows, Runtime::Containerd, Some(build)) = (os, runtime, host.windows_build)
+        && !matches!(pause_image.origin, Origin::CommandLine | Origin::File(_))
+        && crate::image::pause_serves_build(&pause_image.value, build) == Some(false)
+    {
+        pause_image = Sourced {
+            value: crate::image::pause_for_build(build).to_string(),
+            origin: Origin::Runtime(format!("{} has no variant for Windows build {build}", pause_image.value)),
+        };
+    }
 
     let settings = Settings {
         os,
@@ -385,6 +397,26 @@ mod tests {
         let s = resolve(Os::Windows, None, &[(Origin::CommandLine, &docker)], &host).unwrap();
         assert_eq!(s.cni_conf_dir, "C:\\k\\cni\\config");
         assert!(s.runtime_facts.is_none());
+    }
+
+    #[test]
+    fn a_windows_pause_image_without_a_variant_for_the_host_build_is_replaced_unless_the_admin_chose_it() {
+        let ltsc2025 = HostFacts {
+            windows_build: Some(26100),
+            runtime: Some(runtime::answered("registry.k8s.io/pause:3.6", "C:\\cni", None, false)),
+            ..host()
+        };
+        let s = resolve(Os::Windows, None, &[], &ltsc2025).unwrap();
+        assert_eq!(s.pause_image, "registry.k8s.io/pause:3.10.2");
+        assert!(
+            matches!(&s.origins.pause_image, Some(Origin::Runtime(why)) if why.contains("no variant for Windows build 26100"))
+        );
+        // Server 2022 runs pause:3.6; an admin's explicit image is the admin's call.
+        let ltsc2022 = HostFacts { windows_build: Some(20348), ..ltsc2025.clone() };
+        assert_eq!(resolve(Os::Windows, None, &[], &ltsc2022).unwrap().pause_image, "registry.k8s.io/pause:3.6");
+        let flags = PartialSettings { pause_image: Some("registry.k8s.io/pause:3.6".into()), ..Default::default() };
+        let s = resolve(Os::Windows, None, &[(Origin::CommandLine, &flags)], &ltsc2025).unwrap();
+        assert_eq!(s.pause_image, "registry.k8s.io/pause:3.6");
     }
 
     #[test]

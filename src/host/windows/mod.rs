@@ -94,7 +94,7 @@ pub fn replace_file(staged: &Path, target: &Path, keep: Option<&Path>) -> Result
 
 /// Hostname and CNI directory of this host; interface addresses come with the routes backend.
 pub fn facts() -> HostFacts {
-    HostFacts { hostname: std::env::var("COMPUTERNAME").ok(), ..Default::default() }
+    HostFacts { hostname: std::env::var("COMPUTERNAME").ok(), windows_build: windows_build(), ..Default::default() }
 }
 
 /// A service's command line is in the SCM, not readable per process here: the caller falls back to defaults.
