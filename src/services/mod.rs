@@ -177,6 +177,16 @@ fn service(
     }
 }
 
+/// The SCM starts the kubelet only after the container runtime's service (as sig-windows-tools' PrepareNode.ps1
+/// installs it); Linux units and the supervisor leave the runtime to the host's own init order.
+fn runtime_dependency(s: &Settings) -> Vec<String> {
+    match (s.os, s.runtime) {
+        (Os::Windows, crate::settings::Runtime::Containerd) => vec!["containerd".into()],
+        (Os::Windows, crate::settings::Runtime::Docker) => vec!["docker".into()],
+        (Os::Linux, _) => vec![],
+    }
+}
+
 /// The pod network's actions once the pod CIDR is known.
 pub fn network_actions(s: &Settings, pod_cidr: IpNet) -> Vec<Action> {
     let conf_path = Layout::new(s.os, s.cni_conf_dir.clone()).join(&[network::CNI_CONF_FILE]);
@@ -230,7 +240,7 @@ pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &st
         "Kubernetes node agent",
         kubelet_args(s, v, pause_image),
         BTreeMap::new(),
-        vec![],
+        runtime_dependency(s),
     )))
     .push(Action::StartService { name: KUBELET.into() });
     match s.pod_cidr {
@@ -389,6 +399,8 @@ mod tests {
         for sp in &specs {
             assert!(sp.args.iter().any(|a| a == "--windows-service"), "{} is not SCM-aware", sp.name);
         }
+        // The SCM starts the kubelet after containerd, and stops it first.
+        assert_eq!(scm::desired(specs[0]).dependencies, ["containerd"]);
         let proxy = scm::desired(specs[1]);
         assert_eq!(proxy.dependencies, [KUBELET]);
         assert_eq!(proxy.environment, [format!("KUBE_NETWORK={}", s.network_name)]);
