@@ -132,3 +132,14 @@ fn completions_are_generated() {
     let script = stdout_of(wkjoin().args(["completions", "bash"]));
     assert!(script.contains("wkjoin") && script.contains("--cluster-cidr"), "{script}");
 }
+
+/// A root dir that is not wkjoin's own is refused before anything is looked at (reset would remove its bin/).
+#[test]
+fn a_system_directory_is_never_a_root_dir() {
+    for (os, root) in [("linux", "/usr/local"), ("linux", "/"), ("windows", "C:\\Windows")] {
+        let (code, err) =
+            failure_of(wkjoin().args(["reset", "--dry-run", "--node-name", "n", "--os", os, "--root-dir", root]));
+        assert_eq!(code, 2, "{root}: {err}");
+        assert!(err.contains(&format!("--root-dir `{root}`")) && err.contains("of wkjoin's own"), "{err}");
+    }
+}

@@ -35,6 +35,16 @@ pub enum SettingsError {
     ExtraArg { flag: &'static str, value: String },
     #[error("--cgroup-root `{value}` must be an absolute cgroup path such as /wkjoin")]
     CgroupRoot { value: String },
+    #[error(
+        "--root-dir `{value}` {reason}: wkjoin creates bin, logs, pki and run under it, and `wkjoin reset` removes \
+         them; give a directory of wkjoin's own, such as {example}"
+    )]
+    RootDir { value: String, reason: &'static str, example: &'static str },
+    #[error(
+        "--network-name `{value}` is not a plain name: use 1 to 64 letters, digits, '.', '-' or '_' (it names a \
+         network, a host-local IPAM directory and kube-proxy's KUBE_NETWORK), e.g. cbr0"
+    )]
+    NetworkName { value: String },
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
     #[error("cannot read config file {}: {source}", path.display())]
@@ -121,8 +131,17 @@ pub fn validate(s: &Settings) -> Result<(), SettingsError> {
         });
     }
     validate_node_name(&s.node_name)?;
+    // Files for another OS (`fetch --os windows` on Linux) may live under a root of this host.
+    validate_root_dir(s.os, &s.root_dir).or_else(|e| {
+        let host = crate::layout::Os::host();
+        if host != s.os && validate_root_dir(host, &s.root_dir).is_ok() { Ok(()) } else { Err(e) }
+    })?;
     if s.network_name.trim().is_empty() {
         return Err(SettingsError::Empty { what: "--network-name" });
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if s.network_name.len() > 64 || !s.network_name.chars().all(plain) || s.network_name.chars().all(|c| c == '.') {
+        return Err(SettingsError::NetworkName { value: s.network_name.clone() });
     }
     if s.cluster_domain.trim().is_empty() {
         return Err(SettingsError::Empty { what: "--cluster-domain" });
@@ -147,6 +166,79 @@ pub fn validate(s: &Settings) -> Result<(), SettingsError> {
         && v.at_least(1, 24)
     {
         return Err(SettingsError::DockerRemoved { version: v.to_string() });
+    }
+    Ok(())
+}
+
+/// Directories whose subdirectories belong to the system: a root dir there would let `reset` remove them.
+const SYSTEM_DIRS: [&str; 22] = [
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib64",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/local",
+    "/var",
+    "/var/lib",
+    "/var/log",
+    "/var/run",
+    "/var/tmp",
+];
+const WINDOWS_SYSTEM_DIRS: [&str; 6] =
+    ["windows", "windows\\system32", "program files", "program files (x86)", "programdata", "users"];
+
+/// The root dir is absolute and wkjoin's own: never `/`, a drive root or a system directory.
+fn validate_root_dir(os: crate::layout::Os, root: &str) -> Result<(), SettingsError> {
+    let fail = |reason| {
+        let example = match os {
+            crate::layout::Os::Linux => "/var/lib/wkjoin",
+            crate::layout::Os::Windows => "C:\\k",
+        };
+        Err(SettingsError::RootDir { value: root.to_string(), reason, example })
+    };
+    match os {
+        crate::layout::Os::Linux => {
+            let trimmed = root.trim_end_matches('/');
+            if !root.starts_with('/') {
+                return fail("is not an absolute path");
+            }
+            if trimmed.split('/').any(|c| c == "..") {
+                return fail("climbs with `..`");
+            }
+            if trimmed.is_empty() {
+                return fail("is the file system root");
+            }
+            if SYSTEM_DIRS.contains(&trimmed) {
+                return fail("is a system directory");
+            }
+        }
+        crate::layout::Os::Windows => {
+            let b = root.as_bytes();
+            if !(b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/')) {
+                return fail("is not an absolute path with a drive letter");
+            }
+            let rest = root[3..].trim_end_matches(['\\', '/']).replace('/', "\\").to_ascii_lowercase();
+            if rest.split('\\').any(|c| c == "..") {
+                return fail("climbs with `..`");
+            }
+            if rest.is_empty() {
+                return fail("is a drive root");
+            }
+            if WINDOWS_SYSTEM_DIRS.contains(&rest.as_str()) {
+                return fail("is a system directory");
+            }
+        }
     }
     Ok(())
 }
@@ -178,6 +270,37 @@ fn validate_node_name(name: &str) -> Result<(), SettingsError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_root_dir_is_wkjoins_own_never_a_system_directory() {
+        use crate::layout::Os;
+        for bad in ["/", "//", "/usr/local", "/usr/local/", "/etc", "var/lib/wkjoin", "/var/lib/../..", "/tmp"] {
+            let err = validate_root_dir(Os::Linux, bad).unwrap_err().to_string();
+            assert!(err.contains("--root-dir") && err.contains("/var/lib/wkjoin"), "{bad}: {err}");
+        }
+        for ok in ["/var/lib/wkjoin", "/opt/wkjoin", "/tmp/x/root"] {
+            validate_root_dir(Os::Linux, ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in ["C:\\", "D:/", "C:\\Windows", "c:\\program files\\", "k", "\\\\server\\share", "C:\\k\\..\\Windows"]
+        {
+            let err = validate_root_dir(Os::Windows, bad).unwrap_err().to_string();
+            assert!(err.contains("C:\\k"), "{bad}: {err}");
+        }
+        for ok in ["C:\\k", "D:\\kube", "C:\\Program Files\\wkjoin"] {
+            validate_root_dir(Os::Windows, ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn network_names_are_plain_names() {
+        let with = |n: &str| resolve_with(PartialSettings { network_name: Some(n.into()), ..Default::default() }, &[]);
+        assert!(with("l2bridge").is_ok() && with("cbr0").is_ok() && with("my_net-1.0").is_ok());
+        for bad in ["../etc", "a b", "x/y", "..", &"n".repeat(65)] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("not a plain name"), "{bad}: {err}");
+        }
+    }
+
     use super::super::{HostFacts, PartialSettings, resolve};
     use super::*;
     use crate::layout::Os;
