@@ -289,10 +289,14 @@ pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOp
         recorded_routes: state.as_ref().map(|st| st.routes.clone()).unwrap_or_default(),
         ..Default::default()
     };
-    o.paths = candidate_paths(s, state.as_ref(), opts.purge)
-        .into_iter()
-        .filter(|p| std::fs::symlink_metadata(p).is_ok())
-        .collect();
+    // Files are removed on the state file's word only: without it, nothing under a root dir is provably wkjoin's.
+    o.paths = match &state {
+        Some(st) => candidate_paths(s, Some(st), opts.purge)
+            .into_iter()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok())
+            .collect(),
+        None => Vec::new(),
+    };
     let programs: Vec<String> = SERVICES.iter().map(|b| l.binary(b)).collect();
     for pr in probe::processes_running(&programs) {
         let name = SERVICES.iter().find(|b| pr.program.as_deref() == Some(l.binary(b).as_str())).unwrap_or(&"kubelet");

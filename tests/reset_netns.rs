@@ -128,3 +128,23 @@ fn reset_on_a_bare_host_says_so_and_changes_nothing() {
     assert!(stdout.starts_with("nothing to reset"), "{stdout}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was created");
 }
+
+/// Without wkjoin's state file nothing under the root dir is provably wkjoin's: reset removes none of it (the
+/// bin/, logs/ and pki/ there could be anyone's, e.g. under a mistyped --root-dir).
+#[test]
+fn reset_without_a_state_file_removes_no_files() {
+    let ns = Netns::new("reset-nostate", "172.31.9.21/24");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let s = settings(&root);
+    let l = s.layout();
+    let theirs = [l.binary("kubelet"), l.kubeconfig(), format!("{}/kubelet.log", l.log_dir()), l.pki_dir() + "/ca.crt"];
+    for f in &theirs {
+        write(Path::new(f), "someone's");
+    }
+    let (actions, _, _) = reset_in(&ns, &s, false);
+    assert!(actions.is_empty(), "{actions:#?}");
+    for f in &theirs {
+        assert!(Path::new(f).exists(), "reset removed {f}");
+    }
+}
