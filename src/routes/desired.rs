@@ -37,6 +37,12 @@ pub enum RoutesError {
         "pod CIDR {pod_cidr} of node {node} overlaps {what} {net}: routing it would hijack that range; fix --cluster-cidr on the controller manager"
     )]
     PodCidrOverlapsNetwork { node: String, pod_cidr: IpNet, what: &'static str, net: IpNet },
+    #[error(
+        "pod CIDR {pod_cidr} of node {node} is not inside the cluster CIDR {cluster_cidr}: it is skipped (no route to it); fix the node's spec.podCIDR or --cluster-cidr"
+    )]
+    PodCidrOutsideCluster { node: String, pod_cidr: IpNet, cluster_cidr: IpNet },
+    #[error("pod CIDR {pod_cidr} of node {node} covers every address: it is skipped (no route to it)")]
+    PodCidrEverything { node: String, pod_cidr: IpNet },
     #[error("cannot tell this host's management interface: give --interface (interfaces: {names})")]
     NoPrimaryInterface { names: String },
 }
@@ -60,18 +66,85 @@ fn describe_connected(host: &HostNetwork) -> String {
     if nets.is_empty() { "none".into() } else { nets.join(", ") }
 }
 
-/// Rejects two nodes whose pod CIDRs overlap (sorted sweep: O(n log n) for thousands of nodes).
-fn check_pod_cidrs_disjoint(nodes: &[ClusterNode]) -> Result<(), RoutesError> {
+/// Pairs of nodes whose pod CIDRs overlap (sorted sweep: O(n log n) for thousands of nodes).
+fn overlapping_pod_cidrs(nodes: &[ClusterNode]) -> Vec<RoutesError> {
     let mut all: Vec<(&IpNet, &str)> =
         nodes.iter().flat_map(|n| n.pod_cidrs.iter().map(move |c| (c, n.name.as_str()))).collect();
     all.sort_by_key(|(c, _)| (c.network(), c.prefix_len()));
-    for pair in all.windows(2) {
-        let ((a, a_node), (b, b_node)) = (pair[0], pair[1]);
-        if a.contains(&b.network()) {
-            return Err(RoutesError::PodCidrsOverlap { a_node: a_node.into(), a: *a, b_node: b_node.into(), b: *b });
+    let mut out = Vec::new();
+    for (i, (a, a_node)) in all.iter().enumerate() {
+        for (b, b_node) in all[i + 1..].iter().take_while(|(b, _)| a.contains(&b.network())) {
+            out.push(RoutesError::PodCidrsOverlap {
+                a_node: a_node.to_string(),
+                a: **a,
+                b_node: b_node.to_string(),
+                b: **b,
+            });
         }
     }
-    Ok(())
+    out
+}
+
+/// Cluster data is not trusted: a pod CIDR that is everything, outside the cluster CIDR, over the service range
+/// or the node network, or claimed by two nodes, is dropped with its reason; every other node keeps its routes.
+pub fn screen(nodes: &[ClusterNode], opts: &RouteOptions, host: &HostNetwork) -> (Vec<ClusterNode>, Vec<RoutesError>) {
+    let mut rejected = Vec::new();
+    let mut bad: Vec<(String, IpNet)> = Vec::new();
+    let pod_ifaces = [opts.pod_interface.as_deref(), Some("cbr0")];
+    for n in nodes {
+        for cidr in &n.pod_cidrs {
+            let node = n.name.clone();
+            // The most specific reason first: hijacking the node network is worse than being out of range.
+            let on_node_net = host
+                .interfaces
+                .iter()
+                .filter(|i| !pod_ifaces.contains(&Some(i.name.as_str())))
+                .find_map(|i| i.networks.iter().find(|net| overlaps(cidr, &net.trunc())));
+            let reason = if cidr.prefix_len() == 0 {
+                Some(RoutesError::PodCidrEverything { node, pod_cidr: *cidr })
+            } else if let Some(net) = on_node_net {
+                Some(RoutesError::PodCidrOverlapsNetwork {
+                    node,
+                    pod_cidr: *cidr,
+                    what: "the node network",
+                    net: net.trunc(),
+                })
+            } else if overlaps(cidr, &opts.service_cidr) {
+                Some(RoutesError::PodCidrOverlapsNetwork {
+                    node,
+                    pod_cidr: *cidr,
+                    what: "the service CIDR",
+                    net: opts.service_cidr,
+                })
+            } else if cidr.addr().is_ipv4() == opts.cluster_cidr.addr().is_ipv4() && !opts.cluster_cidr.contains(cidr) {
+                Some(RoutesError::PodCidrOutsideCluster { node, pod_cidr: *cidr, cluster_cidr: opts.cluster_cidr })
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                bad.push((n.name.clone(), *cidr));
+                rejected.push(r);
+            }
+        }
+    }
+    let keep = |nodes: &[ClusterNode], bad: &[(String, IpNet)]| -> Vec<ClusterNode> {
+        nodes
+            .iter()
+            .map(|n| ClusterNode {
+                pod_cidrs: n.pod_cidrs.iter().filter(|c| !bad.contains(&(n.name.clone(), **c))).copied().collect(),
+                ..n.clone()
+            })
+            .collect()
+    };
+    // Overlaps are judged among the ranges that are plausible on their own (a 0.0.0.0/0 would overlap them all).
+    let plausible = keep(nodes, &bad);
+    for e in overlapping_pod_cidrs(&plausible) {
+        if let RoutesError::PodCidrsOverlap { a_node, a, b_node, b } = &e {
+            bad.extend([(a_node.clone(), *a), (b_node.clone(), *b)]);
+        }
+        rejected.push(e);
+    }
+    (keep(nodes, &bad), rejected)
 }
 
 fn primary_interface<'a>(nodes: &[ClusterNode], opts: &'a RouteOptions, host: &'a HostNetwork) -> Option<&'a str> {
@@ -92,32 +165,13 @@ fn primary_interface<'a>(nodes: &[ClusterNode], opts: &'a RouteOptions, host: &'
         .and_then(|r| r.route.interface.as_deref())
 }
 
-/// The routes this node should have.
+/// The routes this node should have; pod CIDRs that fail [`screen`] get none, and are reported as warnings.
 pub fn desired(nodes: &[ClusterNode], opts: &RouteOptions, host: &HostNetwork) -> Result<Vec<Route>, RoutesError> {
-    check_pod_cidrs_disjoint(nodes)?;
-    for n in nodes {
-        for cidr in &n.pod_cidrs {
-            if overlaps(cidr, &opts.service_cidr) {
-                return Err(RoutesError::PodCidrOverlapsNetwork {
-                    node: n.name.clone(),
-                    pod_cidr: *cidr,
-                    what: "the service CIDR",
-                    net: opts.service_cidr,
-                });
-            }
-            let pod_ifaces = [opts.pod_interface.as_deref(), Some("cbr0")];
-            for iface in host.interfaces.iter().filter(|i| !pod_ifaces.contains(&Some(i.name.as_str()))) {
-                if let Some(net) = iface.networks.iter().find(|net| overlaps(cidr, &net.trunc())) {
-                    return Err(RoutesError::PodCidrOverlapsNetwork {
-                        node: n.name.clone(),
-                        pod_cidr: *cidr,
-                        what: "the node network",
-                        net: net.trunc(),
-                    });
-                }
-            }
-        }
+    let (nodes, rejected) = screen(nodes, opts, host);
+    for r in &rejected {
+        tracing::warn!("{r}");
     }
+    let nodes = nodes.as_slice();
     let primary = primary_interface(nodes, opts, host).map(str::to_string);
     let need_primary = || {
         primary.clone().ok_or_else(|| RoutesError::NoPrimaryInterface {
@@ -319,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn refusals_name_the_problem() {
+    fn an_unreachable_next_hop_names_the_problem() {
         let mut nodes = cluster();
         nodes.push(node("far", "10.244.3.0/24", "192.168.77.5"));
         let e = desired(&nodes, &opts(Os::Linux, NextHop::NodeIp), &host(true)).unwrap_err();
@@ -327,20 +381,38 @@ mod tests {
             e.to_string().contains("next hop 192.168.77.5 of node far") && e.to_string().contains("eth0 172.30.0.0/24"),
             "{e}"
         );
+    }
 
+    #[test]
+    fn hostile_pod_cidrs_are_skipped_with_their_reason_and_healthy_nodes_keep_their_routes() {
+        let healthy = desired(&cluster(), &opts(Os::Linux, NextHop::NodeIp), &host(true)).unwrap();
+        let cases: [(&str, &str, &str); 5] = [
+            ("dup", "10.244.2.128/25", "overlapping pod CIDRs"),
+            ("lan", "172.30.0.0/25", "overlaps the node network 172.30.0.0/24"),
+            ("svc", "10.96.1.0/24", "overlaps the service CIDR 10.96.0.0/16"),
+            ("away", "10.99.0.0/24", "not inside the cluster CIDR 10.244.0.0/16"),
+            ("all", "0.0.0.0/0", "covers every address"),
+        ];
+        for (name, cidr, why) in cases {
+            let mut nodes = cluster();
+            nodes.push(node(name, cidr, "172.30.0.13"));
+            let (_, rejected) = screen(&nodes, &opts(Os::Linux, NextHop::NodeIp), &host(true));
+            assert!(
+                rejected.iter().any(|r| r.to_string().contains(why) && r.to_string().contains(name)),
+                "{name}: {rejected:?}"
+            );
+            let r = desired(&nodes, &opts(Os::Linux, NextHop::NodeIp), &host(true)).unwrap();
+            assert!(!show(&r).iter().any(|l| l.starts_with(cidr)), "{name}: {r:?}");
+            if name != "dup" {
+                assert_eq!(r, healthy, "{name}: one bad node changed the routes of the others");
+            }
+        }
+        // Two nodes claiming one range: neither gets a route (which one is right cannot be told), the rest do.
         let mut nodes = cluster();
         nodes.push(node("dup", "10.244.2.128/25", "172.30.0.13"));
-        let e = desired(&nodes, &opts(Os::Linux, NextHop::NodeIp), &host(true)).unwrap_err();
-        assert!(matches!(e, RoutesError::PodCidrsOverlap { .. }), "{e}");
-        assert!(e.to_string().contains("worker-2 (10.244.2.0/24)") && e.to_string().contains("dup"), "{e}");
-
-        let nodes = vec![node("bad", "172.30.0.0/25", "172.30.0.13")];
-        let e = desired(&nodes, &opts(Os::Linux, NextHop::NodeIp), &host(true)).unwrap_err();
-        assert!(e.to_string().contains("overlaps the node network 172.30.0.0/24"), "{e}");
-
-        let nodes = vec![node("svc", "10.96.1.0/24", "172.30.0.13")];
-        let e = desired(&nodes, &opts(Os::Linux, NextHop::NodeIp), &host(true)).unwrap_err();
-        assert!(e.to_string().contains("overlaps the service CIDR 10.96.0.0/16"), "{e}");
+        let r = show(&desired(&nodes, &opts(Os::Linux, NextHop::NodeIp), &host(true)).unwrap());
+        assert!(!r.iter().any(|l| l.starts_with("10.244.2.")), "{r:?}");
+        assert!(r.iter().any(|l| l.starts_with("10.244.0.0/24")), "{r:?}");
     }
 
     #[test]
