@@ -1,7 +1,7 @@
 //! The pod network as pure values: a CNI `bridge` config on Linux; on Windows an HNS L2Bridge/L2Tunnel network
 //! and its win-bridge CNI config. One network name serves the CNI config and kube-proxy's `KUBE_NETWORK`.
 
-use crate::settings::{NetworkMode, Settings, nth_address};
+use crate::settings::{NetworkMode, Runtime, Settings, nth_address};
 use ipnet::IpNet;
 use serde_json::json;
 
@@ -66,37 +66,102 @@ pub fn host_endpoint(s: &Settings, pod_cidr: IpNet) -> (String, std::net::IpAddr
     (format!("{}_ep", s.network_name), nth_address(pod_cidr.trunc(), 2))
 }
 
-/// Windows: the win-bridge CNI config with portMappings, OutBoundNAT exceptions and ROUTE policies.
+/// Windows: a CNI config list with one `win-bridge` plugin (containernetworking/plugins), in the shape win-bridge
+/// reads (see docs/windows.md for the upstream files):
+/// - containerd: the HCN (v2) API, `apiVersion: 2`, policies with `Settings` (`OutBoundNAT` exceptions, `SDNRoute`);
+/// - Docker (the kubelet's dockershim, Kubernetes < 1.24): the HNS (v1) API and its flat policies (`ExceptionList`,
+///   `ROUTE`).
+///
+/// `host-local` hands out addresses from `.3` on: the platform reserves `.1`, and `.2` is the host endpoint that
+/// win-bridge makes every pod's gateway ("needs to be x.2"). The network name is the list's `name`, which libcni
+/// gives the plugin: win-bridge looks up the HNS network by it, and kube-proxy's `KUBE_NETWORK` names it too.
 pub fn windows_cni_config(s: &Settings, pod_cidr: IpNet) -> String {
     let pod = pod_cidr.trunc();
+    let hcn = s.runtime == Runtime::Containerd;
+    // Traffic to these keeps the pod's address; the rest leaves NATed to the node's address.
     let mut nat_exceptions = vec![s.cluster_cidr.to_string(), s.service_cidr.to_string()];
     if let Some(mgmt) = s.node_network {
         nat_exceptions.push(mgmt.to_string());
     }
-    let mut policies = vec![
-        json!({ "Name": "EndpointPolicy", "Value": { "Type": "OutBoundNAT", "ExceptionList": nat_exceptions } }),
-        json!({ "Name": "EndpointPolicy", "Value": { "Type": "ROUTE", "DestinationPrefix": s.service_cidr.to_string(), "NeedEncap": true } }),
-    ];
+    // Sent to the host (encapsulated to the host vNIC) instead of out on the wire: Service IPs for kube-proxy's
+    // load balancers, and the node's own address.
+    let mut host_routes = vec![s.service_cidr.to_string()];
     if let Some(ip) = s.node_ip {
-        policies.push(json!({ "Name": "EndpointPolicy", "Value": { "Type": "ROUTE", "DestinationPrefix": format!("{ip}/32"), "NeedEncap": true } }));
+        host_routes.push(IpNet::from(ip).to_string());
     }
-    let mut conf = json!({
-        "cniVersion": "0.2.0",
-        "name": s.network_name,
-        "type": "win-bridge",
-        "capabilities": { "portMappings": true, "dns": true },
-        "ipam": {
-            "subnet": pod.to_string(),
-            "routes": [{ "GW": nth_address(pod, 2).to_string() }]
-        },
-        "dns": {
-            "Nameservers": [s.cluster_dns.to_string()],
-            "Search": [format!("svc.{}", s.cluster_domain)]
-        },
-        "policies": policies
+    let policy = |value: serde_json::Value| json!({ "name": "EndpointPolicy", "value": value });
+    let mut policies = Vec::new();
+    if hcn {
+        policies.push(policy(json!({ "Type": "OutBoundNAT", "Settings": { "Exceptions": nat_exceptions } })));
+        for dst in host_routes {
+            policies.push(policy(
+                json!({ "Type": "SDNRoute", "Settings": { "DestinationPrefix": dst, "NeedEncap": true } }),
+            ));
+        }
+    } else {
+        policies.push(policy(json!({ "Type": "OutBoundNAT", "ExceptionList": nat_exceptions })));
+        for dst in host_routes {
+            policies.push(policy(json!({ "Type": "ROUTE", "DestinationPrefix": dst, "NeedEncap": true })));
+        }
+    }
+    let mut plugin = json!({ "type": "win-bridge" });
+    if hcn {
+        plugin["apiVersion"] = json!(2);
+    }
+    plugin["capabilities"] = json!({ "portMappings": true, "dns": true });
+    plugin["ipam"] = json!({
+        "type": "host-local",
+        "subnet": pod.to_string(),
+        "rangeStart": nth_address(pod, 3).to_string(),
+        "gateway": nth_address(pod, 2).to_string()
     });
-    if let Some(iface) = &s.interface {
-        conf["master"] = json!(iface);
-    }
+    // Used when the runtime passes no DNS of its own (the `dns` capability carries the pod's).
+    plugin["dns"] = json!({
+        "nameservers": [s.cluster_dns.to_string()],
+        "search": [format!("svc.{}", s.cluster_domain)]
+    });
+    plugin["policies"] = json!(policies);
+    let conf = json!({
+        "cniVersion": "0.3.1",
+        "name": s.network_name,
+        "plugins": [plugin]
+    });
     serde_json::to_string_pretty(&conf).expect("json") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Os;
+    use crate::settings::{HostFacts, Origin, PartialSettings, resolve};
+    use serde_json::Value;
+
+    fn windows(runtime: Runtime) -> Value {
+        let p = PartialSettings {
+            node_name: Some("win-1".into()),
+            node_ip: Some("172.30.0.11".parse().unwrap()),
+            runtime: Some(runtime),
+            ..Default::default()
+        };
+        let s = resolve(Os::Windows, None, &[(Origin::CommandLine, &p)], &HostFacts::default()).unwrap();
+        serde_json::from_str(&windows_cni_config(&s, "10.244.1.0/24".parse().unwrap())).unwrap()
+    }
+
+    // The shapes only; tests/upstream.rs has win-bridge's own code read them.
+    #[test]
+    fn windows_cni_config_is_a_list_in_the_runtimes_hns_api() {
+        for (runtime, api, route) in [(Runtime::Containerd, Some(2), "SDNRoute"), (Runtime::Docker, None, "ROUTE")] {
+            let c = windows(runtime);
+            assert_eq!(c["name"], "cbr0");
+            let plugins = c["plugins"].as_array().unwrap();
+            assert_eq!(plugins.len(), 1);
+            let p = &plugins[0];
+            assert_eq!((p["type"].as_str(), p["apiVersion"].as_i64()), (Some("win-bridge"), api));
+            assert_eq!(p["ipam"]["type"], "host-local");
+            assert_eq!(p["ipam"]["rangeStart"], "10.244.1.3", "{runtime:?}: .2 is the host endpoint");
+            let types: Vec<&str> =
+                p["policies"].as_array().unwrap().iter().map(|x| x["value"]["Type"].as_str().unwrap()).collect();
+            assert_eq!(types, ["OutBoundNAT", route, route], "{runtime:?}");
+        }
+    }
 }
