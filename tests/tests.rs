@@ -12,6 +12,8 @@ mod fetch;
 mod plan;
 mod preflight;
 mod status;
+// The network files read by the upstream code that reads them (Linux runs it; Windows code under wine).
+mod upstream;
 // Real kernel routing tables need Linux network namespaces.
 #[cfg(target_os = "linux")]
 mod reset_netns;

@@ -1,0 +1,279 @@
+//! The pod-network files wkjoin writes, read by the upstream code that reads them in production: libcni (the
+//! kubelet's, vendored by Kubernetes 1.20, and Debian's 1.x that containerd builds with), host-local's allocator,
+//! win-bridge's pkg/hns and hcsshim's hcn types. hcn and pkg/hns compile for Windows only, so the Windows checker
+//! runs under wine. scripts/upstream/build builds both checkers (scripts/test runs it first); without them these
+//! tests fail with the command that builds them: they never skip. (Linux runs them: they start wine themselves.)
+#![cfg(target_os = "linux")]
+
+use crate::util::{stdout_of, wkjoin};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use wkjoin::layout::Os;
+use wkjoin::settings::{HostFacts, Origin, PartialSettings, Runtime, resolve};
+
+const BUILD: &str = "scripts/upstream/build";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory of the checkers built from the current sources, or a failure that says how to build them.
+fn checkers() -> &'static Path {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let out = Command::new(repo().join(BUILD)).arg("--check").output().map_err(|e| format!("{BUILD}: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        Ok(Path::new(stdout.lines().last().unwrap_or_default()).join("bin"))
+    });
+    match dir {
+        Ok(d) => d,
+        Err(e) => panic!("the upstream checkers are not built: {e}\nbuild them with: {BUILD}"),
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Checker {
+    /// cnicheck for Linux: both libcni versions and host-local.
+    Linux,
+    /// cnicheck.exe under wine: that, plus win-bridge's pkg/hns and hcsshim's hcn.
+    Windows,
+}
+
+fn run(checker: Checker, check: &str, file: &Path) -> Output {
+    let mut cmd = match checker {
+        Checker::Linux => {
+            let mut c = Command::new(checkers().join("cnicheck"));
+            c.arg(check).arg(file);
+            c
+        }
+        Checker::Windows => {
+            // The project's wine prefix and settings, as every Windows test run gets them.
+            let mut c = Command::new("bash");
+            c.current_dir(repo()).arg("-c").arg(r#"source scripts/wine-env >&2 && exec wine "$@""#).arg("wine");
+            c.arg(checkers().join("cnicheck.exe")).arg(check).arg(wine_path(file));
+            c
+        }
+    };
+    let out = cmd.output().unwrap_or_else(|e| panic!("{checker:?} checker: {e}"));
+    if matches!(checker, Checker::Windows) && out.status.code() == Some(127) {
+        panic!("wine is missing: run scripts/setup, then {BUILD}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    out
+}
+
+/// wine maps the Unix root to drive Z:.
+fn wine_path(p: &Path) -> String {
+    format!("Z:{}", p.display()).replace('/', "\\")
+}
+
+/// What the checker made of the file; fails the test with the upstream error when upstream rejected it.
+fn accepted(checker: Checker, check: &str, name: &str, contents: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, contents).unwrap();
+    let out = run(checker, check, &file);
+    assert!(
+        out.status.success(),
+        "{checker:?} checker rejected {name}:\n{}\n--- {name} ---\n{contents}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the checker prints JSON")
+}
+
+/// The upstream error for a file upstream must reject.
+fn rejected(checker: Checker, check: &str, contents: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rejected.conflist");
+    std::fs::write(&file, contents).unwrap();
+    let out = run(checker, check, &file);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{checker:?} checker accepted it:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const NODE: [&str; 14] = [
+    "--node-name",
+    "worker-1",
+    "--node-ip",
+    "172.30.0.11",
+    "--kubernetes-version",
+    "v1.20.2",
+    "--cluster-cidr",
+    "10.244.0.0/16",
+    "--service-cidr",
+    "10.96.0.0/16",
+    "--pod-cidr",
+    "10.244.1.0/24",
+    "--cni-bin-dir",
+    "/usr/lib/cni",
+];
+
+/// The start step's actions of `wkjoin join --dry-run -o json`: what the binary itself would write.
+fn start_actions(extra: &[&str]) -> Vec<Value> {
+    let json = stdout_of(
+        wkjoin().args(["join", "--dry-run", "-o", "json", "--kubeconfig", "node.kubeconfig"]).args(extra).args(NODE),
+    );
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let start = v["plans"].as_array().unwrap().iter().find(|p| p["step"] == "start").expect("a start step");
+    start["actions"].as_array().unwrap().clone()
+}
+
+fn cni_config(actions: &[Value]) -> String {
+    let w = actions
+        .iter()
+        .find(|a| a["action"] == "write-file" && a["path"].as_str().unwrap().ends_with(wkjoin::network::CNI_CONF_FILE))
+        .expect("the start step writes the CNI config");
+    w["contents"]["text"].as_str().unwrap().to_string()
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array().unwrap_or_else(|| panic!("not an array: {v}")).iter().map(|s| s.as_str().unwrap()).collect()
+}
+
+fn policies<'a>(summary: &'a Value, ty: &str) -> Vec<&'a Value> {
+    let wb = &summary["containerd"]["plugins"][0]["winBridge"];
+    wb["policies"].as_array().unwrap().iter().filter(|p| p["type"] == ty).map(|p| &p["settings"]).collect()
+}
+
+#[test]
+fn windows_plan_files_for_containerd_are_accepted_by_libcni_host_local_win_bridge_and_hcsshim() {
+    let actions = start_actions(&["--os", "windows"]);
+    let conf = cni_config(&actions);
+
+    let linux = accepted(Checker::Linux, "conflist", "10-wkjoin.conflist", &conf);
+    for view in [&linux["kubeletLibcni"], &linux["containerd"]] {
+        assert_eq!((view["name"].as_str(), view["cniVersion"].as_str()), (Some("cbr0"), Some("0.3.1")), "{view}");
+    }
+    assert_eq!(strings(&linux["kubeletLibcni"]["plugins"]), ["win-bridge"]);
+    let ipam = &linux["containerd"]["plugins"][0]["ipam"];
+    // .1 is the platform's, .2 the host endpoint: the first pod gets .3.
+    assert_eq!(strings(&ipam["addresses"]), ["10.244.1.3/24"], "{ipam}");
+
+    let win = accepted(Checker::Windows, "conflist", "10-wkjoin.conflist", &conf);
+    let wb = &win["containerd"]["plugins"][0]["winBridge"];
+    assert_eq!(wb["apiVersion"], 2, "containerd takes the HCN (v2) path: {wb}");
+    let proxy = actions.iter().find(|a| a["action"] == "install-service" && a["name"] == "kube-proxy").unwrap();
+    assert_eq!(wb["network"], proxy["env"]["KUBE_NETWORK"], "win-bridge and kube-proxy name one HNS network");
+    let endpoint = &wb["endpoint"];
+    assert_eq!(endpoint["Routes"][0]["NextHop"], "10.244.1.2", "win-bridge's gateway is .2: {endpoint}");
+    assert_eq!(endpoint["IpConfigurations"][0]["IpAddress"], "10.244.1.3");
+    assert_eq!(endpoint["Dns"]["ServerList"][0], "10.96.0.10");
+
+    let hns = actions.iter().find(|a| a["action"] == "create-hns-network").expect("an HNS network");
+    let net = accepted(Checker::Windows, "hns-network", "cbr0.json", hns["definition"].as_str().unwrap());
+    assert_eq!((net["name"].as_str(), net["type"].as_str()), (Some("cbr0"), Some("L2Bridge")), "{net}");
+    assert_eq!(net["subnets"][0]["prefix"], "10.244.1.0/24");
+    assert_eq!(strings(&net["subnets"][0]["routes"]), ["0.0.0.0/0 via 10.244.1.1"]);
+    assert!(net["create"].as_str().unwrap().starts_with("hcsshim's checks passed"), "{net}");
+}
+
+#[test]
+fn win_bridge_makes_the_v2_nat_exceptions_routes_and_port_mappings_from_wkjoins_config() {
+    // A node whose interface wkjoin knows: its network joins the NAT exceptions, its name the HNS network.
+    let p = PartialSettings {
+        node_name: Some("worker-1".into()),
+        node_ip: Some("172.30.0.11".parse().unwrap()),
+        interface: Some("Ethernet".into()),
+        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
+        service_cidr: Some("10.96.0.0/12".parse().unwrap()),
+        runtime: Some(Runtime::Containerd),
+        ..Default::default()
+    };
+    let host =
+        HostFacts { interfaces: vec![("Ethernet".into(), "172.30.0.11/24".parse().unwrap())], ..Default::default() };
+    let s = resolve(Os::Windows, None, &[(Origin::CommandLine, &p)], &host).unwrap();
+    let pod = "10.244.7.0/24".parse().unwrap();
+
+    let win =
+        accepted(Checker::Windows, "conflist", "10-wkjoin.conflist", &wkjoin::network::windows_cni_config(&s, pod));
+    let nat = policies(&win, "OutBoundNAT");
+    assert_eq!(nat.len(), 1, "{win}");
+    assert_eq!(strings(&nat[0]["Exceptions"]), ["10.244.0.0/16", "10.96.0.0/12", "172.30.0.0/24"]);
+    let routes: Vec<(&str, bool)> = policies(&win, "SDNRoute")
+        .iter()
+        .map(|r| (r["DestinationPrefix"].as_str().unwrap(), r["NeedEncap"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(routes, [("10.96.0.0/12", true), ("172.30.0.11/32", true)]);
+    // The runtime's hostPort (the checker passes 8080 -> 80/tcp) through the portMappings capability.
+    let ports = policies(&win, "PortMapping");
+    assert_eq!((ports[0]["ExternalPort"].as_u64(), ports[0]["InternalPort"].as_u64()), (Some(8080), Some(80)));
+    assert_eq!(ports[0]["Protocol"], 6, "tcp");
+    assert_eq!(win["containerd"]["plugins"][0]["winBridge"]["endpoint"]["Routes"][0]["NextHop"], "10.244.7.2");
+
+    let net = accepted(Checker::Windows, "hns-network", "cbr0.json", &wkjoin::network::hns_network(&s, pod));
+    assert_eq!(net["policies"][0]["type"], "NetAdapterName", "{net}");
+    assert_eq!(net["policies"][0]["settings"]["NetworkAdapterName"], "Ethernet");
+}
+
+#[test]
+fn windows_plan_file_for_dockershim_is_accepted_by_the_kubelets_libcni_and_win_bridge_v1() {
+    let conf = cni_config(&start_actions(&["--os", "windows", "--runtime", "docker"]));
+    let linux = accepted(Checker::Linux, "conflist", "10-wkjoin.conflist", &conf);
+    assert_eq!(strings(&linux["kubeletLibcni"]["plugins"]), ["win-bridge"]);
+
+    let win = accepted(Checker::Windows, "conflist", "10-wkjoin.conflist", &conf);
+    let wb = &win["containerd"]["plugins"][0]["winBridge"];
+    assert_eq!(wb["apiVersion"], 0, "dockershim takes the HNS (v1) path: {wb}");
+    assert_eq!(wb["endpoint"]["GatewayAddress"], "10.244.1.2");
+    let nat = policies(&win, "OutBoundNAT");
+    assert_eq!(strings(&nat[0]["ExceptionList"]), ["10.244.0.0/16", "10.96.0.0/16"], "{wb}");
+    let routes: Vec<&str> = policies(&win, "ROUTE").iter().map(|r| r["DestinationPrefix"].as_str().unwrap()).collect();
+    assert_eq!(routes, ["10.96.0.0/16", "172.30.0.11/32"]);
+    assert_eq!(policies(&win, "NAT")[0]["ExternalPort"], 8080, "hostPort as an HNS NAT policy");
+}
+
+#[test]
+fn linux_plan_conflist_is_accepted_by_libcni_and_host_local() {
+    let conf = cni_config(&start_actions(&["--os", "linux", "--root-dir", "/var/lib/wkjoin"]));
+    let linux = accepted(Checker::Linux, "conflist", "10-wkjoin.conflist", &conf);
+    assert_eq!(strings(&linux["kubeletLibcni"]["plugins"]), ["bridge", "portmap"]);
+    let plugins = &linux["containerd"]["plugins"];
+    assert_eq!(strings(&plugins[0]["ipam"]["addresses"]), ["10.244.1.2/24"], "{plugins}");
+    assert_eq!(strings(&plugins[0]["ipam"]["gateways"]), ["10.244.1.1"], "the bridge is the gateway");
+    assert_eq!(plugins[1]["runtimeConfig"]["portMappings"][0]["hostPort"], 8080, "portmap gets the hostPort");
+}
+
+/// What wkjoin wrote before: a single flat config with no `plugins`, dockershim-era policies, and an ipam without
+/// `type`. libcni refused it, so a Windows node never became NetworkReady.
+const OLD_FLAT_CONFIG: &str = r#"{
+  "cniVersion": "0.2.0",
+  "name": "cbr0",
+  "type": "win-bridge",
+  "capabilities": { "portMappings": true, "dns": true },
+  "ipam": { "subnet": "10.244.1.0/24", "routes": [{ "GW": "10.244.1.2" }] },
+  "dns": { "Nameservers": ["10.96.0.10"], "Search": ["svc.cluster.local"] },
+  "policies": [
+    { "Name": "EndpointPolicy", "Value": { "Type": "OutBoundNAT", "ExceptionList": ["10.244.0.0/16", "10.96.0.0/16"] } },
+    { "Name": "EndpointPolicy", "Value": { "Type": "ROUTE", "DestinationPrefix": "10.96.0.0/16", "NeedEncap": true } }
+  ]
+}"#;
+
+#[test]
+fn the_checkers_reject_wkjoins_old_flat_windows_config() {
+    for checker in [Checker::Linux, Checker::Windows] {
+        let err = rejected(checker, "conflist", OLD_FLAT_CONFIG);
+        assert!(err.contains("error parsing configuration list: no 'plugins' key"), "{checker:?}: {err}");
+    }
+}
+
+#[test]
+fn the_windows_checker_rejects_v1_policies_on_the_v2_api() {
+    // pkg/hns would keep this as an OutBoundNAT without Settings (its unmarshal ignores ExceptionList): the pods
+    // would be NATed to everything, the cluster included.
+    let conf = r#"{ "cniVersion": "0.3.1", "name": "cbr0", "plugins": [ {
+        "type": "win-bridge", "apiVersion": 2,
+        "ipam": { "type": "host-local", "subnet": "10.244.1.0/24", "rangeStart": "10.244.1.3" },
+        "policies": [ { "name": "EndpointPolicy", "value": { "Type": "OutBoundNAT", "ExceptionList": ["10.244.0.0/16"] } } ]
+    } ] }"#;
+    let err = rejected(Checker::Windows, "conflist", conf);
+    assert!(err.contains(r#"unknown field "ExceptionList""#), "{err}");
+}
