@@ -25,3 +25,4 @@ pub mod start;
 pub mod state;
 pub mod validate;
 pub mod version;
+pub mod wait;

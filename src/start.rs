@@ -42,8 +42,6 @@ pub enum StartError {
     Kubeconfig { path: String, message: String },
     #[error("cannot {what}: {source}")]
     Kube { what: String, source: kube::Error },
-    #[error("cannot {what}: {source}")]
-    Wait { what: String, source: kube::runtime::wait::Error },
     #[error(
         "node {node} got no pod CIDR within {secs}s: the controller manager must run with --allocate-node-cidrs and --cluster-cidr (or give --pod-cidr){tail}"
     )]
@@ -506,19 +504,9 @@ fn specs_log(plan: &Plan, name: &str) -> String {
 async fn wait_pod_cidr(nodes: &Api<Node>, node: &str, secs: u64, log: &str) -> Result<IpNet, StartError> {
     eprintln!("waiting up to {secs}s for node {node} to register and be given a pod CIDR ...");
     let cond = |n: Option<&Node>| pod_cidr_of(n).is_some();
-    let waited = tokio::time::timeout(
-        Duration::from_secs(secs),
-        kube::runtime::wait::await_condition(nodes.clone(), node, cond),
-    )
-    .await;
-    let found = match waited {
-        Err(_) => {
-            return Err(StartError::PodCidrTimeout { node: node.into(), secs, tail: last_lines(log, 10) });
-        }
-        Ok(Err(e)) => {
-            return Err(StartError::Wait { what: format!("watch node {node}"), source: e });
-        }
-        Ok(Ok(n)) => n,
+    let waited = tokio::time::timeout(Duration::from_secs(secs), crate::wait::until(nodes.clone(), node, cond)).await;
+    let Ok(found) = waited else {
+        return Err(StartError::PodCidrTimeout { node: node.into(), secs, tail: last_lines(log, 10) });
     };
     let value = pod_cidr_of(found.as_ref()).unwrap_or_default().to_string();
     value.parse().map_err(|_| StartError::BadPodCidr { node: node.into(), value })
@@ -533,15 +521,9 @@ async fn wait_ready(
 ) -> Result<(), StartError> {
     eprintln!("waiting up to {secs}s for node {node} to report Ready ...");
     let cond = move |n: Option<&Node>| freshly_ready(n, before);
-    match tokio::time::timeout(
-        Duration::from_secs(secs),
-        kube::runtime::wait::await_condition(nodes.clone(), node, cond),
-    )
-    .await
-    {
+    match tokio::time::timeout(Duration::from_secs(secs), crate::wait::until(nodes.clone(), node, cond)).await {
         Err(_) => Err(StartError::ReadyTimeout { node: node.into(), secs, tail: last_lines(log, 10) }),
-        Ok(Err(e)) => Err(StartError::Wait { what: format!("watch node {node}"), source: e }),
-        Ok(Ok(_)) => Ok(()),
+        Ok(_) => Ok(()),
     }
 }
 

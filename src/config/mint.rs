@@ -32,8 +32,6 @@ pub enum MintError {
     Forbidden { action: &'static str, message: String },
     #[error("cannot {action} on {server}: {source}")]
     Api { action: &'static str, server: String, source: kube::Error },
-    #[error("cannot watch CSR {name} for its certificate: {message}")]
-    Wait { name: String, message: String },
     #[error("CSR {name} was denied or failed: {message}")]
     Denied { name: String, message: String },
     #[error(
@@ -209,7 +207,7 @@ pub async fn request(
                 || s.conditions.iter().flatten().any(|c| c.type_ == "Denied" || c.type_ == "Failed")
         })
     };
-    let waited = tokio::time::timeout(timeout, kube::runtime::wait::await_condition(csrs.clone(), &name, done)).await;
+    let waited = tokio::time::timeout(timeout, crate::wait::until(csrs.clone(), &name, done)).await;
     let csr = match waited {
         Err(_) => {
             let secs = timeout.as_secs();
@@ -223,9 +221,8 @@ pub async fn request(
                 MintError::NotApproved { name, secs }
             });
         }
-        Ok(Err(e)) => return Err(MintError::Wait { name, message: e.to_string() }),
-        Ok(Ok(None)) => return Err(MintError::Denied { name, message: "the CSR was deleted".into() }),
-        Ok(Ok(Some(c))) => c,
+        Ok(None) => return Err(MintError::Denied { name, message: "the CSR was deleted".into() }),
+        Ok(Some(c)) => c,
     };
     let status = csr.status.unwrap_or_default();
     let cert = match status.certificate {
