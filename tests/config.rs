@@ -100,7 +100,18 @@ current-context: a
 fn dry_run_never_shows_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let src = write(dir.path(), "k.yaml", "users: [{name: u, user: {token: s3cret-token}}]\n");
-    let out = stdout_of(wkjoin().args(["config", "--dry-run", "--node-name", "n", "--root-dir", "/r", "--from", &src]));
+    let out = stdout_of(wkjoin().args([
+        "config",
+        "--dry-run",
+        "--os",
+        "linux",
+        "--node-name",
+        "n",
+        "--root-dir",
+        "/r",
+        "--from",
+        &src,
+    ]));
     assert!(out.contains(&format!("write /r/config (owner-only access) with the credentials from {src}")), "{out}");
     assert!(!out.contains("s3cret"), "{out}");
 }
@@ -139,6 +150,9 @@ fn token_dry_run_names_the_source_never_the_secret() {
     let out = stdout_of(wkjoin().args([
         "config",
         "--dry-run",
+        // A Linux plan (root /r) on any host: under wine the host's own plan would want a drive letter.
+        "--os",
+        "linux",
         "--node-name",
         "n",
         "--root-dir",
