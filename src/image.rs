@@ -163,9 +163,15 @@ pub const RUNTIME_SERVICE: &str = "containerd";
 /// The command that restarts the runtime's service: systemd's, the init script's, or the SCM's.
 pub fn restart_command(os: crate::layout::Os, systemd_is_init: bool) -> Vec<String> {
     let words: &[&str] = match (os, systemd_is_init) {
-        (crate::layout::Os::Windows, _) => {
-            &["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", "Restart-Service -Name containerd"]
-        }
+        // The kubelet's service depends on containerd's: -Force stops it too, and it is started again after.
+        (crate::layout::Os::Windows, _) => &[
+            "powershell.exe",
+            "-NoProfile",
+            "-NonInteractive",
+            "-Command",
+            "$d = Get-Service -Name containerd -DependentServices | Where-Object Status -eq 'Running'; \
+             Restart-Service -Force -Name containerd; $d | Start-Service",
+        ],
         (_, true) => &["systemctl", "restart", "containerd"],
         (_, false) => &["service", "containerd", "restart"],
     };
@@ -180,6 +186,9 @@ pub fn align_runtime(s: &Settings) -> Result<Vec<Action>, ImageError> {
     let current = rt.info.sandbox_image.as_ref().map(|f| f.value.clone());
     if current.as_deref() == Some(s.pause_image.as_str()) {
         return Ok(Vec::new());
+    }
+    if let Some(message) = &rt.config_error {
+        return Err(ImageError::RuntimeConfig { file: rt.config_file.clone(), message: message.clone() });
     }
     let contents = crate::runtime::set_sandbox_image(rt.config_text.as_deref(), &s.pause_image, rt.major_version())
         .map_err(|e| ImageError::RuntimeConfig { file: rt.config_file.clone(), message: e.to_string() })?;
@@ -383,15 +392,19 @@ fn configure_runtime(
     host: &mut impl crate::host::Host,
 ) -> Result<(), crate::app::AppError> {
     use crate::state::{RuntimeConfigChange, State};
-    let now = std::fs::read_to_string(file).ok();
+    let now = crate::settings::runtime::read_config(file)
+        .map_err(|e| ImageError::RuntimeConfig { file: file.into(), message: e.to_string() })?;
     if now.as_deref().map(sha256_hex).as_deref() != original_sha256 {
         return Err(ImageError::RuntimeConfigChanged { file: file.into() }.into());
     }
     let state_path = s.layout().state_file();
     let mut state = State::load(std::path::Path::new(&state_path))?.unwrap_or_default();
     // A file wkjoin changed earlier keeps its first original: reset must get back what the admin had.
+    // Only while the file is still exactly what wkjoin wrote is the first original the one to restore.
     let (backup, original) = match &state.runtime_config {
-        Some(prev) if prev.file == file => (prev.backup.clone(), prev.original_sha256.clone()),
+        Some(prev) if prev.file == file && now.as_deref().map(sha256_hex).as_ref() == Some(&prev.written_sha256) => {
+            (prev.backup.clone(), prev.original_sha256.clone())
+        }
         _ => match &now {
             Some(text) => {
                 host.write_file(std::path::Path::new(backup), text.as_bytes(), true).map_err(ImageError::from)?;
@@ -553,6 +566,16 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_runtime_config_is_never_replaced() {
+        let mut s =
+            with_runtime(crate::layout::Os::Linux, "wkjoin.local/pause:1.0", "registry.k8s.io/pause:3.6", None, false);
+        s.runtime_facts.as_mut().unwrap().config_error =
+            Some("cannot read /etc/containerd/config.toml: Is a directory".into());
+        let err = align_runtime(&s).unwrap_err().to_string();
+        assert!(err.contains("/etc/containerd/config.toml") && err.contains("Is a directory"), "{err}");
+    }
+
+    #[test]
     fn a_runtime_that_agrees_is_left_alone() {
         let s = with_runtime(
             crate::layout::Os::Linux,
@@ -571,7 +594,8 @@ mod tests {
         use crate::layout::Os;
         assert_eq!(restart_command(Os::Linux, true).join(" "), "systemctl restart containerd");
         assert_eq!(restart_command(Os::Linux, false).join(" "), "service containerd restart");
-        assert!(restart_command(Os::Windows, false).join(" ").ends_with("Restart-Service -Name containerd"));
+        let windows = restart_command(Os::Windows, false).join(" ");
+        assert!(windows.contains("Restart-Service -Force -Name containerd; $d | Start-Service"), "{windows}");
         // No config file yet: wkjoin writes one that sets only the sandbox image (reset removes it again).
         let s = with_runtime(Os::Linux, "wkjoin.local/pause:1.0", "registry.k8s.io/pause:3.6", None, true);
         let actions = align_runtime(&s).unwrap();

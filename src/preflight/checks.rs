@@ -229,6 +229,16 @@ fn runtime(f: &Facts, s: &Settings) -> Check {
     // containerd is asked over CRI: its own answer (or its silence) is the check.
     if let Some(rt) = &s.runtime_facts {
         return match &rt.error {
+            None if rt.answered && rt.config_error.is_some() => Check::fail(
+                NAME,
+                format!(
+                    "{} answers, but its config file: {}",
+                    rt.endpoint,
+                    rt.config_error.as_deref().unwrap_or_default()
+                ),
+                "make the file readable TOML (containerd reads it at its next start), or give --runtime-config with \
+                 the file containerd was started with",
+            ),
             None if rt.answered => Check::pass(NAME, rt.describe()),
             reason => Check::fail(
                 NAME,
@@ -708,6 +718,7 @@ mod tests {
         ("ours alone in the conf dir", Os::Linux, |f, _, _| f.cni_conf_files = vec!["10-wkjoin.conflist".into()], "cni-conf", Status::Pass, "runtime's CNI conf dir"),
         ("a config sorts after ours", Os::Windows, |f, _, _| f.cni_conf_files = vec!["99-loopback.conf".into()], "cni-conf", Status::Warn, "99-loopback.conf"),
         ("non-configs are not configs", Os::Linux, |f, _, _| f.cni_conf_files = vec!["05-old.conf.bak".into(), "README".into()], "cni-conf", Status::Pass, "10-wkjoin.conflist"),
+        ("containerd config unreadable", Os::Linux, |f, s, _| { f.runtime = None; s.runtime_facts = Some(crate::settings::RuntimeFacts { config_error: Some("cannot read /etc/containerd/config.toml: invalid UTF-8".into()), ..runtime_facts(true) }) }, "runtime", Status::Fail, "invalid UTF-8"),
         ("containerd silent over CRI", Os::Linux, |_, s, _| s.runtime_facts = Some(runtime_facts(false)), "runtime", Status::Fail, "does not answer over CRI"),
         ("containerd answers over CRI", Os::Linux, |f, s, _| { f.runtime = None; s.runtime_facts = Some(runtime_facts(true)) }, "runtime", Status::Pass, "sandbox image registry.k8s.io/pause:3.6 (CRI Status)"),
         ("disk nearly full", Os::Linux, |f, _, _| f.disk_free = Some(GIB / 2), "disk", Status::Fail, "0.5 GiB free"),

@@ -28,6 +28,9 @@ pub struct RuntimeFacts {
     pub config_file_source: String,
     /// Whether systemd is the init system (it then restarts the runtime; else its init script does).
     pub systemd_is_init: bool,
+    /// Why the config file could not be read or understood (wkjoin then changes nothing in it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
     /// The config file's text as read (absent: no file; containerd then runs on its built-in defaults).
     #[serde(skip)]
     pub config_text: Option<String>,
@@ -96,6 +99,15 @@ pub fn default_config_file(os: Os) -> &'static str {
     }
 }
 
+/// The runtime's config file: `None` only when it does not exist.
+pub fn read_config(path: &str) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The `--config`/`-c` value of a containerd command line.
 pub fn config_flag(args: &[String]) -> Option<String> {
     let mut it = args.iter().skip(1);
@@ -138,10 +150,15 @@ pub async fn discover_runtime(os: Os, endpoint: &str, config_override: Option<&s
             }
         }
     };
-    let config_text = std::fs::read_to_string(&config_file).ok();
-    let mut error = error;
-    if let Err(e) = crate::runtime::fill_from_config(&mut info, &config_file, config_text.as_deref(), os) {
-        error.get_or_insert_with(|| e.to_string());
+    // Only a missing file is "no file": an unreadable one must never be replaced by a fresh one.
+    let (config_text, mut config_error) = match read_config(&config_file) {
+        Ok(text) => (text, None),
+        Err(e) => (None, Some(format!("cannot read {config_file}: {e}"))),
+    };
+    if config_error.is_none()
+        && let Err(e) = crate::runtime::fill_from_config(&mut info, &config_file, config_text.as_deref(), os)
+    {
+        config_error = Some(e.to_string());
     }
     RuntimeFacts {
         endpoint: endpoint.to_string(),
@@ -151,6 +168,7 @@ pub async fn discover_runtime(os: Os, endpoint: &str, config_override: Option<&s
         config_file,
         config_file_source,
         systemd_is_init: crate::host::process::systemd_is_init(),
+        config_error,
         config_text,
     }
 }
@@ -180,6 +198,7 @@ pub fn answered(sandbox: &str, conf_dir: &str, config_text: Option<&str>, system
         config_file: "/etc/containerd/config.toml".into(),
         config_file_source: "default path".into(),
         systemd_is_init,
+        config_error: None,
         config_text: config_text.map(str::to_string),
     }
 }
