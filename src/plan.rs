@@ -159,6 +159,8 @@ pub enum Action {
         /// SHA-256 of the file this plan was made from (absent: there was no file); apply refuses if it changed.
         #[serde(skip_serializing_if = "Option::is_none")]
         original_sha256: Option<String>,
+        /// The new file (never printed: runtime configs carry registry credentials); its digest is shown instead.
+        #[serde(skip_serializing)]
         contents: String,
     },
     /// Restart the container runtime with `command`, then wait until its CRI endpoint answers again and reports
@@ -340,10 +342,11 @@ impl fmt::Display for Action {
                 write!(f, "run {} ({purpose})", shell_words(program, args))
             }
             Action::ImportImage { source, image } => write!(f, "import image {image} from {source}"),
-            Action::ConfigureRuntime { file, backup, from, to, .. } => write!(
+            Action::ConfigureRuntime { file, backup, from, to, contents, .. } => write!(
                 f,
-                "set the runtime's sandbox image to {to} in {file} (was {}; the original is kept as {backup})",
-                from.as_deref().unwrap_or("unknown")
+                "set the runtime's sandbox image to {to} in {file}, changing nothing else (was {}; the original is kept as {backup}; new file sha256 {})",
+                from.as_deref().unwrap_or("unknown"),
+                &crate::image::sha256_hex(contents)[..12]
             ),
             Action::RestartRuntime { service, command, endpoint, sandbox_image, timeout_secs } => write!(
                 f,
@@ -458,8 +461,7 @@ impl Plan {
             let _ = writeln!(out, "  {}. {action}", i + 1);
             match action {
                 Action::WriteFile { contents: Contents::Text { text }, .. }
-                | Action::CreateHnsNetwork { definition: text, .. }
-                | Action::ConfigureRuntime { contents: text, .. } => {
+                | Action::CreateHnsNetwork { definition: text, .. } => {
                     for line in text.lines() {
                         let _ = writeln!(out, "       | {line}");
                     }
