@@ -55,6 +55,7 @@ fn options(s: &Settings, next_hop: NextHop, api_server: Option<std::net::IpAddr>
         os: s.os,
         next_hop,
         cluster_cidr: s.cluster_cidr,
+        cluster_cidr_known: !matches!(s.origins.cluster_cidr, None | Some(crate::settings::Origin::Default)),
         service_cidr: s.service_cidr,
         primary_interface: s.interface.clone(),
         pod_interface: (s.os == Os::Windows).then(|| format!("vEthernet ({})", s.network_name)),

@@ -13,6 +13,8 @@ pub struct RouteOptions {
     pub os: Os,
     pub next_hop: NextHop,
     pub cluster_cidr: IpNet,
+    /// Whether the cluster CIDR was given or discovered (a default is no ground to refuse a node's range).
+    pub cluster_cidr_known: bool,
     pub service_cidr: IpNet,
     /// The management interface; found from the node's InternalIP when not given.
     pub primary_interface: Option<String>,
@@ -116,7 +118,10 @@ pub fn screen(nodes: &[ClusterNode], opts: &RouteOptions, host: &HostNetwork) ->
                     what: "the service CIDR",
                     net: opts.service_cidr,
                 })
-            } else if cidr.addr().is_ipv4() == opts.cluster_cidr.addr().is_ipv4() && !opts.cluster_cidr.contains(cidr) {
+            } else if opts.cluster_cidr_known
+                && cidr.addr().is_ipv4() == opts.cluster_cidr.addr().is_ipv4()
+                && !opts.cluster_cidr.contains(cidr)
+            {
                 Some(RoutesError::PodCidrOutsideCluster { node, pod_cidr: *cidr, cluster_cidr: opts.cluster_cidr })
             } else {
                 None
@@ -167,11 +172,24 @@ fn primary_interface<'a>(nodes: &[ClusterNode], opts: &'a RouteOptions, host: &'
 
 /// The routes this node should have; pod CIDRs that fail [`screen`] get none, and are reported as warnings.
 pub fn desired(nodes: &[ClusterNode], opts: &RouteOptions, host: &HostNetwork) -> Result<Vec<Route>, RoutesError> {
-    let (nodes, rejected) = screen(nodes, opts, host);
+    let (healthy, rejected) = screen(nodes, opts, host);
     for r in &rejected {
         tracing::warn!("{r}");
     }
-    let nodes = nodes.as_slice();
+    // A rejected range gets no new route, and keeps the one wkjoin already had: bad data never removes routes.
+    let rejected_ranges: Vec<IpNet> = nodes
+        .iter()
+        .flat_map(|n| n.pod_cidrs.iter())
+        .filter(|c| !healthy.iter().any(|h| h.pod_cidrs.contains(c)))
+        .copied()
+        .collect();
+    let kept: Vec<Route> = host
+        .routes
+        .iter()
+        .filter(|r| r.owned && rejected_ranges.contains(&r.route.destination))
+        .map(|r| r.route.clone())
+        .collect();
+    let nodes = healthy.as_slice();
     let primary = primary_interface(nodes, opts, host).map(str::to_string);
     let need_primary = || {
         primary.clone().ok_or_else(|| RoutesError::NoPrimaryInterface {
@@ -243,6 +261,7 @@ pub fn desired(nodes: &[ClusterNode], opts: &RouteOptions, host: &HostNetwork) -
                 .with_metric(WINDOWS_MGMT_NIC_METRIC),
         );
     }
+    routes.extend(kept);
     routes.sort();
     routes.dedup();
     Ok(routes)
@@ -285,6 +304,7 @@ mod tests {
             os,
             next_hop,
             cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+            cluster_cidr_known: true,
             service_cidr: "10.96.0.0/16".parse().unwrap(),
             primary_interface: None,
             pod_interface: None,
@@ -407,6 +427,24 @@ mod tests {
                 assert_eq!(r, healthy, "{name}: one bad node changed the routes of the others");
             }
         }
+        // A range wkjoin already routes keeps its route when it turns bad: bad data never removes routes.
+        let mut h = host(true);
+        h.routes.push(TableRoute {
+            route: Route::via("10.244.2.0/24".parse().unwrap(), "172.30.0.12".parse().unwrap(), "eth0"),
+            owned: true,
+            origin: "wkjoin".into(),
+        });
+        let mut nodes = cluster();
+        nodes.push(node("whole", "10.244.0.0/16", "172.30.0.13"));
+        let r = show(&desired(&nodes, &opts(Os::Linux, NextHop::NodeIp), &h).unwrap());
+        assert!(r.contains(&"10.244.2.0/24 via 172.30.0.12 dev eth0".to_string()), "{r:?}");
+        assert!(!r.iter().any(|l| l.starts_with("10.244.0.0/16")), "{r:?}");
+        // A cluster CIDR that is only wkjoin's default is no ground to refuse a node's range.
+        let mut nodes = cluster();
+        nodes.push(node("away", "10.99.0.0/24", "172.30.0.13"));
+        let guessed = RouteOptions { cluster_cidr_known: false, ..opts(Os::Linux, NextHop::NodeIp) };
+        let r = show(&desired(&nodes, &guessed, &host(true)).unwrap());
+        assert!(r.iter().any(|l| l.starts_with("10.99.0.0/24")), "{r:?}");
         // Two nodes claiming one range: neither gets a route (which one is right cannot be told), the rest do.
         let mut nodes = cluster();
         nodes.push(node("dup", "10.244.2.128/25", "172.30.0.13"));
