@@ -171,29 +171,12 @@ pub fn validate(s: &Settings) -> Result<(), SettingsError> {
 }
 
 /// Directories whose subdirectories belong to the system: a root dir there would let `reset` remove them.
-const SYSTEM_DIRS: [&str; 22] = [
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/home",
-    "/lib",
-    "/lib64",
-    "/opt",
-    "/proc",
-    "/root",
-    "/run",
-    "/sbin",
-    "/srv",
-    "/sys",
-    "/tmp",
-    "/usr",
-    "/usr/local",
-    "/var",
-    "/var/lib",
-    "/var/log",
-    "/var/run",
-    "/var/tmp",
+#[rustfmt::skip]
+const SYSTEM_DIRS: [&str; 28] = [
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin", "/srv",
+    "/sys", "/tmp", "/usr", "/usr/local", "/var", "/var/lib", "/var/log", "/var/run", "/var/tmp",
+    // Kubernetes' and the runtime's own: /opt/cni/bin holds the CNI plugins.
+    "/opt/cni", "/etc/kubernetes", "/var/lib/kubelet", "/var/lib/containerd", "/usr/lib", "/usr/libexec",
 ];
 const WINDOWS_SYSTEM_DIRS: [&str; 6] =
     ["windows", "windows\\system32", "program files", "program files (x86)", "programdata", "users"];
@@ -209,17 +192,18 @@ fn validate_root_dir(os: crate::layout::Os, root: &str) -> Result<(), SettingsEr
     };
     match os {
         crate::layout::Os::Linux => {
-            let trimmed = root.trim_end_matches('/');
             if !root.starts_with('/') {
                 return fail("is not an absolute path");
             }
-            if trimmed.split('/').any(|c| c == "..") {
+            // `/usr//local/.` is /usr/local: compare the path, not its spelling.
+            let parts: Vec<&str> = root.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+            if parts.contains(&"..") {
                 return fail("climbs with `..`");
             }
-            if trimmed.is_empty() {
+            if parts.is_empty() {
                 return fail("is the file system root");
             }
-            if SYSTEM_DIRS.contains(&trimmed) {
+            if SYSTEM_DIRS.contains(&format!("/{}", parts.join("/")).as_str()) {
                 return fail("is a system directory");
             }
         }
@@ -228,14 +212,15 @@ fn validate_root_dir(os: crate::layout::Os, root: &str) -> Result<(), SettingsEr
             if !(b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/')) {
                 return fail("is not an absolute path with a drive letter");
             }
-            let rest = root[3..].trim_end_matches(['\\', '/']).replace('/', "\\").to_ascii_lowercase();
-            if rest.split('\\').any(|c| c == "..") {
+            let lower = root[3..].to_ascii_lowercase();
+            let parts: Vec<&str> = lower.split(['\\', '/']).filter(|c| !c.is_empty() && *c != ".").collect();
+            if parts.contains(&"..") {
                 return fail("climbs with `..`");
             }
-            if rest.is_empty() {
+            if parts.is_empty() {
                 return fail("is a drive root");
             }
-            if WINDOWS_SYSTEM_DIRS.contains(&rest.as_str()) {
+            if WINDOWS_SYSTEM_DIRS.contains(&parts.join("\\").as_str()) {
                 return fail("is a system directory");
             }
         }
@@ -274,15 +259,34 @@ mod tests {
     #[test]
     fn the_root_dir_is_wkjoins_own_never_a_system_directory() {
         use crate::layout::Os;
-        for bad in ["/", "//", "/usr/local", "/usr/local/", "/etc", "var/lib/wkjoin", "/var/lib/../..", "/tmp"] {
+        for bad in [
+            "/",
+            "//",
+            "/usr/local",
+            "/usr/local/",
+            "/usr//local/.",
+            "/etc",
+            "var/lib/wkjoin",
+            "/var/lib/../..",
+            "/tmp",
+            "/opt/cni",
+        ] {
             let err = validate_root_dir(Os::Linux, bad).unwrap_err().to_string();
             assert!(err.contains("--root-dir") && err.contains("/var/lib/wkjoin"), "{bad}: {err}");
         }
         for ok in ["/var/lib/wkjoin", "/opt/wkjoin", "/tmp/x/root"] {
             validate_root_dir(Os::Linux, ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        for bad in ["C:\\", "D:/", "C:\\Windows", "c:\\program files\\", "k", "\\\\server\\share", "C:\\k\\..\\Windows"]
-        {
+        for bad in [
+            "C:\\",
+            "D:/",
+            "C:\\Windows",
+            "C:\\Windows\\.",
+            "c:\\program files\\",
+            "k",
+            "\\\\server\\share",
+            "C:\\k\\..\\Windows",
+        ] {
             let err = validate_root_dir(Os::Windows, bad).unwrap_err().to_string();
             assert!(err.contains("C:\\k"), "{bad}: {err}");
         }
