@@ -281,6 +281,7 @@ fn lab_kubeadm_join_command_pasted_joins_a_stock_worker_and_reset_restores_its_r
     let line = printed.lines().find(|l| l.starts_with("kubeadm join ")).unwrap_or_else(|| panic!("{printed}"));
     assert!(line.contains("--token ") && line.contains("--discovery-token-ca-cert-hash sha256:"), "{line}");
     let pasted: Vec<&str> = line.split_whitespace().skip(2).collect();
+    let csrs_before = lab.kubectl(&["get", "csr", "-o", "jsonpath={.items[*].metadata.name}"]);
     let mut args = vec!["join", W1, "--no-validate", "--paste"];
     args.extend(&pasted);
     let out = text(&lab_cmd(lab, &args));
@@ -293,8 +294,15 @@ fn lab_kubeadm_join_command_pasted_joins_a_stock_worker_and_reset_restores_its_r
     let ready = lab.kubectl(&["get", "node", W1, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]);
     assert_eq!(ready.trim(), "True", "{out}");
     // The node's credential is its own, from the CSR (not the admin's, not a minted file).
-    let user = lab.kubectl(&["get", "csr", "-o", "jsonpath={.items[*].spec.username}"]);
-    assert!(user.contains("system:bootstrap:"), "no CSR made with the bootstrap token: {user}");
+    let token_id = pasted[pasted.iter().position(|a| *a == "--token").unwrap() + 1].split('.').next().unwrap();
+    let users =
+        lab.kubectl(&["get", "csr", "-o", r#"jsonpath={range .items[*]}{.metadata.name}={.spec.username}{"\n"}{end}"#]);
+    let new: Vec<&str> =
+        users.lines().filter(|l| !csrs_before.split_whitespace().any(|b| l.starts_with(&format!("{b}=")))).collect();
+    assert!(
+        new.iter().any(|l| l.ends_with(&format!("=system:bootstrap:{token_id}"))),
+        "no new CSR made with bootstrap token {token_id}: {new:?}"
+    );
 
     // A pod gives the runtime a sandbox to show.
     let pod = web_pod(lab, W1, &format!("wkjt-paste-{}", std::process::id()));
