@@ -508,6 +508,7 @@ async fn wait_pod_cidr(nodes: &Api<Node>, node: &str, secs: u64, log: &str) -> R
     let Ok(found) = waited else {
         return Err(StartError::PodCidrTimeout { node: node.into(), secs, tail: last_lines(log, 10) });
     };
+    let found = found.map_err(|source| StartError::Kube { what: format!("watch node {node}"), source })?;
     let value = pod_cidr_of(found.as_ref()).unwrap_or_default().to_string();
     value.parse().map_err(|_| StartError::BadPodCidr { node: node.into(), value })
 }
@@ -523,7 +524,8 @@ async fn wait_ready(
     let cond = move |n: Option<&Node>| freshly_ready(n, before);
     match tokio::time::timeout(Duration::from_secs(secs), crate::wait::until(nodes.clone(), node, cond)).await {
         Err(_) => Err(StartError::ReadyTimeout { node: node.into(), secs, tail: last_lines(log, 10) }),
-        Ok(_) => Ok(()),
+        Ok(Err(source)) => Err(StartError::Kube { what: format!("watch node {node}"), source }),
+        Ok(Ok(_)) => Ok(()),
     }
 }
 

@@ -14,8 +14,9 @@ use std::fmt::Debug;
 /// the API server before the client gives up on it.
 const WATCH_SECS: u32 = 25;
 
-/// Resolves with the object named `name` (None: it does not exist) as soon as `cond` holds for it; never fails.
-pub async fn until<K>(api: Api<K>, name: &str, cond: impl Fn(Option<&K>) -> bool) -> Option<K>
+/// Resolves with the object named `name` (None: it does not exist) as soon as `cond` holds for it. Dropped and
+/// quiet watches are renewed; only a refusal (401, 403: no retry can change it) ends the wait early.
+pub async fn until<K>(api: Api<K>, name: &str, cond: impl Fn(Option<&K>) -> bool) -> Result<Option<K>, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
@@ -26,27 +27,46 @@ where
         match event {
             Ok(Event::Apply(o)) | Ok(Event::InitApply(o)) => {
                 if cond(Some(&o)) {
-                    return Some(o);
+                    return Ok(Some(o));
                 }
                 seen = Some(o);
             }
             Ok(Event::Delete(_)) => {
                 seen = None;
                 if cond(None) {
-                    return None;
+                    return Ok(None);
                 }
             }
             Ok(Event::Init) => seen = None,
             Ok(Event::InitDone) => {
                 if seen.is_none() && cond(None) {
-                    return None;
+                    return Ok(None);
                 }
             }
-            Err(e) => tracing::debug!("watch of {name} dropped ({e}); watching again"),
+            Err(e) => match refusal(e) {
+                Ok(e) => return Err(e),
+                Err(e) => tracing::debug!("watch of {name} dropped ({e}); watching again"),
+            },
         }
     }
     // The backoff stream never ends; should it, the caller's deadline still ends the wait.
     std::future::pending().await
+}
+
+/// The API error in a watcher error when it is a refusal of these credentials; else the error back.
+fn refusal(e: watcher::Error) -> Result<kube::Error, watcher::Error> {
+    let refused = |code: u16| code == 401 || code == 403;
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s))
+            if refused(s.code) =>
+        {
+            Ok(kube::Error::Api(s))
+        }
+        watcher::Error::WatchError(s) if refused(s.code) => Ok(kube::Error::Api(s)),
+        other => Err(other),
+    }
 }
 
 #[cfg(test)]
@@ -103,7 +123,7 @@ mod tests {
         });
         let nodes: Api<Node> = Api::all(kube::Client::new(service, "default"));
         let got = tokio::time::timeout(Duration::from_secs(30), until(nodes, "n1", ready)).await;
-        let node = got.expect("the wait ended at the dropped watch instead of watching again");
+        let node = got.expect("the wait ended at the dropped watch instead of watching again").unwrap();
         assert!(ready(node.as_ref()));
         let (lists, watches) = server.await.unwrap();
         assert!(watches >= 2 && lists >= 1, "lists {lists}, watches {watches}");
@@ -122,6 +142,26 @@ mod tests {
         let nodes: Api<Node> = Api::all(kube::Client::new(service, "default"));
         let got =
             tokio::time::timeout(Duration::from_secs(10), until(nodes, "n1", |n: Option<&Node>| n.is_none())).await;
-        assert!(got.expect("no answer").is_none());
+        assert!(got.expect("no answer").unwrap().is_none());
+    }
+
+    /// Credentials the API server refuses end the wait at once, with the server's answer: no retry can help.
+    #[tokio::test]
+    async fn a_refusal_ends_the_wait_with_the_reason() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        tokio::spawn(async move {
+            while let Some((_, send)) = handle.next_request().await {
+                let status = serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                    "message": "nodes is forbidden: User \"system:node:x\" cannot watch resource \"nodes\"",
+                    "reason": "Forbidden", "code": 403});
+                let mut resp = Response::new(Body::from(serde_json::to_vec(&status).unwrap()));
+                *resp.status_mut() = http::StatusCode::FORBIDDEN;
+                send.send_response(resp);
+            }
+        });
+        let nodes: Api<Node> = Api::all(kube::Client::new(service, "default"));
+        let got = tokio::time::timeout(Duration::from_secs(10), until(nodes, "n1", ready)).await;
+        let err = got.expect("a refusal was retried until the deadline").unwrap_err().to_string();
+        assert!(err.contains("forbidden"), "{err}");
     }
 }

@@ -221,8 +221,9 @@ pub async fn request(
                 MintError::NotApproved { name, secs }
             });
         }
-        Ok(None) => return Err(MintError::Denied { name, message: "the CSR was deleted".into() }),
-        Ok(Some(c)) => c,
+        Ok(Err(e)) => return Err(api_err("watch the CSR")(e)),
+        Ok(Ok(None)) => return Err(MintError::Denied { name, message: "the CSR was deleted".into() }),
+        Ok(Ok(Some(c))) => c,
     };
     let status = csr.status.unwrap_or_default();
     let cert = match status.certificate {
