@@ -423,7 +423,9 @@ fn configure_runtime(
         endpoint: runtime_endpoint(s),
     });
     state.save(std::path::Path::new(&state_path), host)?;
-    host.write_file(std::path::Path::new(file), contents.as_bytes(), false).map_err(ImageError::from)?;
+    // A config readable only by its owner (registry credentials) stays that way.
+    let private = crate::host::owner_only(std::path::Path::new(file)).unwrap_or(false);
+    host.write_file(std::path::Path::new(file), contents.as_bytes(), private).map_err(ImageError::from)?;
     Ok(())
 }
 

@@ -524,7 +524,9 @@ async fn apply_one(action: &Action, os: Os) -> Result<(), ResetError> {
                     action: action.to_string(),
                     source: HostError::Io { op: "read", path: b.into(), source },
                 })?;
-                h.write_file(Path::new(file), &original, false).map_err(host_err(action))
+                // The file kept the original's access when wkjoin wrote it: it keeps it now.
+                let private = host::owner_only(Path::new(file)).unwrap_or(false);
+                h.write_file(Path::new(file), &original, private).map_err(host_err(action))
             }
             None => h.remove_path(Path::new(file)).map_err(host_err(action)),
         },

@@ -145,6 +145,10 @@ fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again()
     let conf_dir = toml_value(&text0, "conf_dir").expect("worker-2's config sets conf_dir");
     assert_ne!(conf_dir, "/etc/cni/net.d", "worker-2 is the lab's customised runtime");
     assert_ne!(toml_value(&text0, "sandbox_image").as_deref(), Some(PAUSE), "{text0}");
+    // An admin's config with registry credentials is owner-only: wkjoin's rewrite and reset must keep it so.
+    let mode = |lab: &Lab| in_node(lab, &["stat", "-c", "%a", RUNTIME_CONFIG]).trim().to_string();
+    let stock_mode = mode(lab);
+    assert!(lab.exec(W, &["chmod", "600", RUNTIME_CONFIG]).status.success());
 
     // Another network's config sorting first in the runtime's conf dir would take every pod: the join stops in
     // preflight, says which file, and changes nothing (the file is not wkjoin's to remove).
@@ -170,6 +174,7 @@ fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again()
     assert!(ready(lab), "{W} is not Ready after join:\n{out}");
 
     assert!(out.contains(&format!("the runtime's sandbox image is now {PAUSE}")), "{out}");
+    assert_eq!(mode(lab), "600", "the rewritten runtime config is readable by others");
 
     let again = text(&lab_cmd(lab, &["join", W, "--no-validate"]));
     assert!(again.contains("nothing changed"), "a second join changed something:\n{again}");
@@ -204,6 +209,8 @@ fn lab_join_bare_worker_to_ready_rejoin_unchanged_reset_to_bare_and_join_again()
         String::from_utf8_lossy(&runtime_config(lab, W))
     );
     assert!(!lab.worker_root(W).join("backup/containerd-config.toml").exists(), "the backup is left");
+    assert_eq!(mode(lab), "600", "the restored runtime config is readable by others");
+    assert!(lab.exec(W, &["chmod", &stock_mode, RUNTIME_CONFIG]).status.success());
     let not_ready =
         lab.kubectl(&["get", "node", W, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]);
     assert_ne!(not_ready.trim(), "True", "reset left the Node Ready");

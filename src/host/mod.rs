@@ -18,7 +18,9 @@ pub use linux::probe;
 #[cfg(unix)]
 pub use linux::scm;
 #[cfg(unix)]
-pub use linux::{Native, RouteTable, facts, process, process_cmdline, replace_file, set_executable, windows_build};
+pub use linux::{
+    Native, RouteTable, facts, owner_only, process, process_cmdline, replace_file, set_executable, windows_build,
+};
 #[cfg(windows)]
 pub use windows::cleanup::{
     create_hns_network, delete_hns_network, delete_link, delete_service, stop_process, stop_service, unmount,
@@ -28,7 +30,9 @@ pub use windows::probe;
 #[cfg(windows)]
 pub use windows::scm;
 #[cfg(windows)]
-pub use windows::{Native, RouteTable, facts, process, process_cmdline, replace_file, set_executable, windows_build};
+pub use windows::{
+    Native, RouteTable, facts, owner_only, process, process_cmdline, replace_file, set_executable, windows_build,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -108,6 +108,11 @@ pub fn facts() -> HostFacts {
     HostFacts { hostname, interfaces, cni_bin_dirs, ..Default::default() }
 }
 
+/// Whether only the owner may read `path` (no group or other read bit); None when it cannot be read.
+pub fn owner_only(path: &Path) -> Option<bool> {
+    std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o044 == 0)
+}
+
 /// The command line of a running process (`/proc/<pid>/cmdline`), if it can be read.
 pub fn process_cmdline(pid: u32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;

@@ -97,6 +97,11 @@ pub fn facts() -> HostFacts {
     HostFacts { hostname: std::env::var("COMPUTERNAME").ok(), windows_build: windows_build(), ..Default::default() }
 }
 
+/// Windows files keep the ACL of their directory: nothing to carry over.
+pub fn owner_only(_path: &Path) -> Option<bool> {
+    None
+}
+
 /// A service's command line is in the SCM, not readable per process here: the caller falls back to defaults.
 pub fn process_cmdline(_pid: u32) -> Option<Vec<String>> {
     None
