@@ -237,11 +237,17 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
             };
             let mut bootstrapped = g.clone();
             let mut bootstrap_source = None;
+            let mut bootstrapped_now: Option<String> = None;
             if let Some(req) = config_token_request(&token_args)? {
                 let s0 = layered_settings(g, node, None, false, None)?;
                 let target = s0.layout().kubeconfig();
                 bootstrap_source = Some(req.describe());
-                if !dry.dry_run {
+                if !dry.dry_run && std::path::Path::new(&target).exists() {
+                    // A re-run (even after the token expired) uses the credential the first run got; the config
+                    // step checks it is this node's, for this cluster.
+                    println!("config: using the node's credentials already in {target}");
+                    bootstrapped.kubeconfig = Some(std::path::PathBuf::from(&target));
+                } else if !dry.dry_run {
                     let opts = config::check::Options {
                         node_name: s0.node_name.clone(),
                         kubelet_version: s0.kubernetes_version.exact(),
@@ -249,8 +255,15 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
                         timeout: std::time::Duration::from_secs(10),
                     };
                     let done = config::token::run(&req, &opts, &target, &mut host::Native).await?;
+                    // Recorded at once: the credential is wkjoin's, so `wkjoin reset` removes it even if the
+                    // join stops in preflight.
+                    let state_path = s0.layout().state_file();
+                    let mut state = State::load(std::path::Path::new(&state_path))?.unwrap_or_default();
+                    state.node_name.get_or_insert_with(|| s0.node_name.clone());
+                    state.save(std::path::Path::new(&state_path), &mut host::Native)?;
                     println!("config: the node's credentials from {} are in {}", req.describe(), done.path);
                     bootstrapped.kubeconfig = Some(std::path::PathBuf::from(&target));
+                    bootstrapped_now = Some(target.clone());
                 }
             }
             let g = &bootstrapped;
@@ -273,8 +286,14 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
                 let report = preflight_report(g, &s, false).await;
                 if !report.ok {
                     preflight::print(&report, OutputFormat::Table)?;
+                    let changed = match &bootstrapped_now {
+                        Some(path) => format!(
+                            "only the node's credentials were installed, in {path} (a re-run uses them; `wkjoin reset` removes them)"
+                        ),
+                        None => "nothing was changed".to_string(),
+                    };
                     eprintln!(
-                        "error: preflight checks failed: fix them (see above) and run `wkjoin join` again; nothing was changed"
+                        "error: preflight checks failed: fix them (see above) and run `wkjoin join` again; {changed}"
                     );
                     return Ok(exit::VALIDATION_FAILED);
                 }

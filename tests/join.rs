@@ -291,6 +291,25 @@ fn lab_kubeadm_join_command_pasted_joins_a_stock_worker_and_reset_restores_its_r
     let csrs_before = lab.kubectl(&["get", "csr", "-o", "jsonpath={.items[*].metadata.name}"]);
     let mut args = vec!["join", W1, "--no-validate", "--paste"];
     args.extend(&pasted);
+
+    // Stopped in preflight after the token got the node its credential: the message says so, and reset
+    // removes that credential (it is recorded as wkjoin's).
+    let foreign = "/etc/cni/net.d/05-foreign.conflist";
+    assert!(lab.exec(W1, &["sh", "-c", &format!("echo '{{}}' > {foreign}")]).status.success());
+    let stopped = Command::new(lab.repo.join("scripts/lab"))
+        .args(&args)
+        .env("WKJOIN", assert_cmd::cargo::cargo_bin("wkjoin"))
+        .output()
+        .unwrap();
+    let said = text(&stopped);
+    assert_eq!(stopped.status.code(), Some(3), "{said}");
+    assert!(said.contains("only the node's credentials were installed"), "{said}");
+    let credential = lab.worker_root(W1).join("config");
+    assert!(credential.exists(), "{said}");
+    lab_cmd(lab, &["reset", W1]);
+    assert!(!credential.exists(), "reset left the credential the token got");
+    assert!(lab.exec(W1, &["rm", foreign]).status.success());
+
     let out = text(&lab_cmd(lab, &args));
     assert!(out.contains(&format!("node {W1} joined")), "{out}");
     assert!(out.contains("bootstrap token"), "the credential did not come from the token:\n{out}");
@@ -314,6 +333,9 @@ fn lab_kubeadm_join_command_pasted_joins_a_stock_worker_and_reset_restores_its_r
     // A pod gives the runtime a sandbox to show.
     let pod = web_pod(lab, W1, &format!("wkjt-paste-{}", std::process::id()));
     assert_runtime_agrees(lab, W1, "/etc/cni/net.d");
+    // Pasting the same command again changes nothing and makes no new CSR: the node's credential is reused.
+    let again = text(&lab_cmd(lab, &args));
+    assert!(again.contains("using the node's credentials already in") && again.contains("nothing changed"), "{again}");
     let backup =
         std::fs::read(lab.worker_root(W1).join("backup/containerd-config.toml")).expect("the original is kept");
     assert_eq!(backup, stock, "the backup is not the original config");
