@@ -1,25 +1,7 @@
 //! `--dry-run` plans, golden-tested. The same tests run natively on Linux and, for the Windows build,
 //! under wine, where the Windows plan is the host's own.
 
-use crate::util::{stdout_of, wkjoin};
-
-/// Explicit settings, so the plan depends on nothing from the machine running the test.
-const NODE: [&str; 14] = [
-    "--node-name",
-    "worker-1",
-    "--node-ip",
-    "172.30.0.11",
-    "--kubernetes-version",
-    "v1.20.2",
-    "--cluster-cidr",
-    "10.244.0.0/16",
-    "--service-cidr",
-    "10.96.0.0/16",
-    "--pod-cidr",
-    "10.244.1.0/24",
-    "--cni-bin-dir",
-    "/usr/lib/cni",
-];
+use crate::util::{PLAN_NODE as NODE, stdout_of, wkjoin};
 
 #[test]
 fn windows_join_plan() {

@@ -5,7 +5,7 @@
 //! tests fail with the command that builds them: they never skip. (Linux runs them: they start wine themselves.)
 #![cfg(target_os = "linux")]
 
-use crate::util::{stdout_of, wkjoin};
+use crate::util::{PLAN_NODE as NODE, stdout_of, wkjoin};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -99,23 +99,6 @@ fn rejected(checker: Checker, check: &str, contents: &str) -> String {
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
-
-const NODE: [&str; 14] = [
-    "--node-name",
-    "worker-1",
-    "--node-ip",
-    "172.30.0.11",
-    "--kubernetes-version",
-    "v1.20.2",
-    "--cluster-cidr",
-    "10.244.0.0/16",
-    "--service-cidr",
-    "10.96.0.0/16",
-    "--pod-cidr",
-    "10.244.1.0/24",
-    "--cni-bin-dir",
-    "/usr/lib/cni",
-];
 
 /// The start step's actions of `wkjoin join --dry-run -o json`: what the binary itself would write.
 fn start_actions(extra: &[&str]) -> Vec<Value> {

@@ -103,3 +103,21 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
         })
         .collect()
 }
+
+/// Explicit settings, so the plan depends on nothing from the machine running the test.
+pub const PLAN_NODE: [&str; 14] = [
+    "--node-name",
+    "worker-1",
+    "--node-ip",
+    "172.30.0.11",
+    "--kubernetes-version",
+    "v1.20.2",
+    "--cluster-cidr",
+    "10.244.0.0/16",
+    "--service-cidr",
+    "10.96.0.0/16",
+    "--pod-cidr",
+    "10.244.1.0/24",
+    "--cni-bin-dir",
+    "/usr/lib/cni",
+];
