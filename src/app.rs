@@ -55,8 +55,8 @@ pub enum AppError {
     NoConfigSource,
     #[error(transparent)]
     Start(#[from] crate::start::StartError),
-    #[error("cannot load kubeconfig{}: {source} (give --kubeconfig FILE or set KUBECONFIG)", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
-    Kubeconfig { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error(transparent)]
+    Kubeconfig(#[from] crate::kube_client::ClientError),
     #[error("`wkjoin {command}` is not available in this build of wkjoin yet (only --dry-run is); nothing was changed")]
     NotAvailable { command: &'static str },
     #[error(transparent)]
@@ -654,20 +654,12 @@ pub async fn client(g: &GlobalArgs) -> Result<kube::Client, AppError> {
 
 /// The client and the API server URL it talks to.
 pub async fn client_and_url(g: &GlobalArgs) -> Result<(kube::Client, String), AppError> {
-    let opts = kube::config::KubeConfigOptions { context: g.context.clone(), ..Default::default() };
-    let err =
-        |source: Box<dyn std::error::Error + Send + Sync>| AppError::Kubeconfig { path: g.kubeconfig.clone(), source };
-    let mut config = match &g.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(Box::new(e)))?;
-            kube::Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| err(Box::new(e)))?
-        }
-        None => kube::Config::from_kubeconfig(&opts).await.map_err(|e| err(Box::new(e)))?,
+    let source = match &g.kubeconfig {
+        Some(path) => crate::kube_client::Source::File(path),
+        None => crate::kube_client::Source::Default,
     };
-    config.connect_timeout = Some(Duration::from_secs(5));
-    config.read_timeout = Some(Duration::from_secs(30));
-    let url = config.cluster_url.to_string();
-    Ok((kube::Client::try_from(config).map_err(|e| err(Box::new(e)))?, url))
+    let opts = crate::kube_client::Options { context: g.context.clone(), ..Default::default() };
+    Ok(crate::kube_client::build(source, &opts).await?)
 }
 
 #[derive(Serialize)]
@@ -711,16 +703,7 @@ fn step_command(
 }
 
 pub(crate) fn write_data(w: &mut impl Write, format: OutputFormat, value: &impl Serialize) -> Result<(), AppError> {
-    match format {
-        OutputFormat::Yaml => {
-            w.write_all(serde_yaml::to_string(value).expect("serializable").as_bytes())?;
-        }
-        _ => {
-            serde_json::to_writer_pretty(&mut *w, value).expect("serializable");
-            w.write_all(b"\n")?;
-        }
-    }
-    Ok(())
+    Ok(crate::output::write_data(w, format, value)?)
 }
 
 /// Sizes for people, in the progress bar's units: 91.5 MiB.

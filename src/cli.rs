@@ -4,7 +4,7 @@ use crate::layout::Os;
 use crate::plan::NextHop;
 use crate::settings::{NetworkMode, PartialSettings, Runtime};
 use crate::version::VersionSpec;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -61,14 +61,7 @@ pub struct GlobalArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Output format for commands that print data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum OutputFormat {
-    #[default]
-    Table,
-    Json,
-    Yaml,
-}
+pub use crate::output::OutputFormat;
 
 #[derive(Debug, Args, Clone, Copy)]
 pub struct OutputArgs {

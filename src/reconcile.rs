@@ -1,10 +1,9 @@
 //! Runs the routes reconciler: Node list from the API → desired routes → diff against the host's table →
 //! apply (or print), once or under a watch.
 
-use crate::app::write_data;
-use crate::cli::OutputFormat;
 use crate::host::{self, HostError, RouteTable};
 use crate::layout::Os;
+use crate::output::{OutputFormat, write_data};
 use crate::plan::NextHop;
 use crate::routes::{self, ClusterNode, Route, RouteChange, RouteDiff, RouteOptions, RoutesError};
 use crate::settings::Settings;
@@ -320,7 +319,7 @@ pub fn print(r: &Report, format: OutputFormat, dry_run: bool) -> Result<(), std:
                 writeln!(out, "dry run: nothing was changed")?;
             }
         }
-        f => write_data(&mut out, f, r).map_err(|e| std::io::Error::other(e.to_string()))?,
+        f => write_data(&mut out, f, r)?,
     }
     Ok(())
 }

@@ -253,13 +253,10 @@ fn last_lines(path: &str, n: usize) -> String {
 }
 
 pub async fn client_for(path: &Path) -> Result<kube::Client, StartError> {
-    let err = |message: String| StartError::Kubeconfig { path: path.display().to_string(), message };
-    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| err(e.to_string()))?;
-    config.connect_timeout = Some(Duration::from_secs(5));
-    config.read_timeout = Some(Duration::from_secs(30));
-    kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+    let built = crate::kube_client::build(crate::kube_client::Source::File(path), &Default::default()).await;
+    let (client, _) =
+        built.map_err(|e| StartError::Kubeconfig { path: path.display().to_string(), message: e.message })?;
+    Ok(client)
 }
 
 /// The running supervisor: another process, or a task of this one (`--foreground`).

@@ -2,7 +2,7 @@
 //! with pass/warn/fail and the fix. `wkjoin config` runs the same checks before writing anything.
 
 use super::source::{Credential, Resolved};
-use crate::cli::OutputFormat;
+use crate::output::OutputFormat;
 use crate::version::KubeVersion;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::Node;
@@ -114,10 +114,7 @@ impl Report {
 
     pub fn print(&self, w: &mut impl Write, format: OutputFormat) -> std::io::Result<()> {
         if format != OutputFormat::Table {
-            if let Err(crate::app::AppError::Output(e)) = crate::app::write_data(w, format, self) {
-                return Err(e);
-            }
-            return Ok(());
+            return crate::output::write_data(w, format, self);
         }
         writeln!(
             w,

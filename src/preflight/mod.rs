@@ -6,10 +6,10 @@ pub mod facts;
 pub use checks::{Check, Options, Status, any_failed, evaluate};
 pub use facts::Facts;
 
-use crate::cli::OutputFormat;
 use crate::host::probe;
 use crate::layout::{Layout, Os};
 use crate::network::CNI_CONF_FILE;
+use crate::output::OutputFormat;
 use crate::plan::Step;
 use crate::settings::Settings;
 use crate::state::State;
@@ -196,11 +196,11 @@ pub fn render_table(r: &Report) -> String {
     out
 }
 
-pub fn print(r: &Report, format: OutputFormat) -> Result<(), crate::app::AppError> {
+pub fn print(r: &Report, format: OutputFormat) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         OutputFormat::Table => out.write_all(render_table(r).as_bytes())?,
-        other => crate::app::write_data(&mut out, other, r)?,
+        other => crate::output::write_data(&mut out, other, r)?,
     }
     Ok(())
 }
