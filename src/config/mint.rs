@@ -5,6 +5,7 @@
 
 use super::check::{self, Options};
 use super::source::{self, Resolved};
+use crate::kube_client::ClientError;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestSpec,
@@ -59,8 +60,9 @@ pub enum MintError {
          system:node-bootstrapper as kubeadm's kubeadm:kubelet-bootstrap does); nothing was written"
     )]
     TokenForbidden { id: String, message: String },
-    #[error("cannot make a client for {server}: {source}")]
-    Client { server: String, source: kube::Error },
+    // Not a #[source]: the builder's own text adds a hint about --kubeconfig/KUBECONFIG that is not the fix here.
+    #[error("cannot make a client for {server}: {}", error.message)]
+    Client { server: String, error: ClientError },
 }
 
 /// Checks a node name as a Node object name (a DNS subdomain).
@@ -95,7 +97,7 @@ pub async fn run(admin: &Resolved, node: &str, opts: &Options, timeout: Duration
     }
     let server = admin.server.clone();
     let client =
-        check::client(admin, opts).await.map_err(|source| MintError::Client { server: server.clone(), source })?;
+        check::client(admin, opts).await.map_err(|error| MintError::Client { server: server.clone(), error })?;
     let issued = request(client, &server, node, &Requester::Admin, timeout).await?;
     Ok(issued.kubeconfig(&admin.cluster_name, &admin.server, admin.ca_pem.as_deref()))
 }
@@ -257,6 +259,14 @@ pub async fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_error_names_the_server_without_the_kubeconfig_hint() {
+        let error = ClientError { path: None, message: "bad client key".into() };
+        let e = MintError::Client { server: "https://10.0.0.1:6443".into(), error };
+        assert_eq!(e.to_string(), "cannot make a client for https://10.0.0.1:6443: bad client key");
+        assert!(std::error::Error::source(&e).is_none(), "the builder's hint must not be appended as a cause");
+    }
 
     #[test]
     fn csr_names_the_node_and_its_group() {

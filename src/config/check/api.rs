@@ -19,7 +19,7 @@ pub(super) async fn api_checks(r: &Resolved, opts: &Options) -> Vec<Check> {
     let client = match client(r, opts).await {
         Ok(c) => c,
         Err(e) => {
-            checks.push(Check::fail("api", format!("cannot make a client: {e}"), "fix the kubeconfig"));
+            checks.push(Check::fail("api", format!("cannot make a client: {}", e.message), "fix the kubeconfig"));
             skip_rest(&mut checks, "no client");
             return checks;
         }

@@ -101,7 +101,7 @@ pub async fn run(req: &Request, opts: &Options, target: &str, host: &mut impl Ho
     let bootstrap = bootstrap_kubeconfig(&req.server, &ca_pem, &req.token);
     let client = check::client(&bootstrap, opts)
         .await
-        .map_err(|source| mint::MintError::Client { server: req.server.clone(), source })?;
+        .map_err(|error| mint::MintError::Client { server: req.server.clone(), error })?;
     let requester = Requester::BootstrapToken { id: req.token.id().to_string() };
     let issued = mint::request(client, &req.server, node, &requester, req.timeout).await?;
     let yaml = issued.kubeconfig(CLUSTER, &req.server, Some(&ca_pem));

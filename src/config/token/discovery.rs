@@ -3,6 +3,7 @@
 
 use super::{BootstrapToken, CLUSTER, TokenError};
 use crate::config::check::Options;
+use crate::kube_client::{self, Insecure, Source};
 use base64::Engine;
 use secrecy::ExposeSecret;
 use std::time::Duration;
@@ -108,12 +109,12 @@ pub async fn discover_ca(
         current_context: Some("discovery".into()),
         ..Default::default()
     };
-    let kopts = kube::config::KubeConfigOptions { context: Some("discovery".into()), ..Default::default() };
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &kopts).await.map_err(|e| failed(e.to_string()))?;
-    config.accept_invalid_certs = true;
-    config.connect_timeout = Some(opts.timeout);
-    config.read_timeout = Some(Duration::from_secs(30));
-    let client = kube::Client::try_from(config).map_err(|e| failed(e.to_string()))?;
+    let options = kube_client::Options {
+        context: Some("discovery".into()),
+        connect_timeout: opts.timeout,
+        insecure: Insecure::Expected,
+    };
+    let (client, _url) = kube_client::build(Source::Loaded(&kc), &options).await.map_err(|e| failed(e.message))?;
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, "kube-public");
     let key = format!("jws-kubeconfig-{}", token.id());
     let deadline = tokio::time::Instant::now() + timeout;
