@@ -377,7 +377,11 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
                 stdout.write_all(render_all(&header, &[plan]).as_bytes())?;
                 return Ok(exit::OK);
             }
-            reset::apply(&plan, s.os).await?;
+            let files =
+                host::SupervisorFiles::new(&s.layout().join(&["run"]), &s.layout().log_dir(), &s.root_dir, false);
+            let mut system = host::System::new(host::Manager::detect(false), files, Vec::new());
+            let mut cluster = crate::cluster::KubeCluster::new(None, None);
+            reset::apply(&plan, s.os, &mut system, &mut cluster).await?;
             writeln!(
                 stdout,
                 "reset node {}: {} actions done; nothing of wkjoin's is left",
@@ -543,7 +547,7 @@ fn layered_settings(
     let os = node.os.unwrap_or(Os::host());
     // Host facts describe this machine; they only apply when planning for its own OS.
     let facts = match (os == Os::host(), host_name_for_any_os) {
-        (true, _) => settings::HostFacts { runtime, ..host::facts() },
+        (true, _) => settings::HostFacts { runtime, ..host::facts().into() },
         (false, true) => settings::HostFacts { hostname: host::facts().hostname, ..Default::default() },
         (false, false) => Default::default(),
     };

@@ -1,14 +1,24 @@
-//! Executes a plan through a host backend, action by action, stopping at the first failure.
+//! The one executor: runs a plan's actions in order through a [`Host`] (and a [`Cluster`] for the Node waits),
+//! stopping at the first failure. Nothing runs that the plan does not list: a value only known mid-way (the pod
+//! CIDR) re-plans the rest of the step through the step's own pure planner, and the re-plan is printed and
+//! returned with what ran. Actions that carry a whole sub-pipeline (the release download, the routes
+//! reconcile, the image import) are executed by their step, which calls [`action`] for the rest.
 
+use crate::cluster::{Cluster, ClusterError};
 use crate::host::{Host, HostError};
 use crate::layout::Os;
 use crate::plan::{Action, Contents, Plan, Step};
+use ipnet::IpNet;
+use k8s_openapi::jiff::Timestamp;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error("{step}: {action}: {source}")]
     Host { step: Step, action: String, source: HostError },
+    #[error("{step}: {action}: {source}")]
+    Cluster { step: Step, action: String, source: ClusterError },
     #[error("{step}: cannot read the credentials to install from {source_path}: {source}")]
     ReadSource { step: Step, source_path: String, source: std::io::Error },
     #[error("{step}: `{action}` is not supported by this build of wkjoin yet; nothing after it was done")]
@@ -19,69 +29,355 @@ pub enum ApplyError {
         "this plan is for {plan_os} but this host runs {host_os}: run wkjoin on the {plan_os} node itself (or add --dry-run to only print it)"
     )]
     ForeignOs { plan_os: Os, host_os: Os },
+    #[error(
+        "{service} did not come back with sandbox image {image} within {secs}s after `{command}`: {message} (check the runtime's log; `wkjoin reset` restores its original config)"
+    )]
+    RuntimeRestart { service: String, command: String, image: String, secs: u64, message: String },
+    #[error(
+        "the runtime at {endpoint} does not have image {image} under that name after the import (CRI ImageStatus): {message}; its sandboxes would fail with \"failed to get sandbox image\""
+    )]
+    NotInRuntime { endpoint: String, image: String, message: String },
+}
+
+/// What applying a plan did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Every action that ran, in order: the plan's, with a re-planned part in place of its `Deferred` action.
+    pub executed: Vec<Action>,
+    /// How many actions changed the host (an action that found its effect in place changed nothing).
+    pub changed: usize,
+    /// The pod CIDR an `AwaitPodCidr` action found.
+    pub pod_cidr: Option<IpNet>,
+}
+
+/// What a step gives the executor beyond the plan.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// The step's pure planner for what a `Deferred` action stands for, once the pod CIDR is known.
+    pub replan: Option<&'a dyn Fn(IpNet) -> Vec<Action>>,
+    /// Print a line as each action that changes something is done (commands run for people, not for tests).
+    pub verbose: bool,
 }
 
 /// Applies every action of `plan` in order.
-pub fn apply(plan: &Plan, os: Os, host: &mut impl Host) -> Result<(), ApplyError> {
+pub async fn apply(
+    plan: &Plan,
+    os: Os,
+    host: &mut impl Host,
+    cluster: &mut impl Cluster,
+    opts: &Options<'_>,
+) -> Result<Outcome, ApplyError> {
     if os != Os::host() {
         return Err(ApplyError::ForeignOs { plan_os: os, host_os: Os::host() });
     }
-    for action in &plan.actions {
-        let step = plan.step;
-        let wrap = |source| ApplyError::Host { step, action: action.to_string(), source };
-        tracing::debug!(%step, "{action}");
-        match action {
-            Action::CreateDir { path } => host.create_dir(Path::new(path)).map_err(wrap)?,
-            Action::WriteFile { path, contents, private } => {
-                let bytes =
-                    match contents {
-                        Contents::Text { text } => text.clone().into_bytes(),
-                        Contents::Credentials { source } => std::fs::read(source)
-                            .map_err(|e| ApplyError::ReadSource { step, source_path: source.clone(), source: e })?,
-                        Contents::ClusterCa { kubeconfig } => crate::config::ca::cluster_ca_pem(Path::new(kubeconfig))
-                            .map_err(|e| ApplyError::ReadSource { step, source_path: kubeconfig.clone(), source: e })?,
-                    };
-                host.write_file(Path::new(path), &bytes, *private).map_err(wrap)?;
+    let mut ctx = Context::default();
+    if let Some(node) = plan.actions.iter().find_map(|a| match a {
+        Action::AwaitNodeReady { node, .. } => Some(node),
+        _ => None,
+    }) {
+        // The heartbeat before the services (re)start: only a newer Ready counts as this start's.
+        ctx.ready_before = cluster.ready_heartbeat(node).await.map_err(cluster_err(plan.step, &plan.actions[0]))?;
+    }
+    let mut out = Outcome::default();
+    for a in &plan.actions {
+        let Action::Deferred { what, needs } = a else {
+            let changed = action(plan.step, a, host, cluster, &mut ctx).await?;
+            if changed && opts.verbose {
+                tracing::info!("{a}");
             }
-            Action::RemovePath { path } => host.remove_path(Path::new(path)).map_err(wrap)?,
-            Action::CreateCgroup { path } => host.create_cgroup(path).map_err(wrap)?,
-            Action::InstallSelf { path } => install_self(Path::new(path)).map_err(wrap)?,
-            Action::Run { program, args, .. } => {
-                let out = host.run(program, args).map_err(wrap)?;
-                if out.status != Some(0) {
-                    return Err(wrap(HostError::CommandFailed {
-                        command: format!("{program} {}", args.join(" ")),
-                        status: out.status,
-                        stderr: out.stderr,
-                    }));
-                }
-            }
-            Action::Deferred { what, needs } => {
-                return Err(ApplyError::Deferred { step, action: what.clone(), needs: needs.clone() });
-            }
-            other => return Err(ApplyError::Unsupported { step, action: other.to_string() }),
+            out.changed += usize::from(changed);
+            out.executed.push(a.clone());
+            continue;
+        };
+        let (Some(cidr), Some(replan)) = (ctx.pod_cidr, opts.replan) else {
+            return Err(ApplyError::Deferred { step: plan.step, action: what.clone(), needs: needs.clone() });
+        };
+        let more = replan(cidr);
+        println!("re-planned with pod CIDR {cidr}: {what}");
+        for (i, m) in more.iter().enumerate() {
+            println!("  {}. {m}", i + 1);
+        }
+        for m in more {
+            out.changed += usize::from(action(plan.step, &m, host, cluster, &mut ctx).await?);
+            out.executed.push(m);
         }
     }
-    Ok(())
+    out.pod_cidr = ctx.pod_cidr;
+    Ok(out)
 }
 
-/// Copies the running executable to `target` unless it already holds the same bytes; the copy is staged
-/// beside the target and renamed over it, so the target is never half-written.
-fn install_self(target: &Path) -> Result<(), HostError> {
-    let io = |op: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| HostError::Io { op, path, source }
-    };
-    let me = std::env::current_exe().map_err(io("find", Path::new("the running wkjoin executable")))?;
-    let mine = std::fs::read(&me).map_err(io("read", &me))?;
-    if std::fs::read(target).is_ok_and(|theirs| theirs == mine) {
+/// What earlier actions of the same plan found.
+#[derive(Debug, Default)]
+pub struct Context {
+    pub pod_cidr: Option<IpNet>,
+    /// The Node's Ready heartbeat before this plan began.
+    pub ready_before: Option<Timestamp>,
+}
+
+fn host_err(step: Step, a: &Action) -> impl FnOnce(HostError) -> ApplyError + '_ {
+    move |source| match source {
+        HostError::Unsupported { .. } => ApplyError::Unsupported { step, action: a.to_string() },
+        source => ApplyError::Host { step, action: a.to_string(), source },
+    }
+}
+
+fn cluster_err(step: Step, a: &Action) -> impl FnOnce(ClusterError) -> ApplyError + '_ {
+    move |source| ApplyError::Cluster { step, action: a.to_string(), source }
+}
+
+/// Runs one action; returns whether it changed the host. Every action treats "already so" as success.
+pub async fn action(
+    step: Step,
+    a: &Action,
+    host: &mut impl Host,
+    cluster: &mut impl Cluster,
+    ctx: &mut Context,
+) -> Result<bool, ApplyError> {
+    let he = host_err(step, a);
+    tracing::debug!(%step, "{a}");
+    match a {
+        Action::CreateDir { path } => host.create_dir(Path::new(path)).map_err(he)?,
+        Action::WriteFile { path, contents, private } => {
+            let bytes = match contents {
+                Contents::Text { text } => text.clone().into_bytes(),
+                Contents::Credentials { source } => std::fs::read(source).map_err(|e| ApplyError::ReadSource {
+                    step,
+                    source_path: source.clone(),
+                    source: e,
+                })?,
+                Contents::ClusterCa { kubeconfig } => crate::config::ca::cluster_ca_pem(Path::new(kubeconfig))
+                    .map_err(|e| ApplyError::ReadSource { step, source_path: kubeconfig.clone(), source: e })?,
+            };
+            host.write_file(Path::new(path), &bytes, *private).map_err(he)?;
+        }
+        Action::RemovePath { path } => host.remove_path(Path::new(path)).map_err(he)?,
+        Action::CreateCgroup { path } => host.create_cgroup(path).map_err(he)?,
+        Action::InstallSelf { path } => return host.install_self(Path::new(path)).map_err(he),
+        Action::Run { program, args, .. } => {
+            let out = host.run(program, args).map_err(host_err(step, a))?;
+            if out.status != Some(0) {
+                return Err(he(HostError::CommandFailed {
+                    command: format!("{program} {}", args.join(" ")),
+                    status: out.status,
+                    stderr: out.stderr,
+                }));
+            }
+        }
+        Action::RestartRuntime { service, command, endpoint, sandbox_image, timeout_secs } => {
+            restart_runtime(service, command, endpoint, sandbox_image, *timeout_secs, host).await?;
+        }
+        Action::RestoreRuntimeConfig { file, backup, written_sha256 } => {
+            let now = host.read_file(Path::new(file)).map_err(host_err(step, a))?;
+            if now.as_deref().map(crate::host::digest_hex).as_deref() != Some(written_sha256.as_str()) {
+                tracing::warn!("{file} changed since wkjoin wrote it: left alone");
+                return Ok(false);
+            }
+            match backup {
+                Some(b) => {
+                    let original = host.read_file(Path::new(b)).map_err(host_err(step, a))?.ok_or_else(|| {
+                        he(HostError::Io { op: "read", path: b.into(), source: std::io::ErrorKind::NotFound.into() })
+                    })?;
+                    // The file kept the original's access when wkjoin wrote it: it keeps it now.
+                    let private = host.owner_only(Path::new(file)).unwrap_or(false);
+                    host.write_file(Path::new(file), &original, private).map_err(host_err(step, a))?;
+                }
+                None => host.remove_path(Path::new(file)).map_err(he)?,
+            }
+        }
+        Action::VerifyImage { endpoint, image } => {
+            let has = host.runtime_has_image(endpoint, image).await.map_err(|e| ApplyError::NotInRuntime {
+                endpoint: endpoint.clone(),
+                image: image.clone(),
+                message: e.to_string(),
+            })?;
+            if !has {
+                return Err(ApplyError::NotInRuntime {
+                    endpoint: endpoint.clone(),
+                    image: image.clone(),
+                    message: "not found".into(),
+                });
+            }
+            return Ok(false);
+        }
+        Action::AwaitPodCidr { node, timeout_secs } => {
+            let cidr =
+                cluster.await_pod_cidr(node, Duration::from_secs(*timeout_secs)).await.map_err(cluster_err(step, a))?;
+            println!("node {node} has pod CIDR {cidr}");
+            ctx.pod_cidr = Some(cidr);
+            return Ok(false);
+        }
+        Action::AwaitNodeReady { node, timeout_secs } => {
+            cluster
+                .await_ready(node, ctx.ready_before, Duration::from_secs(*timeout_secs))
+                .await
+                .map_err(cluster_err(step, a))?;
+            println!("node {node} is Ready (heartbeat newer than this start)");
+            return Ok(false);
+        }
+        Action::CreateHnsNetwork { name, definition } => {
+            let created = host.create_hns_network(name, definition).map_err(he)?;
+            if !created {
+                println!("HNS network {name} exists already: kept (pods on it keep their network)");
+            }
+            return Ok(created);
+        }
+        Action::AddRoute { route } => {
+            host.change_routes(&[crate::host::RouteChange::Add(route.clone())]).await.map_err(he)?
+        }
+        Action::ReplaceRoute { from, to } => host
+            .change_routes(&[crate::host::RouteChange::Replace { from: from.clone(), to: to.clone() }])
+            .await
+            .map_err(he)?,
+        Action::DeleteRoute { route } => host.delete_route(route).await.map_err(he)?,
+        Action::InstallService(spec) => return host.install_service(spec).map_err(he),
+        Action::StartService { name, restart } => {
+            host.start_service(name, *restart).await.map_err(he)?;
+            println!("started service {name}");
+        }
+        Action::StopService { name } => host.stop_service(name).map_err(he)?,
+        Action::RemoveService { name } => host.remove_service(name).map_err(he)?,
+        Action::AllowFirewallPort { rule, protocol, port } => {
+            return host.allow_firewall_port(rule, protocol, *port).map_err(he);
+        }
+        Action::RemoveFirewallRule { rule } => host.remove_firewall_rule(rule).map_err(he)?,
+        Action::StopProcess { pid, program, .. } => host.stop_process(*pid, program.as_deref()).map_err(he)?,
+        Action::MarkNodeNotReady { node, kubeconfig } => {
+            // Best effort: the node controller marks a silent node NotReady anyway, and a reset must work
+            // with the cluster down or the credentials already broken.
+            if let Err(e) = cluster.mark_not_ready(node, kubeconfig).await {
+                tracing::warn!("{e}; the node controller will mark it NotReady once its heartbeats stop");
+            }
+        }
+        Action::DeleteNode { node, kubeconfig } => {
+            cluster.delete_node(node, kubeconfig).await.map_err(cluster_err(step, a))?
+        }
+        Action::RemoveContainers { address, namespace, ids } => {
+            for id in ids {
+                // `tasks delete --force` kills a running task; then the container goes. A task whose shim is
+                // exiting answers "ttrpc: closed" for a moment: retry, and let the container removal judge.
+                for attempt in 0..5 {
+                    match ctr_idempotent(host, address, namespace, &["tasks", "delete", "--force", id]) {
+                        Ok(()) => break,
+                        Err(e) if attempt == 4 => tracing::warn!("{e}"),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                }
+                ctr_idempotent(host, address, namespace, &["containers", "delete", id]).map_err(host_err(step, a))?;
+            }
+        }
+        Action::RemoveNetns { path } => {
+            host.unmount(path).map_err(host_err(step, a))?;
+            host.remove_path(Path::new(path)).map_err(he)?;
+        }
+        Action::KubeProxyCleanup { program } => match host.run(program, &["--cleanup".to_string()]) {
+            Ok(out) if out.status == Some(0) => {}
+            Ok(out) => tracing::warn!("{program} --cleanup exited with {:?}: {}", out.status, out.stderr.trim()),
+            // A kube-proxy that is gone already has no rules to clean up.
+            Err(HostError::Spawn { .. }) => return Ok(false),
+            Err(e) => tracing::warn!("{e}"),
+        },
+        Action::RemoveIptablesChains { program, table, chains } => {
+            let save = format!("{program}-save");
+            let out = host.run(&save, &["-t".into(), table.clone()]).map_err(host_err(step, a))?;
+            if out.status != Some(0) {
+                return Err(he(HostError::CommandFailed {
+                    command: format!("{save} -t {table}"),
+                    status: out.status,
+                    stderr: out.stderr,
+                }));
+            }
+            let filtered = without_chains(&out.stdout, chains);
+            if filtered == out.stdout {
+                return Ok(false);
+            }
+            host.run_with_input(&format!("{program}-restore"), &[], filtered.as_bytes()).map_err(he)?;
+        }
+        Action::RemoveLink { name } => host.remove_link(name).await.map_err(he)?,
+        Action::RemoveHnsNetwork { name } => host.delete_hns_network(name).map_err(he)?,
+        Action::Unmount { path } => host.unmount(path).map_err(he)?,
+        Action::Deferred { what, needs } => {
+            return Err(ApplyError::Deferred { step, action: what.clone(), needs: needs.clone() });
+        }
+        Action::FetchRelease { .. }
+        | Action::RollbackRelease { .. }
+        | Action::ImportImage { .. }
+        | Action::ConfigureRuntime { .. }
+        | Action::ReconcileRoutes { .. }
+        | Action::Validate { .. } => return Err(ApplyError::Unsupported { step, action: a.to_string() }),
+    }
+    Ok(true)
+}
+
+fn ctr_idempotent(host: &mut impl Host, address: &str, namespace: &str, args: &[&str]) -> Result<(), HostError> {
+    let mut a: Vec<String> =
+        ["--address", address, "--connect-timeout", "5s", "-n", namespace].map(String::from).to_vec();
+    a.extend(args.iter().map(|s| s.to_string()));
+    let out = host.run("ctr", &a)?;
+    if out.status == Some(0) || out.stderr.contains("not found") {
         return Ok(());
     }
-    if let Some(dir) = target.parent() {
-        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    Err(HostError::CommandFailed { command: format!("ctr {}", a.join(" ")), status: out.status, stderr: out.stderr })
+}
+
+/// `iptables-save -t <table>` output without `chains` and every rule in or jumping to them: what
+/// `iptables-restore` then installs as the table.
+pub fn without_chains(save: &str, chains: &[String]) -> String {
+    let named = |tok: &str| chains.iter().any(|c| c == tok);
+    let mut out = String::new();
+    for line in save.lines() {
+        let drop = if let Some(decl) = line.strip_prefix(':') {
+            decl.split_whitespace().next().is_some_and(named)
+        } else if line.starts_with("-A ") {
+            let toks: Vec<&str> = line.split_whitespace().collect();
+            named(toks[1]) || toks.windows(2).any(|w| (w[0] == "-j" || w[0] == "-g") && named(w[1]))
+        } else {
+            false
+        };
+        if !drop {
+            out.push_str(line);
+            out.push('\n');
+        }
     }
-    let staged = target.with_extension("new");
-    std::fs::write(&staged, &mine).map_err(io("write", &staged))?;
-    crate::host::set_executable(&staged)?;
-    crate::host::replace_file(&staged, target, None)
+    out
+}
+
+/// Runs the restart command, then waits until the runtime answers over CRI with the expected sandbox image.
+pub async fn restart_runtime(
+    service: &str,
+    command: &[String],
+    endpoint: &str,
+    sandbox_image: &str,
+    timeout_secs: u64,
+    host: &mut impl Host,
+) -> Result<(), ApplyError> {
+    let fail = |message: String| ApplyError::RuntimeRestart {
+        service: service.into(),
+        command: command.join(" "),
+        image: sandbox_image.into(),
+        secs: timeout_secs,
+        message,
+    };
+    let (program, args) = command.split_first().ok_or_else(|| fail("no restart command".into()))?;
+    let out = host.run(program, args).map_err(|e| fail(e.to_string()))?;
+    if out.status != Some(0) {
+        return Err(fail(format!("it exited with {:?}: {}", out.status, out.stderr.trim())));
+    }
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    let mut last = String::from("no answer yet");
+    while Instant::now() < deadline {
+        match host.runtime_status(endpoint).await {
+            Ok(st) => match crate::runtime::from_status(&st) {
+                Ok(info) => match info.sandbox_image {
+                    _ if sandbox_image.is_empty() => return Ok(()),
+                    Some(f) if f.value == sandbox_image => return Ok(()),
+                    Some(f) => last = format!("it reports sandbox image {}", f.value),
+                    None => return Ok(()),
+                },
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(fail(last))
 }

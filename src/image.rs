@@ -1,12 +1,13 @@
 //! `wkjoin pause`: the pod infrastructure image matching the host, through Docker or containerd.
 
+use crate::apply::ApplyError;
 use crate::plan::{Action, Contents, Plan, Step};
 use crate::settings::{Runtime, Settings};
 
-/// The pause image the guide's kubelet expects when built with Docker on Windows.
-pub const WINDOWS_DOCKER_PAUSE: &str = "kubeletwin/pause";
-/// A multi-arch pause image with Windows variants, pulled through containerd.
-pub const DEFAULT_PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.9";
+pub use crate::plan::sha256_hex;
+pub use crate::settings::pause::{
+    DEFAULT_PAUSE_IMAGE, WINDOWS_DOCKER_PAUSE, default_pause_image, pause_for_build, pause_serves_build,
+};
 
 /// Windows builds and the base image tag whose OS matches them (process isolation needs an exact match).
 pub const WINDOWS_BUILDS: [(u32, &str, &str); 3] = [
@@ -39,10 +40,10 @@ pub enum ImageError {
         "the runtime's config file {file} changed since wkjoin read it (another tool or person is editing it): run the command again"
     )]
     RuntimeConfigChanged { file: String },
-    #[error(
-        "{service} did not come back with sandbox image {image} within {secs}s after `{command}`: {message} (check the runtime's log; `wkjoin reset` restores its original config)"
-    )]
-    RuntimeRestart { service: String, command: String, image: String, secs: u64, message: String },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error(
         "the runtime at {endpoint} does not have image {image} under that name after the import (CRI ImageStatus): {message}; its sandboxes would fail with \"failed to get sandbox image\""
     )]
@@ -53,26 +54,6 @@ impl PartialEq for ImageError {
     fn eq(&self, other: &Self) -> bool {
         self.to_string() == other.to_string()
     }
-}
-
-/// The first `registry.k8s.io/pause` release with a Windows variant for each build (build/pause/CHANGELOG.md
-/// in kubernetes/kubernetes: ltsc2022 from 3.6, ltsc2025 from 3.10.2).
-const PAUSE_WINDOWS_SUPPORT: [(u32, [u32; 3]); 3] = [(17763, [3, 4, 1]), (20348, [3, 6, 0]), (26100, [3, 10, 2])];
-
-/// Whether a Kubernetes pause image has a variant for this Windows build; `None` for images wkjoin cannot judge.
-pub fn pause_serves_build(image: &str, build: u32) -> Option<bool> {
-    let tag = image.strip_prefix("registry.k8s.io/pause:").or_else(|| image.strip_prefix("k8s.gcr.io/pause:"))?;
-    let mut v = [0u32; 3];
-    for (i, part) in tag.split('.').take(3).enumerate() {
-        v[i] = part.parse().ok()?;
-    }
-    let need = PAUSE_WINDOWS_SUPPORT.iter().find(|(b, _)| *b == build)?.1;
-    Some(v >= need)
-}
-
-/// The pause image wkjoin picks for a Windows build whose runtime's image has no variant for it.
-pub fn pause_for_build(build: u32) -> &'static str {
-    if build >= 26100 { "registry.k8s.io/pause:3.10.2" } else { DEFAULT_PAUSE_IMAGE }
 }
 
 /// The nanoserver tag for a host build.
@@ -100,6 +81,16 @@ pub fn dockerfile(tag: &str) -> String {
 /// `image_archive`: an OCI archive (file or URL) to import instead of pulling; `windows_build`: the host's
 /// OS build, needed to build the Docker pause image on Windows.
 pub fn plan(s: &Settings, image_archive: Option<&str>, windows_build: Option<u32>) -> Result<Plan, ImageError> {
+    plan_observed(s, image_archive, windows_build, Observed::default())
+}
+
+/// The plan for what [`observe`] found: a runtime that has the image already is not asked to pull or import it.
+pub fn plan_observed(
+    s: &Settings,
+    image_archive: Option<&str>,
+    windows_build: Option<u32>,
+    observed: Observed,
+) -> Result<Plan, ImageError> {
     let layout = s.layout();
     let mut plan = Plan::new(Step::Pause, "make the pod infrastructure (pause) image available");
     match (s.os, s.runtime) {
@@ -131,6 +122,7 @@ pub fn plan(s: &Settings, image_archive: Option<&str>, windows_build: Option<u32
                 plan.actions.extend(align_runtime(s)?);
             }
             match image_archive {
+                _ if observed.image_present == Some(true) => {}
                 Some(src) => {
                     plan.push(Action::ImportImage { source: src.to_string(), image: pause_image(s) });
                 }
@@ -211,11 +203,6 @@ pub fn align_runtime(s: &Settings) -> Result<Vec<Action>, ImageError> {
     ])
 }
 
-pub fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
-}
-
 /// The CRI endpoint the kubelet and wkjoin talk to.
 pub fn runtime_endpoint(s: &Settings) -> String {
     s.runtime_endpoint
@@ -227,14 +214,6 @@ pub fn runtime_endpoint(s: &Settings) -> String {
 /// The pause image the kubelet is told about (`--pause-image`, else the default for the OS and runtime).
 pub fn pause_image(s: &Settings) -> String {
     s.pause_image.clone()
-}
-
-/// The default pause image: the guide's locally built one with Docker on Windows, else the multi-arch one.
-pub fn default_pause_image(os: crate::layout::Os, runtime: Runtime) -> &'static str {
-    match (os, runtime) {
-        (crate::layout::Os::Windows, Runtime::Docker) => WINDOWS_DOCKER_PAUSE,
-        _ => DEFAULT_PAUSE_IMAGE,
-    }
 }
 
 /// containerd's address for `ctr -a`: the CRI endpoint without its scheme.
@@ -295,90 +274,75 @@ impl PauseReport {
     }
 }
 
-/// How long a CRI question may take while the pause step runs.
-const CRI_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Whether the runtime has `image` by that name (CRI ImageStatus: the view its sandboxes get).
-async fn runtime_has(endpoint: &str, image: &str) -> Result<bool, ImageError> {
-    crate::host::cri::image_id(endpoint, image, CRI_TIMEOUT).await.map(|id| id.is_some()).map_err(|e| {
-        ImageError::NotInRuntime { endpoint: endpoint.into(), image: image.into(), message: e.to_string() }
-    })
+/// What the pause step found on the host before planning: whether the runtime has the pause image already
+/// (asked over CRI; None when it cannot be asked: another OS, Docker, or no answer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub image_present: Option<bool>,
 }
 
-/// Applies the pause plan, action by action: the runtime's config is changed and the runtime restarted (only
-/// when planned), containerd images are imported or pulled only when the runtime does not have them yet, and
-/// the result is checked over CRI.
-pub async fn apply(
-    s: &Settings,
-    plan: &Plan,
-    host: &mut impl crate::host::Host,
-) -> Result<PauseReport, crate::app::AppError> {
-    let containerd = s.runtime == Runtime::Containerd;
-    let endpoint = runtime_endpoint(s);
+/// Asks the runtime (containerd on this host) whether it has the pause image, so the plan pulls or imports it
+/// only when it is missing.
+pub async fn observe(s: &Settings, host: &mut impl crate::host::Host) -> Observed {
+    if s.os != crate::layout::Os::host() || s.runtime != Runtime::Containerd {
+        return Observed::default();
+    }
+    Observed { image_present: host.runtime_has_image(&runtime_endpoint(s), &pause_image(s)).await.ok() }
+}
+
+/// Applies the pause plan, action by action, through `host`: the runtime's config change (recorded in the state
+/// file first) and the image import are the step's own actions; every other action is the executor's.
+pub async fn apply(s: &Settings, plan: &Plan, host: &mut impl crate::host::Host) -> Result<PauseReport, ImageError> {
+    if s.os != crate::layout::Os::host() {
+        return Err(ApplyError::ForeignOs { plan_os: s.os, host_os: crate::layout::Os::host() }.into());
+    }
     let mut report = PauseReport { outcome: PauseOutcome::Present, runtime_reconfigured: None };
+    let mut ctx = crate::apply::Context::default();
     for action in &plan.actions {
         match action {
             Action::ConfigureRuntime { file, backup, from, to: _, original_sha256, contents } => {
                 configure_runtime(s, file, backup, original_sha256.as_deref(), contents, host)?;
                 report.runtime_reconfigured = Some(from.clone().unwrap_or_else(|| "unknown".into()));
             }
-            Action::RestartRuntime { service, command, endpoint, sandbox_image, timeout_secs } => {
-                restart_runtime(service, command, endpoint, sandbox_image, *timeout_secs, host).await?;
-            }
-            Action::ImportImage { source, image } if containerd => {
-                if runtime_has(&endpoint, image).await? {
-                    continue;
-                }
-                let file = local_archive(s, source, host).await?;
-                let args = ctr_args(s, &["images", "import", &file]);
-                run_one(
-                    s,
-                    plan,
-                    Action::Run { program: "ctr".into(), args, purpose: format!("import {image}") },
-                    host,
-                )?;
-                if !runtime_has(&endpoint, image).await? {
-                    let (_, have) = has_image(host, s, image)?;
-                    return Err(
-                        ImageError::NotInArchive { source_name: source.clone(), image: image.clone(), have }.into()
-                    );
-                }
+            Action::ImportImage { source, image } => {
+                import(s, source, image, host).await?;
                 report.outcome = PauseOutcome::Imported;
             }
-            Action::Run { .. } if containerd => {
-                if runtime_has(&endpoint, &pause_image(s)).await? {
-                    continue;
-                }
-                run_one(s, plan, action.clone(), host)?;
-                report.outcome = PauseOutcome::Pulled;
-            }
-            Action::VerifyImage { endpoint, image } => {
-                if !runtime_has(endpoint, image).await? {
-                    return Err(ImageError::NotInRuntime {
-                        endpoint: endpoint.clone(),
-                        image: image.clone(),
-                        message: "not found".into(),
-                    }
-                    .into());
-                }
-            }
             other => {
-                run_one(s, plan, other.clone(), host)?;
-                report.outcome = PauseOutcome::Built;
+                crate::apply::action(Step::Pause, other, host, &mut crate::cluster::Offline, &mut ctx).await?;
+                match other {
+                    Action::Run { args, .. } if args.iter().any(|a| a == "pull") => {
+                        report.outcome = PauseOutcome::Pulled
+                    }
+                    Action::Run { .. } => report.outcome = PauseOutcome::Built,
+                    _ => {}
+                }
             }
         }
     }
     Ok(report)
 }
 
-fn run_one(
-    s: &Settings,
-    plan: &Plan,
-    action: Action,
-    host: &mut impl crate::host::Host,
-) -> Result<(), crate::app::AppError> {
-    let one = Plan { step: Step::Pause, summary: plan.summary.clone(), actions: vec![action] };
-    Ok(crate::apply::apply(&one, s.os, host)?)
+/// `ctr images import`, then a check over CRI that the archive gave the image under the name sandboxes use.
+async fn import(s: &Settings, source: &str, image: &str, host: &mut impl crate::host::Host) -> Result<(), ImageError> {
+    let file = local_archive(s, source, host).await?;
+    let import = Action::Run {
+        program: "ctr".into(),
+        args: ctr_args(s, &["images", "import", &file]),
+        purpose: format!("import {image}"),
+    };
+    crate::apply::action(Step::Pause, &import, host, &mut crate::cluster::Offline, &mut Default::default()).await?;
+    let endpoint = runtime_endpoint(s);
+    let present = host.runtime_has_image(&endpoint, image).await.map_err(|e| ImageError::NotInRuntime {
+        endpoint: endpoint.clone(),
+        image: image.into(),
+        message: e.to_string(),
+    })?;
+    if !present {
+        let (_, have) = has_image(host, s, image)?;
+        return Err(ImageError::NotInArchive { source_name: source.into(), image: image.into(), have });
+    }
+    Ok(())
 }
 
 /// Writes the runtime's new config: the original is kept once (a second join keeps the first original) and the
@@ -390,12 +354,11 @@ fn configure_runtime(
     original_sha256: Option<&str>,
     contents: &str,
     host: &mut impl crate::host::Host,
-) -> Result<(), crate::app::AppError> {
+) -> Result<(), ImageError> {
     use crate::state::{RuntimeConfigChange, State};
-    let now = crate::settings::runtime::read_config(file)
-        .map_err(|e| ImageError::RuntimeConfig { file: file.into(), message: e.to_string() })?;
+    let now = host.read_file(std::path::Path::new(file))?.map(|b| String::from_utf8_lossy(&b).into_owned());
     if now.as_deref().map(sha256_hex).as_deref() != original_sha256 {
-        return Err(ImageError::RuntimeConfigChanged { file: file.into() }.into());
+        return Err(ImageError::RuntimeConfigChanged { file: file.into() });
     }
     let state_path = s.layout().state_file();
     let mut state = State::load(std::path::Path::new(&state_path))?.unwrap_or_default();
@@ -407,7 +370,7 @@ fn configure_runtime(
         }
         _ => match &now {
             Some(text) => {
-                host.write_file(std::path::Path::new(backup), text.as_bytes(), true).map_err(ImageError::from)?;
+                host.write_file(std::path::Path::new(backup), text.as_bytes(), true)?;
                 (Some(backup.to_string()), Some(sha256_hex(text)))
             }
             None => (None, None),
@@ -424,50 +387,9 @@ fn configure_runtime(
     });
     state.save(std::path::Path::new(&state_path), host)?;
     // A config readable only by its owner (registry credentials) stays that way.
-    let private = crate::host::owner_only(std::path::Path::new(file)).unwrap_or(false);
-    host.write_file(std::path::Path::new(file), contents.as_bytes(), private).map_err(ImageError::from)?;
+    let private = host.owner_only(std::path::Path::new(file)).unwrap_or(false);
+    host.write_file(std::path::Path::new(file), contents.as_bytes(), private)?;
     Ok(())
-}
-
-/// Runs the restart command, then waits until the runtime answers over CRI with the expected sandbox image.
-pub async fn restart_runtime(
-    service: &str,
-    command: &[String],
-    endpoint: &str,
-    sandbox_image: &str,
-    timeout_secs: u64,
-    host: &mut impl crate::host::Host,
-) -> Result<(), ImageError> {
-    let fail = |message: String| ImageError::RuntimeRestart {
-        service: service.into(),
-        command: command.join(" "),
-        image: sandbox_image.into(),
-        secs: timeout_secs,
-        message,
-    };
-    let (program, args) = command.split_first().ok_or_else(|| fail("no restart command".into()))?;
-    let out = host.run(program, args)?;
-    if out.status != Some(0) {
-        return Err(fail(format!("it exited with {:?}: {}", out.status, out.stderr.trim())));
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
-    let mut last = String::from("no answer yet");
-    while std::time::Instant::now() < deadline {
-        match crate::host::cri::status(endpoint, std::time::Duration::from_secs(2)).await {
-            Ok(st) => match crate::runtime::from_status(&st) {
-                Ok(info) => match info.sandbox_image {
-                    _ if sandbox_image.is_empty() => return Ok(()),
-                    Some(f) if f.value == sandbox_image => return Ok(()),
-                    Some(f) => last = format!("it reports sandbox image {}", f.value),
-                    None => return Ok(()),
-                },
-                Err(e) => last = e.to_string(),
-            },
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    Err(fail(last))
 }
 
 fn has_image(host: &mut impl crate::host::Host, s: &Settings, image: &str) -> Result<(bool, String), ImageError> {

@@ -4,8 +4,9 @@
 use ipnet::IpNet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
+
+pub use crate::host::service::{Restart, ServiceSpec};
 
 /// The steps of a join, in pipeline order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
@@ -67,29 +68,6 @@ pub enum NextHop {
     NodeIp,
     /// `<podCIDR>.2` with the cluster CIDR on-link (the guide's scheme).
     PodGateway,
-}
-
-/// How a service is restarted when it exits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Restart {
-    pub delay_secs: u64,
-    pub max_delay_secs: u64,
-}
-
-/// A long-running node service (kubelet, kube-proxy): a Windows SCM service, a systemd unit, or a process
-/// under `wkjoin start --foreground`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct ServiceSpec {
-    pub name: String,
-    pub description: String,
-    pub program: String,
-    pub args: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub depends_on: Vec<String>,
-    pub log_file: String,
-    pub restart: Restart,
 }
 
 /// One typed effect on the host or the cluster.
@@ -204,22 +182,26 @@ pub enum Action {
         next_hop: NextHop,
     },
     AddRoute {
-        route: crate::routes::Route,
+        route: crate::host::net::Route,
     },
     ReplaceRoute {
-        from: crate::routes::Route,
-        to: crate::routes::Route,
+        from: crate::host::net::Route,
+        to: crate::host::net::Route,
     },
     DeleteRoute {
-        route: crate::routes::Route,
+        route: crate::host::net::Route,
     },
     /// Copy the running wkjoin executable to `path` (a service runs it from there).
     InstallSelf {
         path: String,
     },
     InstallService(ServiceSpec),
+    /// Start a service; `restart` (the plan changed since it was last applied) restarts it when it runs. A
+    /// service whose definition the plan just changed is restarted either way.
     StartService {
         name: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        restart: bool,
     },
     StopService {
         name: String,
@@ -346,7 +328,7 @@ impl fmt::Display for Action {
                 f,
                 "set the runtime's sandbox image to {to} in {file}, changing nothing else (was {}; the original is kept as {backup}; new file sha256 {})",
                 from.as_deref().unwrap_or("unknown"),
-                &crate::image::sha256_hex(contents)[..12]
+                &sha256_hex(contents)[..12]
             ),
             Action::RestartRuntime { service, command, endpoint, sandbox_image, timeout_secs } => write!(
                 f,
@@ -379,7 +361,8 @@ impl fmt::Display for Action {
             Action::DeleteRoute { route } => write!(f, "delete route {route}"),
             Action::InstallSelf { path } => write!(f, "install this wkjoin executable as {path}"),
             Action::InstallService(s) => write!(f, "install service {} ({})", s.name, s.description),
-            Action::StartService { name } => write!(f, "start service {name}"),
+            Action::StartService { name, restart: false } => write!(f, "start service {name}"),
+            Action::StartService { name, restart: true } => write!(f, "restart service {name}"),
             Action::StopService { name } => write!(f, "stop service {name}"),
             Action::RemoveService { name } => write!(f, "remove service {name}"),
             Action::AllowFirewallPort { rule, protocol, port } => {
@@ -413,6 +396,11 @@ impl fmt::Display for Action {
             Action::Deferred { what, needs } => write!(f, "{what} (planned once {needs})"),
         }
     }
+}
+
+/// SHA-256 of a text, as lowercase hex.
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// Quotes arguments only where a shell reader would need it, for display.

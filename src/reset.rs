@@ -28,12 +28,8 @@ pub enum ResetError {
     State(#[from] StateError),
     #[error("reset: {action}: {source}")]
     Host { action: String, source: HostError },
-    #[error("reset: {action}: {message}")]
-    Api { action: String, message: String },
-    #[error("reset: `{action}` cannot run until {needs}")]
-    Deferred { action: String, needs: String },
-    #[error("reset: `{action}` does not apply to this host's OS")]
-    Unsupported { action: String },
+    #[error("reset: {0}")]
+    Apply(#[from] crate::apply::ApplyError),
     #[error(
         "reset undoes a join on the host it runs on, which runs {host}, but the settings are for {os}: run it on the {os} node (or add --dry-run)"
     )]
@@ -101,10 +97,6 @@ fn kube_proxy_path(s: &Settings) -> String {
 /// A recorded runtime config change is wkjoin's to undo only while the file is exactly what wkjoin wrote.
 fn restorable(change: &crate::state::RuntimeConfigChange, current_sha256: Option<&str>) -> bool {
     current_sha256 == Some(change.written_sha256.as_str())
-}
-
-fn same_file(file: &str, written_sha256: &str) -> bool {
-    std::fs::read_to_string(file).ok().map(|t| crate::image::sha256_hex(&t)).as_deref() == Some(written_sha256)
 }
 
 /// The host-local IPAM directory of the pod network.
@@ -267,27 +259,7 @@ pub fn kube_chains(save: &str) -> Vec<(String, Vec<String>)> {
     out
 }
 
-/// `iptables-save -t <table>` output without `chains` and every rule in or jumping to them: what
-/// `iptables-restore` then installs as the table.
-pub fn without_chains(save: &str, chains: &[String]) -> String {
-    let named = |tok: &str| chains.iter().any(|c| c == tok);
-    let mut out = String::new();
-    for line in save.lines() {
-        let drop = if let Some(decl) = line.strip_prefix(':') {
-            decl.split_whitespace().next().is_some_and(named)
-        } else if line.starts_with("-A ") {
-            let toks: Vec<&str> = line.split_whitespace().collect();
-            named(toks[1]) || toks.windows(2).any(|w| (w[0] == "-j" || w[0] == "-g") && named(w[1]))
-        } else {
-            false
-        };
-        if !drop {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
+pub use crate::apply::without_chains;
 
 /// Finds the processes, routes, files and runtime objects wkjoin left on this host.
 pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOptions) -> Result<Observed, ResetError> {
@@ -434,194 +406,23 @@ pub fn netns_of(info: &str) -> Vec<String> {
         .collect()
 }
 
-fn host_err(action: &Action) -> impl FnOnce(HostError) -> ResetError + '_ {
-    move |source| ResetError::Host { action: action.to_string(), source }
-}
-
 fn ctr_args(address: &str, namespace: &str) -> Vec<String> {
     ["--address", address, "--connect-timeout", "5s", "-n", namespace].map(String::from).to_vec()
 }
 
-/// Runs `ctr` and accepts "not found" as done.
-fn ctr_idempotent(address: &str, namespace: &str, args: &[&str]) -> Result<(), HostError> {
-    let mut a = ctr_args(address, namespace);
-    a.extend(args.iter().map(|s| s.to_string()));
-    let out = host::Native.run("ctr", &a)?;
-    if out.status == Some(0) || out.stderr.contains("not found") {
-        return Ok(());
-    }
-    Err(HostError::CommandFailed { command: format!("ctr {}", a.join(" ")), status: out.status, stderr: out.stderr })
-}
-
-async fn node_api(
-    action: &Action,
-    kubeconfig: &str,
-) -> Result<kube::Api<k8s_openapi::api::core::v1::Node>, ResetError> {
-    let client = crate::start::client_for(Path::new(kubeconfig))
-        .await
-        .map_err(|e| ResetError::Api { action: action.to_string(), message: e.to_string() })?;
-    Ok(kube::Api::all(client))
-}
-
-fn not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
-
-async fn mark_not_ready(action: &Action) -> Result<(), ResetError> {
-    let Action::MarkNodeNotReady { node, kubeconfig } = action else { return Ok(()) };
-    let api = node_api(action, kubeconfig).await?;
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let patch = serde_json::json!({ "status": { "conditions": [{
-        "type": "Ready", "status": "False", "reason": "WkjoinReset",
-        "message": "wkjoin reset stopped the kubelet and removed the node's configuration",
-        "lastHeartbeatTime": now, "lastTransitionTime": now,
-    }]}});
-    match api.patch_status(node, &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch)).await {
-        Ok(_) => Ok(()),
-        Err(e) if not_found(&e) => Ok(()),
-        Err(e) => Err(ResetError::Api { action: action.to_string(), message: e.to_string() }),
-    }
-}
-
-/// Applies one action; every action treats "already gone" as success.
-async fn apply_one(action: &Action, os: Os) -> Result<(), ResetError> {
-    let h = &mut host::Native;
-    match action {
-        Action::StopProcess { pid, program, .. } => {
-            host::stop_process(*pid, program.as_deref()).map_err(host_err(action))
-        }
-        Action::StopService { name } => host::stop_service(name).map_err(host_err(action)),
-        Action::RemoveService { name } => host::delete_service(name).map_err(host_err(action)),
-        Action::RemoveFirewallRule { rule } => {
-            let args = ["advfirewall", "firewall", "delete", "rule", &format!("name={rule}")].map(String::from);
-            let out = h.run("netsh", &args).map_err(host_err(action))?;
-            // netsh exits 1 with "No rules match the specified criteria." when the rule is gone already.
-            if out.status == Some(0) || out.stdout.contains("No rules match") {
-                Ok(())
-            } else {
-                Err(host_err(action)(HostError::CommandFailed {
-                    command: format!("netsh {}", args.join(" ")),
-                    status: out.status,
-                    stderr: out.stdout + &out.stderr,
-                }))
-            }
-        }
-        Action::MarkNodeNotReady { .. } => {
-            // Best effort: the node controller marks a silent node NotReady anyway, and a reset must work
-            // with the cluster down or the credentials already broken.
-            if let Err(e) = mark_not_ready(action).await {
-                tracing::warn!("{e}; the node controller will mark it NotReady once its heartbeats stop");
-            }
-            Ok(())
-        }
-        Action::RestoreRuntimeConfig { file, backup: _, written_sha256 } if !same_file(file, written_sha256) => {
-            tracing::warn!("{file} changed since wkjoin wrote it: left alone");
-            Ok(())
-        }
-        Action::RestoreRuntimeConfig { file, backup, .. } => match backup {
-            Some(b) => {
-                let original = std::fs::read(b).map_err(|source| ResetError::Host {
-                    action: action.to_string(),
-                    source: HostError::Io { op: "read", path: b.into(), source },
-                })?;
-                // The file kept the original's access when wkjoin wrote it: it keeps it now.
-                let private = host::owner_only(Path::new(file)).unwrap_or(false);
-                h.write_file(Path::new(file), &original, private).map_err(host_err(action))
-            }
-            None => h.remove_path(Path::new(file)).map_err(host_err(action)),
-        },
-        Action::RestartRuntime { service, command, endpoint, sandbox_image, timeout_secs } => {
-            crate::image::restart_runtime(service, command, endpoint, sandbox_image, *timeout_secs, h)
-                .await
-                .map_err(|e| ResetError::Api { action: action.to_string(), message: e.to_string() })
-        }
-        Action::DeleteNode { node, kubeconfig } => {
-            let api = node_api(action, kubeconfig).await?;
-            match api.delete(node, &Default::default()).await {
-                Ok(_) => Ok(()),
-                Err(e) if not_found(&e) => Ok(()),
-                Err(e) => Err(ResetError::Api { action: action.to_string(), message: e.to_string() }),
-            }
-        }
-        Action::RemoveContainers { address, namespace, ids } => {
-            for id in ids {
-                // `tasks delete --force` kills a running task; then the container goes.
-                // A task whose shim is exiting answers "ttrpc: closed" for a moment: retry, and let the container
-                // removal (which fails while a task remains) be the judge.
-                for attempt in 0..5 {
-                    match ctr_idempotent(address, namespace, &["tasks", "delete", "--force", id]) {
-                        Ok(()) => break,
-                        Err(e) if attempt == 4 => tracing::warn!("{e}"),
-                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
-                    }
-                }
-                ctr_idempotent(address, namespace, &["containers", "delete", id]).map_err(host_err(action))?;
-            }
-            Ok(())
-        }
-        Action::RemoveNetns { path } => {
-            host::unmount(path).map_err(host_err(action))?;
-            h.remove_path(Path::new(path)).map_err(host_err(action))
-        }
-        Action::KubeProxyCleanup { program } => {
-            if !Path::new(program).exists() {
-                return Ok(());
-            }
-            match h.run(program, &["--cleanup".to_string()]) {
-                Ok(out) if out.status == Some(0) => {}
-                Ok(out) => tracing::warn!("{program} --cleanup exited with {:?}: {}", out.status, out.stderr.trim()),
-                Err(e) => tracing::warn!("{e}"),
-            }
-            Ok(())
-        }
-        Action::RemoveIptablesChains { program, table, chains } => {
-            let out = h.run(&format!("{program}-save"), &["-t".into(), table.clone()]).map_err(host_err(action))?;
-            if out.status != Some(0) {
-                return Err(host_err(action)(HostError::CommandFailed {
-                    command: format!("{program}-save -t {table}"),
-                    status: out.status,
-                    stderr: out.stderr,
-                }));
-            }
-            let filtered = without_chains(&out.stdout, chains);
-            if filtered == out.stdout {
-                return Ok(());
-            }
-            host::run_with_input(&format!("{program}-restore"), &[], filtered.as_bytes()).map_err(host_err(action))
-        }
-        Action::DeleteRoute { route } => {
-            let table = host::RouteTable::connect().map_err(host_err(action))?;
-            let net = table.snapshot(std::slice::from_ref(route)).await.map_err(host_err(action))?;
-            if !net.routes.iter().any(|r| &r.route == route) {
-                return Ok(());
-            }
-            table
-                .apply(&[crate::routes::RouteChange::Delete(route.clone())], &net.interfaces)
-                .await
-                .map_err(host_err(action))
-        }
-        Action::RemoveLink { name } => host::delete_link(name).await.map_err(host_err(action)),
-        Action::RemoveHnsNetwork { name } => host::delete_hns_network(name).map_err(host_err(action)),
-        Action::Unmount { path } => host::unmount(path).map_err(host_err(action)),
-        Action::RemovePath { path } => h.remove_path(Path::new(path)).map_err(host_err(action)),
-        Action::Deferred { what, needs } => Err(ResetError::Deferred { action: what.clone(), needs: needs.clone() }),
-        other => {
-            let _ = os;
-            Err(ResetError::Unsupported { action: other.to_string() })
-        }
-    }
-}
-
-/// Applies the plan in order, stopping at the first failure (a re-run picks up from what is left).
-pub async fn apply(plan: &Plan, os: Os) -> Result<(), ResetError> {
+/// Applies the plan in order through the executor, stopping at the first failure (a re-run picks up from what
+/// is left). Every action treats "already gone" as done.
+pub async fn apply(
+    plan: &Plan,
+    os: Os,
+    host: &mut impl Host,
+    cluster: &mut impl crate::cluster::Cluster,
+) -> Result<crate::apply::Outcome, ResetError> {
     if os != Os::host() {
         return Err(ResetError::ForeignOs { os, host: Os::host() });
     }
-    for action in &plan.actions {
-        tracing::info!("{action}");
-        apply_one(action, os).await?;
-    }
-    Ok(())
+    let opts = crate::apply::Options { verbose: true, ..Default::default() };
+    Ok(crate::apply::apply(plan, os, host, cluster, &opts).await?)
 }
 
 #[cfg(test)]

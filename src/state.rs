@@ -69,7 +69,7 @@ pub struct State {
     pub previous_binaries: Option<InstalledRelease>,
     /// Routes wkjoin created (Windows has no owner tag on routes; Linux also keeps them for `reset`).
     #[serde(default)]
-    pub routes: Vec<crate::routes::Route>,
+    pub routes: Vec<crate::host::net::Route>,
     /// The container runtime's config file as wkjoin changed it, so `reset` can restore exactly that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_config: Option<RuntimeConfigChange>,

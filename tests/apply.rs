@@ -1,9 +1,15 @@
 //! Plans applied through the real host backend, into a temporary root.
 
-use wkjoin::apply::{ApplyError, apply};
+use wkjoin::apply::{ApplyError, Outcome};
 use wkjoin::host::{Host, Native};
 use wkjoin::layout::Os;
 use wkjoin::plan::{Action, Contents, Plan, Step};
+
+/// The executor, with no cluster: these plans only touch the host.
+fn apply(plan: &Plan, os: Os, host: &mut impl Host) -> Result<Outcome, ApplyError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(wkjoin::apply::apply(plan, os, host, &mut wkjoin::cluster::Offline, &Default::default()))
+}
 
 fn path(dir: &std::path::Path, name: &str) -> String {
     dir.join(name).to_string_lossy().into_owned()
@@ -39,7 +45,7 @@ fn apply_stops_at_the_first_unsupported_action_and_says_which() {
     let dir = tempfile::tempdir().unwrap();
     let mut plan = Plan::new(Step::Start, "t");
     plan.push(Action::CreateDir { path: path(dir.path(), "first") })
-        .push(Action::StartService { name: "kubelet".into() })
+        .push(Action::StartService { name: "kubelet".into(), restart: false })
         .push(Action::CreateDir { path: path(dir.path(), "never") });
     let err = apply(&plan, Os::host(), &mut Native).unwrap_err();
     assert!(matches!(err, ApplyError::Unsupported { step: Step::Start, .. }), "{err}");

@@ -45,9 +45,9 @@ fn reset_in(ns: &Netns, s: &Settings, mount_tmpfs: bool) -> (Vec<Action>, Observ
             let opts = ResetOptions::default();
             let o = reset::observe(&s, None, &opts).await.unwrap();
             let plan = reset::plan(&s, &o, &opts);
-            reset::apply(&plan, Os::Linux).await.unwrap();
+            reset::apply(&plan, Os::Linux, &mut wkjoin::host::Native, &mut wkjoin::cluster::Offline).await.unwrap();
             // The same plan again: every action finds its thing gone and is fine with it.
-            reset::apply(&plan, Os::Linux).await.unwrap();
+            reset::apply(&plan, Os::Linux, &mut wkjoin::host::Native, &mut wkjoin::cluster::Offline).await.unwrap();
             let after = reset::observe(&s, None, &opts).await.unwrap();
             let replan = reset::plan(&s, &after, &opts);
             (plan.actions, after, replan.actions)

@@ -56,7 +56,7 @@ pub async fn install(
 
 /// Writes `yaml` owner-only unless `target` already holds it.
 pub fn write_if_changed(target: &str, yaml: &str, host: &mut impl Host) -> Result<Outcome, ConfigError> {
-    if std::fs::read(target).is_ok_and(|old| old == yaml.as_bytes()) {
+    if host.read_file(Path::new(target))?.is_some_and(|old| old == yaml.as_bytes()) {
         return Ok(Outcome::Unchanged);
     }
     host.write_file(Path::new(target), yaml.as_bytes(), true)?;
@@ -66,41 +66,28 @@ pub fn write_if_changed(target: &str, yaml: &str, host: &mut impl Host) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{CommandOutput, HostError};
-    use std::path::PathBuf;
+    use crate::host::recording::{Call, Recording};
 
-    #[derive(Default)]
-    struct Recorder {
-        writes: Vec<(PathBuf, bool)>,
-    }
-
-    impl Host for Recorder {
-        fn create_dir(&mut self, _: &Path) -> Result<(), HostError> {
-            Ok(())
-        }
-        fn write_file(&mut self, path: &Path, contents: &[u8], private: bool) -> Result<(), HostError> {
-            std::fs::write(path, contents).unwrap();
-            self.writes.push((path.to_path_buf(), private));
-            Ok(())
-        }
-        fn remove_path(&mut self, _: &Path) -> Result<(), HostError> {
-            Ok(())
-        }
-        fn run(&mut self, _: &str, _: &[String]) -> Result<CommandOutput, HostError> {
-            unreachable!()
-        }
+    fn writes(host: &Recording) -> Vec<bool> {
+        host.calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::WriteFile { private, .. } => Some(*private),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
     fn writes_private_once_then_reports_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("config").display().to_string();
-        let mut host = Recorder::default();
+        let mut host = Recording::default();
         assert_eq!(write_if_changed(&target, "a: 1\n", &mut host).unwrap(), Outcome::Installed);
         assert_eq!(write_if_changed(&target, "a: 1\n", &mut host).unwrap(), Outcome::Unchanged);
         assert_eq!(write_if_changed(&target, "a: 2\n", &mut host).unwrap(), Outcome::Installed);
-        assert_eq!(host.writes.len(), 2);
-        assert!(host.writes.iter().all(|(_, private)| *private));
+        assert_eq!(writes(&host).len(), 2);
+        assert!(writes(&host).iter().all(|private| *private));
     }
 
     #[tokio::test]
@@ -115,10 +102,10 @@ mod tests {
             allow_insecure: false,
             timeout: std::time::Duration::from_secs(1),
         };
-        let mut host = Recorder::default();
+        let mut host = Recording::default();
         let e = run(&Input::File(src), None, &opts, &target, &mut host).await.unwrap_err();
         assert!(matches!(e, ConfigError::Source(source::SourceError::Parse { .. })), "{e:?}");
-        assert!(host.writes.is_empty());
+        assert!(writes(&host).is_empty());
         assert!(!Path::new(&target).exists());
     }
 }

@@ -3,6 +3,16 @@
 
 pub mod cri;
 mod files;
+pub mod iphelper;
+pub mod machine;
+pub mod native;
+pub mod net;
+pub mod recording;
+pub mod scm_calls;
+pub mod service;
+pub mod supervisor;
+mod system;
+pub mod systemd;
 pub use files::{is_local_address, run_with_input};
 #[cfg(unix)]
 mod linux;
@@ -19,7 +29,8 @@ pub use linux::probe;
 pub use linux::scm;
 #[cfg(unix)]
 pub use linux::{
-    Native, RouteTable, facts, owner_only, process, process_cmdline, replace_file, set_executable, windows_build,
+    RouteTable, create_cgroup, facts, owner_only, process, process_cmdline, replace_file, set_executable,
+    windows_build, write_file,
 };
 #[cfg(windows)]
 pub use windows::cleanup::{
@@ -31,10 +42,22 @@ pub use windows::probe;
 pub use windows::scm;
 #[cfg(windows)]
 pub use windows::{
-    Native, RouteTable, facts, owner_only, process, process_cmdline, replace_file, set_executable, windows_build,
+    RouteTable, create_cgroup, facts, owner_only, process, process_cmdline, replace_file, set_executable,
+    windows_build, write_file,
 };
 
 use std::path::{Path, PathBuf};
+
+pub use native::Native;
+pub use net::{Route, RouteChange};
+pub use service::ServiceSpec;
+pub use system::{Manager, SupervisorFiles, System, last_lines, service_active, stop_supervisor};
+
+/// SHA-256 of bytes, as lowercase hex.
+pub fn digest_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
 
 /// What a finished command printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,20 +79,65 @@ pub enum HostError {
     Signal { pid: u32, signal: &'static str, message: String },
     #[error("{what} is not supported on this host")]
     Unsupported { what: String },
+    #[error("the container runtime at {endpoint}: {message}")]
+    Runtime { endpoint: String, message: String },
     #[error("`{command}` failed with exit code {}: {}", status.map_or("none (killed)".to_string(), |s| s.to_string()), stderr.trim())]
     CommandFailed { command: String, status: Option<i32>, stderr: String },
 }
 
-/// The effects a plan is applied through. `Native` is the real host; tests may record instead.
+/// The effects a plan is applied through: files, processes, services, routes, the pod network (HNS), the
+/// firewall and the container runtime. [`Native`] is the machine for file-only steps, [`System`] the machine with
+/// its service manager; tests record instead. No method has a default: a recording host must answer them all.
+#[allow(async_fn_in_trait)] // used through generics only; no Send bound is needed by the callers
 pub trait Host {
     fn create_dir(&mut self, path: &Path) -> Result<(), HostError>;
     /// Replaces `path` atomically; `private` restricts it to the owner (0600 / Administrators+SYSTEM).
     fn write_file(&mut self, path: &Path, contents: &[u8], private: bool) -> Result<(), HostError>;
     /// Removes a file or a directory tree; a missing path is not an error.
     fn remove_path(&mut self, path: &Path) -> Result<(), HostError>;
+    /// A file's bytes; `None` when it does not exist.
+    fn read_file(&mut self, path: &Path) -> Result<Option<Vec<u8>>, HostError>;
+    /// Whether only the owner may read `path` (None: unknown, or the OS keeps access in ACLs).
+    fn owner_only(&mut self, path: &Path) -> Option<bool>;
     fn run(&mut self, program: &str, args: &[String]) -> Result<CommandOutput, HostError>;
+    /// Runs `program` with `input` on its stdin; a non-zero exit is an error.
+    fn run_with_input(&mut self, program: &str, args: &[String], input: &[u8]) -> Result<(), HostError>;
     /// Creates `path` (`/wkjoin`) in every cgroup hierarchy; hosts without cgroups refuse.
-    fn create_cgroup(&mut self, path: &str) -> Result<(), HostError> {
-        Err(HostError::Unsupported { what: format!("creating cgroup {path}") })
-    }
+    fn create_cgroup(&mut self, path: &str) -> Result<(), HostError>;
+    /// Copies the running executable to `path`; returns whether the file changed.
+    fn install_self(&mut self, path: &Path) -> Result<bool, HostError>;
+    /// Lazily unmounts `path`; one not mounted is fine.
+    fn unmount(&mut self, path: &str) -> Result<(), HostError>;
+    /// TERM, then KILL; a pid that no longer runs `program` is left alone.
+    fn stop_process(&mut self, pid: u32, program: Option<&str>) -> Result<(), HostError>;
+
+    /// Installs or updates a service to match `spec`; returns whether its definition changed.
+    fn install_service(&mut self, spec: &ServiceSpec) -> Result<bool, HostError>;
+    /// Starts a service; `restart` (or a definition changed by [`Host::install_service`] in this run) restarts
+    /// it when it runs already.
+    async fn start_service(&mut self, name: &str, restart: bool) -> Result<(), HostError>;
+    /// Stops a service; a missing one is fine.
+    fn stop_service(&mut self, name: &str) -> Result<(), HostError>;
+    /// Removes a service; a missing one is fine.
+    fn remove_service(&mut self, name: &str) -> Result<(), HostError>;
+
+    /// Applies route changes (the interfaces are looked up by name when the changes are made).
+    async fn change_routes(&mut self, changes: &[RouteChange]) -> Result<(), HostError>;
+    /// Deletes `route` when the table still holds it.
+    async fn delete_route(&mut self, route: &Route) -> Result<(), HostError>;
+    /// Deletes a network interface; a missing one is fine.
+    async fn remove_link(&mut self, name: &str) -> Result<(), HostError>;
+    /// Creates an HNS network from its JSON definition; returns false when one of that name exists.
+    fn create_hns_network(&mut self, name: &str, definition: &str) -> Result<bool, HostError>;
+    fn delete_hns_network(&mut self, name: &str) -> Result<(), HostError>;
+
+    /// Allows inbound `protocol/port` under the rule name; returns false when the rule exists.
+    fn allow_firewall_port(&mut self, rule: &str, protocol: &str, port: u16) -> Result<bool, HostError>;
+    /// Removes the firewall rule; a missing one is fine.
+    fn remove_firewall_rule(&mut self, rule: &str) -> Result<(), HostError>;
+
+    /// The runtime's status over CRI (its config, sandbox image, ...).
+    async fn runtime_status(&mut self, endpoint: &str) -> Result<cri::CriStatus, HostError>;
+    /// Whether the runtime has `image` under that exact name (CRI ImageStatus).
+    async fn runtime_has_image(&mut self, endpoint: &str, image: &str) -> Result<bool, HostError>;
 }

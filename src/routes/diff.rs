@@ -1,17 +1,9 @@
 //! Desired vs actual: what to add, replace and delete among wkjoin's own routes, and which foreign routes
 //! stand in the way (reported, never touched).
 
-use super::{Route, TableRoute};
+use super::{Route, RouteChange, TableRoute};
 use serde::Serialize;
 use std::collections::HashMap;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "change", rename_all = "kebab-case")]
-pub enum RouteChange {
-    Add(Route),
-    Replace { from: Route, to: Route },
-    Delete(Route),
-}
 
 /// A desired route that a route wkjoin does not own already claims with another next hop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

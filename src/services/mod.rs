@@ -2,14 +2,15 @@
 //! installed binary's version (the version table in the reference).
 
 pub mod scm;
-pub mod supervisor;
-pub mod systemd;
+pub use crate::host::{supervisor, systemd};
 
 use crate::layout::{Layout, Os};
 use crate::network;
 use crate::plan::{Action, Contents, Plan, Restart, ServiceSpec, Step};
 use crate::settings::{Runtime, Settings};
 use crate::version::KubeVersion;
+
+pub use crate::settings::extra_flag_name;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 
@@ -87,16 +88,6 @@ pub fn kubelet_args(s: &Settings, v: KubeVersion, pause_image: &str) -> Vec<Stri
 /// Where the cluster CA (from the node's kubeconfig) is written for the kubelet's `--client-ca-file`.
 pub fn cluster_ca_file(l: &Layout) -> String {
     Layout::new(l.os, l.pki_dir()).join(&["cluster-ca.crt"])
-}
-
-/// The flag name of an extra `--kubelet-arg`/`--kube-proxy-arg` (`name=value`, `--name=value` or `name`).
-pub fn extra_flag_name(arg: &str) -> Option<&str> {
-    let body = arg.trim_start_matches('-');
-    let name = body.split_once('=').map_or(body, |(n, _)| n);
-    let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    ok.then_some(name)
 }
 
 /// Adds the user's extra flags: one with the name of a generated flag replaces it in place, others are appended.
@@ -242,7 +233,7 @@ pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &st
         BTreeMap::new(),
         runtime_dependency(s),
     )))
-    .push(Action::StartService { name: KUBELET.into() });
+    .push(Action::StartService { name: KUBELET.into(), restart: false });
     match s.pod_cidr {
         Some(pod) => plan.actions.extend(network_actions(s, pod)),
         None => {
@@ -263,7 +254,7 @@ pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &st
         env,
         vec![KUBELET.into()],
     )))
-    .push(Action::StartService { name: KUBE_PROXY.into() });
+    .push(Action::StartService { name: KUBE_PROXY.into(), restart: false });
     // wkjoin installs itself beside the node binaries: its service must not depend on where it was run from.
     let wkjoin = l.binary("wkjoin");
     let mut watcher = service(
@@ -277,7 +268,7 @@ pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &st
     watcher.program = wkjoin.clone();
     plan.push(Action::InstallSelf { path: wkjoin })
         .push(Action::InstallService(watcher))
-        .push(Action::StartService { name: ROUTES_WATCHER.into() })
+        .push(Action::StartService { name: ROUTES_WATCHER.into(), restart: false })
         .push(Action::AwaitNodeReady { node: s.node_name.clone(), timeout_secs: NODE_READY_TIMEOUT_SECS });
     plan
 }

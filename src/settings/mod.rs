@@ -1,6 +1,7 @@
 //! The node's settings in one typed model, layered: flags > `WKJOIN_*` env > config file > cluster > defaults.
 
 mod discover;
+pub mod pause;
 pub(crate) mod runtime;
 mod validate;
 
@@ -172,6 +173,37 @@ pub struct HostFacts {
     pub windows_build: Option<u32>,
 }
 
+impl From<crate::host::machine::Machine> for HostFacts {
+    /// This machine's facts; CNI plugin dirs are the usual Linux ones that hold a `bridge` plugin.
+    fn from(m: crate::host::machine::Machine) -> Self {
+        let cni_bin_dirs = match m.windows_build {
+            Some(_) => Vec::new(),
+            None => ["/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"]
+                .into_iter()
+                .filter(|d| Path::new(d).join("bridge").exists())
+                .map(str::to_string)
+                .collect(),
+        };
+        HostFacts {
+            hostname: m.hostname,
+            interfaces: m.interfaces,
+            cni_bin_dirs,
+            runtime: None,
+            windows_build: m.windows_build,
+        }
+    }
+}
+
+/// The flag name of an extra `--kubelet-arg`/`--kube-proxy-arg` (`name=value`, `--name=value` or `name`).
+pub fn extra_flag_name(arg: &str) -> Option<&str> {
+    let body = arg.trim_start_matches('-');
+    let name = body.split_once('=').map_or(body, |(n, _)| n);
+    let ok = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    ok.then_some(name)
+}
+
 /// Loads `--config wkjoin.yaml`.
 pub fn load_file(path: &Path) -> Result<PartialSettings, SettingsError> {
     let text = std::fs::read_to_string(path)
@@ -240,15 +272,15 @@ pub fn resolve(
         .unwrap_or_else(|| Sourced { value: default_cni_conf_dir(os, runtime, &layout), origin: Origin::Default });
     let mut pause_image =
         pick(layers, |l| l.pause_image.clone()).or_else(|| rt.and_then(|r| r.sandbox_image())).unwrap_or_else(|| {
-            Sourced { value: crate::image::default_pause_image(os, runtime).to_string(), origin: Origin::Default }
+            Sourced { value: pause::default_pause_image(os, runtime).to_string(), origin: Origin::Default }
         });
     // A pause image wkjoin chose (the runtime's or its own default) must have a variant for this Windows build.
     if let (Os::Windows, Runtime::Containerd, Some(build)) = (os, runtime, host.windows_build)
         && !matches!(pause_image.origin, Origin::CommandLine | Origin::File(_))
-        && crate::image::pause_serves_build(&pause_image.value, build) == Some(false)
+        && pause::pause_serves_build(&pause_image.value, build) == Some(false)
     {
         pause_image = Sourced {
-            value: crate::image::pause_for_build(build).to_string(),
+            value: pause::pause_for_build(build).to_string(),
             origin: Origin::Runtime(format!("{} has no variant for Windows build {build}", pause_image.value)),
         };
     }

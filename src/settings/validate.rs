@@ -156,7 +156,7 @@ pub fn validate(s: &Settings) -> Result<(), SettingsError> {
     }
     for (flag, args) in [("--kubelet-arg", &s.kubelet_args), ("--kube-proxy-arg", &s.kube_proxy_args)] {
         for a in args.iter() {
-            if crate::services::extra_flag_name(a).is_none() {
+            if super::extra_flag_name(a).is_none() {
                 return Err(SettingsError::ExtraArg { flag, value: a.clone() });
             }
         }

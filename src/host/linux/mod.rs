@@ -8,44 +8,27 @@ pub mod scm;
 
 pub use routes::RouteTable;
 
-use super::{CommandOutput, Host, HostError, files};
-use crate::settings::HostFacts;
+use super::machine::Machine;
+use super::{HostError, files};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// The real Linux host.
-#[derive(Debug, Default)]
-pub struct Native;
-
-impl Host for Native {
-    fn create_dir(&mut self, path: &Path) -> Result<(), HostError> {
-        files::create_dir(path)
-    }
-
-    fn write_file(&mut self, path: &Path, contents: &[u8], private: bool) -> Result<(), HostError> {
-        let mode = if private { 0o600 } else { 0o644 };
-        files::write_atomic(path, contents, |tmp| {
-            std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode)).map_err(|source| HostError::Io {
-                op: "set permissions on",
-                path: tmp.to_path_buf(),
-                source,
-            })
+/// Replaces `path` atomically with mode 0600 (`private`) or 0644.
+pub fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), HostError> {
+    let mode = if private { 0o600 } else { 0o644 };
+    files::write_atomic(path, contents, |tmp| {
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode)).map_err(|source| HostError::Io {
+            op: "set permissions on",
+            path: tmp.to_path_buf(),
+            source,
         })
-    }
+    })
+}
 
-    fn remove_path(&mut self, path: &Path) -> Result<(), HostError> {
-        files::remove_path(path)
-    }
-
-    fn run(&mut self, program: &str, args: &[String]) -> Result<CommandOutput, HostError> {
-        files::run(program, args)
-    }
-
-    /// As `scripts/lab`'s make_cgroup_root: the path in every v1 hierarchy (cpuset filled from its parent, or
-    /// tasks could not join it) and in the unified v2 tree.
-    fn create_cgroup(&mut self, path: &str) -> Result<(), HostError> {
-        create_cgroup_under(Path::new("/sys/fs/cgroup"), path)
-    }
+/// As `scripts/lab`'s make_cgroup_root: the path in every v1 hierarchy (cpuset filled from its parent, or
+/// tasks could not join it) and in the unified v2 tree.
+pub fn create_cgroup(path: &str) -> Result<(), HostError> {
+    create_cgroup_under(Path::new("/sys/fs/cgroup"), path)
 }
 
 fn create_cgroup_under(base: &Path, path: &str) -> Result<(), HostError> {
@@ -79,7 +62,7 @@ fn create_cgroup_under(base: &Path, path: &str) -> Result<(), HostError> {
 }
 
 /// Hostname, interface addresses and CNI plugin directories of this host.
-pub fn facts() -> HostFacts {
+pub fn facts() -> Machine {
     let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok());
     let mut interfaces = Vec::new();
     if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
@@ -100,12 +83,7 @@ pub fn facts() -> HostFacts {
             }
         }
     }
-    let cni_bin_dirs = ["/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"]
-        .into_iter()
-        .filter(|d| Path::new(d).join("bridge").exists())
-        .map(str::to_string)
-        .collect();
-    HostFacts { hostname, interfaces, cni_bin_dirs, ..Default::default() }
+    Machine { hostname, interfaces, windows_build: None }
 }
 
 /// Whether only the owner may read `path` (no group or other read bit); None when it cannot be read.
@@ -174,13 +152,13 @@ mod tests {
     fn private_files_are_owner_only_and_others_world_readable() {
         let dir = tempfile::tempdir().unwrap();
         let (secret, public) = (dir.path().join("config"), dir.path().join("cni.conf"));
-        Native.write_file(&secret, b"s", true).unwrap();
-        Native.write_file(&public, b"p", false).unwrap();
+        crate::host::Host::write_file(&mut crate::host::Native, &secret, b"s", true).unwrap();
+        crate::host::Host::write_file(&mut crate::host::Native, &public, b"p", false).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&secret), 0o600);
         assert_eq!(mode(&public), 0o644);
         // Replacing keeps the new file's mode, not the old one's.
-        Native.write_file(&public, b"p2", true).unwrap();
+        crate::host::Host::write_file(&mut crate::host::Native, &public, b"p2", true).unwrap();
         assert_eq!(mode(&public), 0o600);
     }
 }

@@ -1,7 +1,7 @@
 //! Read-only facts about this Linux host for `preflight` and `reset`: /proc, /sys, statvfs, sockets.
 //! Everything here reads the calling process's network and mount namespaces.
 
-use crate::preflight::facts::{Endpoint, Feature, Process, WindowsVersion};
+use crate::host::machine::{Endpoint, Feature, Process, WindowsVersion};
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! ownership survives restarts and is visible with `ip route show proto 147`.
 
 use crate::host::HostError;
-use crate::routes::{HostNetwork, Interface, LINUX_ROUTE_PROTOCOL, Route, RouteChange, TableRoute};
+use crate::host::net::{HostNetwork, Interface, LINUX_ROUTE_PROTOCOL, Route, RouteChange, TableRoute};
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_core::{

@@ -2,8 +2,8 @@
 //! refusing. Linux runs the node services under systemd units or the wkjoin supervisor.
 
 use crate::host::HostError;
-use crate::plan::ServiceSpec;
-use crate::services::scm::ScmCall;
+use crate::host::scm_calls::ScmCall;
+use crate::host::service::ServiceSpec;
 use std::path::Path;
 
 fn unsupported(what: &str) -> HostError {

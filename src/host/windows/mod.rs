@@ -8,56 +8,44 @@ pub mod scm;
 
 pub use routes::RouteTable;
 
-use super::{CommandOutput, Host, HostError, files};
-use crate::settings::HostFacts;
+use super::machine::Machine;
+use super::{HostError, files};
 use std::path::Path;
 
-/// The real Windows host.
-#[derive(Debug, Default)]
-pub struct Native;
+/// Replaces `path` atomically; `private` drops inherited ACEs and grants only Administrators and SYSTEM.
+pub fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), HostError> {
+    files::write_atomic(path, contents, |tmp| {
+        if !private {
+            return Ok(());
+        }
+        // Drop inherited ACEs and grant only Administrators and SYSTEM (well-known SIDs, any locale).
+        let args: Vec<String> = [
+            tmp.to_string_lossy().as_ref(),
+            "/inheritance:r",
+            "/grant:r",
+            "*S-1-5-32-544:F",
+            "/grant:r",
+            "*S-1-5-18:F",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let out = files::run("icacls", &args)?;
+        if out.status == Some(0) {
+            Ok(())
+        } else {
+            Err(HostError::CommandFailed {
+                command: format!("icacls {}", args.join(" ")),
+                status: out.status,
+                stderr: out.stderr + &out.stdout,
+            })
+        }
+    })
+}
 
-impl Host for Native {
-    fn create_dir(&mut self, path: &Path) -> Result<(), HostError> {
-        files::create_dir(path)
-    }
-
-    fn write_file(&mut self, path: &Path, contents: &[u8], private: bool) -> Result<(), HostError> {
-        files::write_atomic(path, contents, |tmp| {
-            if !private {
-                return Ok(());
-            }
-            // Drop inherited ACEs and grant only Administrators and SYSTEM (well-known SIDs, any locale).
-            let args: Vec<String> = [
-                tmp.to_string_lossy().as_ref(),
-                "/inheritance:r",
-                "/grant:r",
-                "*S-1-5-32-544:F",
-                "/grant:r",
-                "*S-1-5-18:F",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let out = files::run("icacls", &args)?;
-            if out.status == Some(0) {
-                Ok(())
-            } else {
-                Err(HostError::CommandFailed {
-                    command: format!("icacls {}", args.join(" ")),
-                    status: out.status,
-                    stderr: out.stderr + &out.stdout,
-                })
-            }
-        })
-    }
-
-    fn remove_path(&mut self, path: &Path) -> Result<(), HostError> {
-        files::remove_path(path)
-    }
-
-    fn run(&mut self, program: &str, args: &[String]) -> Result<CommandOutput, HostError> {
-        files::run(program, args)
-    }
+/// Windows has no cgroups.
+pub fn create_cgroup(path: &str) -> Result<(), HostError> {
+    Err(HostError::Unsupported { what: format!("creating cgroup {path}") })
 }
 
 /// Windows runs any `.exe`; there is no executable bit to set.
@@ -93,8 +81,8 @@ pub fn replace_file(staged: &Path, target: &Path, keep: Option<&Path>) -> Result
 }
 
 /// Hostname and CNI directory of this host; interface addresses come with the routes backend.
-pub fn facts() -> HostFacts {
-    HostFacts { hostname: std::env::var("COMPUTERNAME").ok(), windows_build: windows_build(), ..Default::default() }
+pub fn facts() -> Machine {
+    Machine { hostname: std::env::var("COMPUTERNAME").ok(), windows_build: windows_build(), ..Default::default() }
 }
 
 /// Windows files keep the ACL of their directory: nothing to carry over.

@@ -1,7 +1,7 @@
 //! Read-only facts about this Windows host for `preflight` and `reset`: the registry, named pipes, disk space.
 //! Thin FFI; the judging happens in `preflight::checks`.
 
-use crate::preflight::facts::{Endpoint, Feature, Process, WindowsVersion};
+use crate::host::machine::{Endpoint, Feature, Process, WindowsVersion};
 use std::path::Path;
 use windows_sys::Win32::Foundation::{ERROR_SEM_TIMEOUT, GetLastError};
 use windows_sys::Win32::Storage::FileSystem::GetDiskFreeSpaceExW;

@@ -3,8 +3,8 @@
 //! Windows has no route owner tag, so wkjoin's routes are those recorded in its state file, matched exactly.
 
 use crate::host::HostError;
-use crate::routes::iphelper::{IpHelperOp, calls};
-use crate::routes::{HostNetwork, Interface, Route, RouteChange, TableRoute};
+use crate::host::iphelper::{IpHelperOp, calls};
+use crate::host::net::{HostNetwork, Interface, Route, RouteChange, TableRoute};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -3,8 +3,8 @@
 //! decided by `services::scm`.
 
 use crate::host::HostError;
-use crate::plan::ServiceSpec;
-use crate::services::scm::{self, ScmCall, ScmConfig};
+use crate::host::scm_calls::{self as scm, ScmCall, ScmConfig};
+use crate::host::service::ServiceSpec;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation::{
@@ -496,7 +496,7 @@ fn redirect_stderr(log: &Path) -> Result<(), HostError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::services::scm::command_line;
+    use crate::host::scm_calls::command_line;
 
     /// How Windows itself splits a command line (what the MSVC runtime and Rust's std::env::args do).
     fn split(line: &str) -> Vec<String> {
@@ -518,8 +518,8 @@ mod tests {
     #[test]
     #[ignore = "creates a Windows service: run as Administrator, or under wine (`-- --ignored scm_`)"]
     fn scm_install_reads_back_and_updates_in_place() {
-        use crate::plan::{Restart, ServiceSpec};
-        use crate::services::scm::ScmCall;
+        use crate::host::scm_calls::ScmCall;
+        use crate::host::service::{Restart, ServiceSpec};
         let name = format!("wkjoin-test-{}", std::process::id());
         let mut spec = ServiceSpec {
             name: name.clone(),

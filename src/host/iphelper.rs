@@ -1,7 +1,7 @@
 //! The Windows IP Helper calls a diff turns into, as plain values: decided (and tested) here, executed by
 //! the thin FFI in `host::windows`.
 
-use super::{Interface, Route, RouteChange};
+use super::net::{Interface, Route, RouteChange};
 use ipnet::IpNet;
 use serde::Serialize;
 use std::net::IpAddr;

@@ -1,7 +1,7 @@
 //! systemd units for the node services (Linux with systemd as PID 1), as pure text: a `ServiceSpec` becomes
 //! `/etc/systemd/system/wkjoin-<name>.service`. `wkjoin start` writes them, reloads systemd and enables them.
 
-use crate::plan::ServiceSpec;
+use crate::host::service::ServiceSpec;
 
 /// Where wkjoin's units live.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
@@ -69,7 +69,7 @@ pub fn unit_text(spec: &ServiceSpec) -> String {
     let mut exec = vec![exec_word(&spec.program)];
     exec.extend(spec.args.iter().map(|a| exec_word(a)));
     u.push_str(&format!("ExecStart={}\n", exec.join(" ")));
-    let steps = super::scm::failure_delays_ms(&spec.restart).len().saturating_sub(1);
+    let steps = super::scm_calls::failure_delays_ms(&spec.restart).len().saturating_sub(1);
     u.push_str(&format!("Restart=always\nRestartSec={}\n", spec.restart.delay_secs));
     if steps > 0 {
         // systemd 254+ grows the delay to the maximum like the supervisor; older ones ignore these two keys.
@@ -85,7 +85,7 @@ pub fn unit_text(spec: &ServiceSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Restart;
+    use crate::host::service::Restart;
     use std::collections::BTreeMap;
 
     fn spec() -> ServiceSpec {

@@ -4,7 +4,7 @@
 
 use crate::host::HostError;
 use crate::host::process::{self, Request, Signals};
-use crate::plan::{Restart, ServiceSpec};
+use crate::host::service::ServiceSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -31,11 +31,7 @@ pub struct ServicesFile {
     pub services: Vec<ServiceSpec>,
 }
 
-/// The delay before restart number `failures` (1 = first): doubling from the spec's delay up to its maximum.
-pub fn restart_delay(restart: &Restart, failures: u32) -> Duration {
-    let factor = 1u64 << failures.saturating_sub(1).min(16);
-    Duration::from_secs(restart.delay_secs.saturating_mul(factor).min(restart.max_delay_secs.max(restart.delay_secs)))
-}
+pub use crate::host::service::restart_delay;
 
 /// A log file rotated by size: `name.log` → `name.log.1` → … → `name.log.<keep>`.
 pub struct RotatingLog {
@@ -256,8 +252,14 @@ pub fn load_services(path: &Path) -> Result<ServicesFile, SupervisorError> {
 /// SIGTERM. It writes its pid file once it handles signals, and removes it on exit.
 pub async fn run_detached(run_dir: PathBuf, services_file: PathBuf, pid_file: PathBuf) -> Result<(), SupervisorError> {
     process::detach_session();
+    run(run_dir, services_file, pid_file).await
+}
+
+/// The supervisor loop itself, in this process (`wkjoin start --foreground` runs it attached): no services file
+/// yet means no services until the first SIGHUP.
+pub async fn run(run_dir: PathBuf, services_file: PathBuf, pid_file: PathBuf) -> Result<(), SupervisorError> {
     let mut signals = Signals::new()?;
-    let first = load_services(&services_file)?;
+    let first = if services_file.exists() { load_services(&services_file)? } else { ServicesFile::default() };
     // Written only now that SIGHUP reloads instead of killing: `wkjoin start` waits for it.
     std::fs::write(&pid_file, std::process::id().to_string()).map_err(|source| HostError::Io {
         op: "write",
@@ -296,6 +298,7 @@ pub async fn run_detached(run_dir: PathBuf, services_file: PathBuf, pid_file: Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::service::Restart;
 
     #[test]
     fn restart_delay_doubles_from_5s_to_60s() {
