@@ -1,9 +1,15 @@
-//! Results and their renderings: a table for people, JSON for programs, JUnit for CI.
+//! The results of a run: one per cell, the rounds of `--repeat` folded into one, and the summary. `-o json`
+//! writes these types as they are (serde); the table and JUnit renderings are the submodules.
+
+mod junit;
+mod table;
+
+pub use junit::render_junit;
+pub use table::render_table;
 
 use super::hints::Hint;
 use super::matrix::{Cell, NodeInfo};
 use serde::Serialize;
-use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -171,210 +177,13 @@ pub struct Report {
     pub flaky: Vec<String>,
 }
 
-fn secs(ms: u64) -> String {
-    format!("{:.1}s", ms as f64 / 1000.0)
-}
-
-fn indent(text: &str, prefix: &str, max_lines: usize) -> String {
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    let mut out = String::new();
-    let skip = lines.len().saturating_sub(max_lines);
-    if skip > 0 {
-        let _ = writeln!(out, "{prefix}… ({skip} lines above)");
-    }
-    for l in &lines[skip..] {
-        let _ = writeln!(out, "{prefix}{l}");
-    }
-    out
-}
-
-/// The table, then each failure with its command, output and hint, then the summary line.
-pub fn render_table(r: &Report) -> String {
-    let mut out = String::new();
-    let w_check = r.cells.iter().map(|c| c.cell.check.id().len() + c.cell.kind.id().len() + 1).max().unwrap_or(5);
-    let w_src = r.cells.iter().map(|c| c.cell.source.to_string().len()).max().unwrap_or(6).max(6);
-    let w_tgt = r.cells.iter().map(|c| c.cell.target.to_string().len()).max().unwrap_or(6).max(6);
-    let _ = writeln!(
-        out,
-        "{:<7} {:<w_check$} {:<w_src$}    {:<w_tgt$} {:>7}",
-        "RESULT", "CHECK", "SOURCE", "TARGET", "TIME"
-    );
-    for c in &r.cells {
-        let check = format!("{}/{}", c.cell.check, c.cell.kind);
-        let time = c.latency_ms.map(|ms| format!("{ms}ms")).unwrap_or_else(|| "-".into());
-        let mut line = format!(
-            "{:<7} {:<w_check$} {:<w_src$} -> {:<w_tgt$} {:>7}",
-            c.result.label().split('-').next().unwrap_or_default(),
-            check,
-            c.cell.source.to_string(),
-            c.cell.target.to_string(),
-            time
-        );
-        if c.attempts > 1 {
-            let _ = write!(line, " ({} attempts)", c.attempts);
-        }
-        if let Some(rec) = c.rounds.filter(|r| r.passed != r.runs && c.result != Verdict::Skip) {
-            let _ = write!(line, " (passed {}/{} rounds)", rec.passed, rec.runs);
-        }
-        if matches!(c.result, Verdict::Skip | Verdict::KnownLimitation)
-            && let Some(reason) = &c.reason
-        {
-            let _ = write!(line, "  {}: {reason}", c.result.label());
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-    let problems: Vec<&CellResult> =
-        r.cells.iter().filter(|c| matches!(c.result, Verdict::Fail | Verdict::Error)).collect();
-    if !problems.is_empty() {
-        let _ = writeln!(out, "\nFailures:");
-    }
-    for c in problems {
-        let _ = writeln!(out, "{} {}", c.result.label(), c.cell.id);
-        if let Some(cmd) = &c.command {
-            let _ = writeln!(out, "  command: {cmd}");
-        }
-        if let Some(e) = &c.expect {
-            let _ = writeln!(out, "  expected output containing: {e}");
-        }
-        if let Some(reason) = &c.reason {
-            let _ = writeln!(out, "  reason:  {reason}");
-        }
-        if !c.output.trim().is_empty() {
-            let _ = writeln!(out, "  output:");
-            out.push_str(&indent(&c.output, "    | ", 8));
-        }
-        if let Some(h) = &c.hint {
-            let _ = writeln!(out, "  hint:    {h}");
-        }
-    }
-    if !r.hints.is_empty() {
-        let _ = writeln!(out, "\nDiagnosis:");
-        for h in &r.hints {
-            let _ = writeln!(out, "- {} [{} cell{}]", h.text, h.cells.len(), if h.cells.len() == 1 { "" } else { "s" });
-        }
-    }
-    if !r.flaky.is_empty() {
-        let _ = writeln!(out, "\nFlaky (passed in some of the {} rounds only):", r.repeat);
-        for id in &r.flaky {
-            let passed = r.cells.iter().find(|c| &c.cell.id == id).and_then(|c| c.rounds).map(|x| x.passed);
-            let _ = writeln!(out, "- {id}: passed {}/{}", passed.unwrap_or(0), r.repeat);
-        }
-    }
-    for n in &r.not_validated {
-        let _ = writeln!(out, "note: {n}");
-    }
-    let s = &r.summary;
-    let _ = writeln!(
-        out,
-        "\n{}: {} passed, {} failed, {} errors, {} skipped, {} known limitations; {} nodes in {}{}{}",
-        if s.ok() { "OK" } else { "FAILED" },
-        s.pass,
-        s.fail,
-        s.error,
-        s.skip,
-        s.known_limitation,
-        r.nodes.len(),
-        secs(r.duration_ms),
-        if r.repeat > 1 { format!(" ({} rounds)", r.repeat) } else { String::new() },
-        if r.kept {
-            format!(" (namespace {} kept: `kubectl delete namespace {}`)", r.namespace, r.namespace)
-        } else {
-            String::new()
-        }
-    );
-    out
-}
-
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// JUnit XML: one testsuite per check, one testcase per cell.
-pub fn render_junit(r: &Report) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let s = &r.summary;
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"wkjoin validate\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
-        r.cells.len(),
-        s.fail,
-        s.error,
-        s.skip + s.known_limitation,
-        r.duration_ms as f64 / 1000.0
-    );
-    let mut checks: Vec<_> = r.cells.iter().map(|c| c.cell.check).collect();
-    checks.dedup();
-    for check in checks {
-        let cells: Vec<&CellResult> = r.cells.iter().filter(|c| c.cell.check == check).collect();
-        let sum = Summary::of(&cells.iter().map(|c| (*c).clone()).collect::<Vec<_>>());
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{check}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
-            cells.len(),
-            sum.fail,
-            sum.error,
-            sum.skip + sum.known_limitation
-        );
-        for c in cells {
-            let time = c.latency_ms.unwrap_or(0) as f64 / 1000.0;
-            let _ = write!(
-                out,
-                "    <testcase classname=\"wkjoin.validate.{check}\" name=\"{}\" time=\"{time:.3}\"",
-                xml(&c.cell.id)
-            );
-            let mut body = String::new();
-            if let Some(cmd) = &c.command {
-                let _ = writeln!(body, "command: {cmd}");
-            }
-            if !c.output.is_empty() {
-                let _ = writeln!(body, "output:\n{}", c.output.trim_end());
-            }
-            if let Some(h) = &c.hint {
-                let _ = writeln!(body, "hint: {h}");
-            }
-            let reason = c.reason.clone().unwrap_or_default();
-            match c.result {
-                Verdict::Pass => out.push_str("/>\n"),
-                Verdict::Fail | Verdict::Error => {
-                    let tag = if c.result == Verdict::Fail { "failure" } else { "error" };
-                    let _ = writeln!(
-                        out,
-                        ">\n      <{tag} message=\"{}\">{}</{tag}>\n    </testcase>",
-                        xml(&reason),
-                        xml(&body)
-                    );
-                }
-                Verdict::Skip | Verdict::KnownLimitation => {
-                    let msg = format!("{}: {reason}", c.result.label());
-                    let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", xml(&msg));
-                }
-            }
-        }
-        out.push_str("  </testsuite>\n");
-    }
-    out.push_str("</testsuites>\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::matrix::tests::nodes;
     use super::super::matrix::{Selection, matrix};
     use super::*;
 
-    fn report() -> Report {
+    pub(super) fn report() -> Report {
         let ns = nodes(2);
         let cells = matrix(&ns, &Selection { only: vec!["pod-to-pod".parse().unwrap()], ..Default::default() });
         let mut results: Vec<CellResult> = cells
@@ -448,26 +257,6 @@ mod tests {
         assert!(t.contains("\nFlaky (passed in some of the 3 rounds only):\n- pod-to-pod/http/pod:master->pod:worker-1: passed 1/3\n"), "{t}");
         assert!(t.ends_with("2 nodes in 2.3s (3 rounds)\n"), "{t}");
     }
-
-    #[test]
-    fn table_shows_cells_failures_and_summary() {
-        let t = render_table(&report());
-        assert!(t.starts_with("RESULT  CHECK           SOURCE          TARGET              TIME\n"), "{t}");
-        assert!(t.contains("\nFAIL    pod-to-pod/http pod master   -> web pod worker-1    12ms\n"), "{t}");
-        assert!(
-            t.contains("\nskip    pod-to-pod/icmp pod master   -> web pod master      12ms  skip: sample not ready\n"),
-            "{t}"
-        );
-        assert!(t.contains(
-            "Failures:\nFAIL pod-to-pod/http/pod:master->pod:worker-1\n  command: timeout 5 wget -qO- http://10.244.1.5/\n  \
-             reason:  exit status 143 & no <answer>\n  output:\n    | Terminated\n  hint:    a hint\n"
-        ), "{t}");
-        assert!(
-            t.ends_with("\nFAILED: 6 passed, 1 failed, 0 errors, 1 skipped, 0 known limitations; 2 nodes in 2.3s\n"),
-            "{t}"
-        );
-    }
-
     /// `--local` cells: `local` in the SOURCE column (aligned with the others), in the JSON and the JUnit names.
     #[test]
     fn local_cells_render_like_the_others() {
@@ -488,24 +277,5 @@ mod tests {
         let v = serde_json::to_value(&r).unwrap();
         let cell = v["cells"].as_array().unwrap().iter().find(|c| c["id"] == "node-to-pod/http/local->pod:master");
         assert_eq!(cell.unwrap()["source"], serde_json::json!({"on": "local"}));
-    }
-
-    #[test]
-    fn junit_and_json_carry_every_cell() {
-        let r = report();
-        let j = render_junit(&r);
-        assert!(j.contains("<testsuites name=\"wkjoin validate\" tests=\"8\" failures=\"1\" errors=\"0\" skipped=\"1\" time=\"2.345\">"), "{j}");
-        assert!(
-            j.contains("<failure message=\"exit status 143 &amp; no &lt;answer&gt;\">command: timeout 5 wget"),
-            "{j}"
-        );
-        assert!(j.contains("<skipped message=\"skip: sample not ready\"/>"), "{j}");
-        assert_eq!(j.matches("<testcase ").count(), 8);
-        let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(v["cells"].as_array().unwrap().len(), 8);
-        assert_eq!(v["cells"][3]["id"], "pod-to-pod/http/pod:master->pod:worker-1");
-        assert_eq!(v["cells"][3]["source"], serde_json::json!({"on": "pod", "node": "master"}));
-        assert_eq!(v["cells"][3]["result"], "fail");
-        assert_eq!(v["summary"]["fail"], 1);
     }
 }
