@@ -6,6 +6,7 @@
 pub mod app;
 pub mod apply;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod fetch;
 pub mod host;
