@@ -32,6 +32,7 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+/// Every error a command can end with; [`AppError::exit_code`] maps it to the documented exit codes.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
@@ -110,4 +111,19 @@ fn completions(a: &CompletionsArgs) -> Result<i32, AppError> {
     let mut cmd = <Cli as clap::CommandFactory>::command();
     clap_complete::generate(a.shell, &mut cmd, "wkjoin", &mut std::io::stdout());
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_are_usage_errors_however_they_arrive() {
+        let direct = AppError::from(SettingsError::NoNodeName);
+        let resolved = AppError::from(ResolveError::from(SettingsError::NoNodeName));
+        assert_eq!((direct.exit_code(), resolved.exit_code()), (exit::USAGE, exit::USAGE));
+        assert_eq!(direct.to_string(), resolved.to_string());
+        let client = crate::kube_client::ClientError { path: None, message: "x".into() };
+        assert_eq!(AppError::from(ResolveError::from(client)).exit_code(), exit::FAILED);
+    }
 }

@@ -121,3 +121,54 @@ pub async fn discover_cluster(cluster: Cluster, lenient: bool) -> Result<Option<
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_error() -> ClientError {
+        ClientError { path: None, message: "no kubeconfig".into() }
+    }
+
+    fn for_windows(flags: PartialSettings) -> Sources {
+        Sources { flags, os: Some(Os::Windows), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn no_cluster_means_no_cluster_layer() {
+        assert_eq!(discover_cluster(None, false).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_unusable_kubeconfig_only_warns_when_lenient() {
+        assert_eq!(discover_cluster(Some(Err(client_error())), true).await.unwrap(), None);
+        let strict = discover_cluster(Some(Err(client_error())), false).await;
+        assert!(matches!(strict, Err(ResolveError::Client(_))), "{strict:?}");
+    }
+
+    #[test]
+    fn flags_outrank_the_settings_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wkjoin.yaml");
+        std::fs::write(&file, "node-name: from-file\ncluster-domain: file.local\n").unwrap();
+        let flags = PartialSettings { node_name: Some("from-flag".into()), ..Default::default() };
+        let s = layered_settings(&Sources { config_file: Some(file), ..for_windows(flags) }, None, None).unwrap();
+        assert_eq!((s.node_name.as_str(), s.cluster_domain.as_str()), ("from-flag", "file.local"));
+    }
+
+    #[test]
+    fn a_plan_for_another_os_needs_a_node_name() {
+        // Host facts describe this machine: a plan for another OS names its node explicitly.
+        let foreign = if Os::host() == Os::Windows { Os::Linux } else { Os::Windows };
+        let src = Sources { os: Some(foreign), ..Default::default() };
+        let err = layered_settings(&src, None, None).unwrap_err();
+        assert!(matches!(err, ResolveError::Settings(SettingsError::NoNodeName)), "{err:?}");
+    }
+
+    #[test]
+    fn an_unreadable_settings_file_is_a_settings_error() {
+        let src = Sources { config_file: Some("/nonexistent/wkjoin.yaml".into()), ..for_windows(Default::default()) };
+        let err = layered_settings(&src, None, None).unwrap_err();
+        assert!(matches!(err, ResolveError::Settings(SettingsError::ConfigRead { .. })), "{err:?}");
+    }
+}
