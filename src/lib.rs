@@ -7,6 +7,7 @@ pub mod app;
 pub mod apply;
 pub mod cli;
 pub mod cluster;
+pub mod commands;
 pub mod config;
 pub mod fetch;
 pub mod host;

@@ -2,8 +2,8 @@
 
 use clap::Parser;
 use std::io::IsTerminal;
-use wkjoin::app::{self, exit};
 use wkjoin::cli::Cli;
+use wkjoin::commands::{self, exit};
 
 fn main() {
     let cli = Cli::parse();
@@ -22,7 +22,7 @@ fn main() {
     let own_interrupt = matches!(cli.command, wkjoin::cli::Command::Validate { .. });
     let code = runtime.block_on(async {
         tokio::select! {
-            result = app::run(cli) => match result {
+            result = commands::run(cli) => match result {
                 Ok(code) => code,
                 Err(e) => {
                     let code = e.exit_code();

@@ -2,10 +2,15 @@
 
 mod discover;
 pub mod pause;
+mod resolve;
 pub(crate) mod runtime;
 mod validate;
 
 pub use discover::{DiscoverError, discover, from_kubeadm_config};
+pub use resolve::{
+    Cluster, ResolveError, Sources, discover_cluster, layered_settings, resolve_node_settings, resolve_settings,
+    windows_build_of,
+};
 pub use runtime::{RuntimeFacts, discover_runtime};
 pub use validate::{SettingsError, validate};
 
