@@ -3,7 +3,6 @@
 //! Every step computes a [`plan::Plan`] (pure, printable, testable); [`apply`] executes it through the
 //! [`host`] backend of the OS wkjoin was built for.
 
-pub mod app;
 pub mod apply;
 pub mod cli;
 pub mod cluster;

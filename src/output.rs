@@ -4,6 +4,16 @@
 use serde::Serialize;
 use std::io::Write;
 
+/// Exit codes, as documented in the README and `wkjoin --help`.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const VALIDATION_FAILED: i32 = 3;
+    pub const NOT_AVAILABLE: i32 = 4;
+    pub const INTERRUPTED: i32 = 130;
+}
+
 /// Output format for commands that print data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum OutputFormat {

@@ -4,7 +4,7 @@
 use crate::host::{self, HostError, RouteTable};
 use crate::layout::Os;
 use crate::output::{OutputFormat, write_data};
-use crate::plan::NextHop;
+use crate::plan::{Action, NextHop};
 use crate::routes::{self, ClusterNode, Route, RouteChange, RouteDiff, RouteOptions, RoutesError};
 use crate::settings::Settings;
 use crate::state::{State, StateError};
@@ -29,6 +29,8 @@ pub enum ReconcileError {
     Routes(#[from] RoutesError),
     #[error(transparent)]
     Host(#[from] HostError),
+    #[error(transparent)]
+    Apply(#[from] crate::apply::ApplyError),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("routes are managed on the node itself: this host runs {host}, the settings are for {os}")]
@@ -93,23 +95,39 @@ pub async fn reconcile(
         );
     }
     if !dry_run && !diff.changes.is_empty() {
-        table.apply(&diff.changes, &host_net.interfaces).await?;
-        for c in &diff.changes {
-            match c {
-                RouteChange::Add(r) => state.routes.push(r.clone()),
-                RouteChange::Replace { from, to } => {
-                    state.routes.retain(|x| x != from);
-                    state.routes.push(to.clone());
-                }
-                RouteChange::Delete(r) => state.routes.retain(|x| x != r),
+        apply_changes(s, &diff, &mut state, &mut host::Native).await?;
+    }
+    Ok(Report { node: s.node_name.clone(), nodes_seen: nodes.len(), desired, diff })
+}
+
+/// Applies the diff as its plan of route actions, through the executor, recording each route in the state file
+/// as soon as its change succeeded: a batch that fails half-way still leaves every route it made owned.
+pub async fn apply_changes(
+    s: &Settings,
+    diff: &RouteDiff,
+    state: &mut State,
+    host: &mut impl crate::host::Host,
+) -> Result<(), ReconcileError> {
+    let state_path = s.layout().state_file();
+    let plan = routes::changes_plan(diff);
+    let mut ctx = crate::apply::Context::default();
+    for a in &plan.actions {
+        crate::apply::action(plan.step, a, host, &mut crate::cluster::Offline, &mut ctx).await?;
+        match a {
+            Action::AddRoute { route } => state.routes.push(route.clone()),
+            Action::ReplaceRoute { from, to } => {
+                state.routes.retain(|x| x != from);
+                state.routes.push(to.clone());
             }
+            Action::DeleteRoute { route } => state.routes.retain(|x| x != route),
+            _ => {}
         }
         state.routes.sort();
         state.routes.dedup();
         state.node_name.get_or_insert_with(|| s.node_name.clone());
         state.save(Path::new(&state_path), &mut host::Native)?;
     }
-    Ok(Report { node: s.node_name.clone(), nodes_seen: nodes.len(), desired, diff })
+    Ok(())
 }
 
 async fn list_nodes(client: &Client) -> Result<Vec<ClusterNode>, ReconcileError> {

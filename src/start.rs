@@ -158,12 +158,33 @@ pub async fn kubelet_version(s: &Settings) -> Result<KubeVersion, StartError> {
 
 /// Observes, plans and applies the start step on this host, and waits for the node to be Ready.
 pub async fn start(s: &Settings, kubeconfig: Option<&Path>, foreground: bool) -> Result<StartOutcome, StartError> {
+    start_planned(s, kubeconfig, foreground, None).await
+}
+
+/// [`start`], for a plan printed earlier (`join`): a plan made for the installed kubelet's version, or for what
+/// runs now, that differs from the printed one is printed before it is applied.
+pub async fn start_planned(
+    s: &Settings,
+    kubeconfig: Option<&Path>,
+    foreground: bool,
+    printed: Option<&Plan>,
+) -> Result<StartOutcome, StartError> {
     let l = s.layout();
     let mgr = manager(s.os, process::systemd_is_init(), foreground);
     let version = kubelet_version(s).await?;
     let base = services::plan(s, Some(version), &image::pause_image(s));
     let observed = observe(s, &base, mgr, foreground)?;
     let plan = plan_observed(&base, &observed, mgr, foreground);
+    if printed.is_some_and(|p| p != &plan) && !plan.actions.is_empty() {
+        print!(
+            "{}",
+            plan.render(1, 1).replacen(
+                "[1/1] start:",
+                &format!("re-planned for kubelet {version} and what runs now:"),
+                1
+            )
+        );
+    }
     if plan.actions.is_empty() {
         let names: Vec<&str> = plan_services(&base).iter().map(|sp| sp.name.as_str()).collect();
         match observed.supervisor {

@@ -9,6 +9,9 @@ mod config;
 mod cri;
 mod cri_pipe;
 mod fetch;
+// The module graph, read from the source tree.
+#[cfg(unix)]
+mod layers;
 mod plan;
 mod preflight;
 mod status;

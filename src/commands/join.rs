@@ -25,6 +25,8 @@ pub async fn run(g: &GlobalArgs, a: &JoinArgs) -> Result<i32, AppError> {
         next_hop: Some(a.next_hop),
         windows_build: a.windows_build.or_else(|| windows_build_of(&s)),
         validate: !a.no_validate,
+        // The runtime is asked first, so the pause plan pulls or imports only what it lacks, and says so.
+        pause: crate::image::observe(&s, &mut host::Native).await,
     };
     let plans = crate::join::plan(&s, &inputs)?;
     if dry_run {
@@ -37,14 +39,7 @@ pub async fn run(g: &GlobalArgs, a: &JoinArgs) -> Result<i32, AppError> {
     {
         return Ok(exit::VALIDATION_FAILED);
     }
-    let opts = crate::join::run::Options {
-        kubeconfig: inputs.kubeconfig.clone(),
-        context: g.context.clone(),
-        image_archive: a.image_archive.clone(),
-        next_hop: a.next_hop,
-        windows_build: inputs.windows_build,
-        quiet: g.quiet,
-    };
+    let opts = crate::join::run::Options { context: g.context.clone(), quiet: g.quiet };
     let steps = match crate::join::run::run(&s, &opts, &plans).await {
         Ok(steps) => steps,
         Err(e) => {

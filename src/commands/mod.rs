@@ -23,14 +23,7 @@ use crate::settings::{DiscoverError, ResolveError, SettingsError};
 use crate::state::StateError;
 
 /// Exit codes, as documented in the README and `wkjoin --help`.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const VALIDATION_FAILED: i32 = 3;
-    pub const NOT_AVAILABLE: i32 = 4;
-    pub const INTERRUPTED: i32 = 130;
-}
+pub use crate::output::exit;
 
 /// Every error a command can end with; [`AppError::exit_code`] maps it to the documented exit codes.
 #[derive(Debug, thiserror::Error)]

@@ -30,6 +30,8 @@ pub enum ConfigError {
     Token(#[from] token::TokenError),
     #[error(transparent)]
     Host(#[from] HostError),
+    #[error("the config step cannot `{action}`: give the node's kubeconfig with --kubeconfig FILE")]
+    NotPlanned { action: String },
 }
 
 /// `source`: the kubeconfig given with `--kubeconfig`/`--from`, installed as `<root>/config`.
@@ -51,4 +53,24 @@ pub fn plan(s: &Settings, source: Option<&str>) -> Plan {
         }
     }
     plan
+}
+
+/// Applies the config plan as printed: a `WriteFile` of credentials installs them checked, self-contained and
+/// owner-only ([`install::run`]); the plan holds nothing else.
+pub async fn apply(
+    plan: &Plan,
+    context: Option<&str>,
+    opts: &check::Options,
+    host: &mut impl crate::host::Host,
+) -> Result<Vec<install::Installed>, ConfigError> {
+    let mut done = Vec::new();
+    for a in &plan.actions {
+        match a {
+            Action::WriteFile { path, contents: Contents::Credentials { source }, .. } => {
+                done.push(install::run(&Input::parse(source), context, opts, path, host).await?);
+            }
+            other => return Err(ConfigError::NotPlanned { action: other.to_string() }),
+        }
+    }
+    Ok(done)
 }

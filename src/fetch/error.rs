@@ -9,6 +9,8 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    #[error("the fetch plan holds no release to install (`{action}`): re-run `wkjoin fetch` to plan it again")]
+    NotPlanned { action: String },
     #[error("version {version} not found at {mirror} ({url} does not exist)")]
     VersionNotFound { version: String, mirror: String, url: String },
     #[error("release marker `{marker}` not found: {url} does not exist")]

@@ -108,10 +108,15 @@ pub fn plan_with(s: &Settings, input: &FetchInput) -> Plan {
     plan
 }
 
-/// Runs `wkjoin fetch`: resolves a release marker, then installs (or rolls back). Returns the plan it carried
-/// out (with the resolved version) and what happened.
+/// Plans and applies `wkjoin fetch` (see [`apply`]).
 pub async fn run(s: &Settings, input: &FetchInput, progress: &Progress) -> Result<(Plan, Report), FetchError> {
-    // `C:\k` on Linux (or `/var/lib/wkjoin` on Windows) would become a relative directory with an odd name.
+    apply(s, &plan_with(s, input), progress).await
+}
+
+/// Applies a fetch plan as printed: a release marker (`stable`) is resolved first and the step re-planned for
+/// the version it names (the re-plan is printed); then the release is downloaded, verified and installed (or
+/// rolled back), and the plan that ran is recorded in the state file.
+pub async fn apply(s: &Settings, plan: &Plan, progress: &Progress) -> Result<(Plan, Report), FetchError> {
     if s.os != Os::host() && !Path::new(&s.root_dir).is_absolute() {
         return Err(FetchError::ForeignRoot { os: s.os, root: s.root_dir.clone(), host: Os::host() });
     }
@@ -119,19 +124,24 @@ pub async fn run(s: &Settings, input: &FetchInput, progress: &Progress) -> Resul
     let state_path = PathBuf::from(layout.state_file());
     let mut state = State::load(&state_path)?.unwrap_or_default();
     let mut s = s.clone();
-    if input.archive.is_none() && !input.rollback {
-        if let VersionSpec::Marker(marker) = &s.kubernetes_version {
-            let dl = Downloader::new(RetryPolicy::default())?;
-            let v = source::resolve_marker(&dl, &s.mirror, marker).await?;
-            progress.phase(format!("{marker} is {v} at {}", s.mirror));
-            s.kubernetes_version = VersionSpec::Exact(v);
+    let mut plan = plan.clone();
+    if let (Some(Action::Deferred { .. }), VersionSpec::Marker(marker)) = (plan.actions.first(), &s.kubernetes_version)
+    {
+        let dl = Downloader::new(RetryPolicy::default())?;
+        let v = source::resolve_marker(&dl, &s.mirror, marker).await?;
+        progress.phase(format!("{marker} is {v} at {}", s.mirror));
+        s.kubernetes_version = VersionSpec::Exact(v);
+        plan = plan_with(&s, &FetchInput::default());
+        for a in &plan.actions {
+            progress.phase(format!("re-planned for {v}: {a}"));
         }
     }
-    let plan = plan_with(&s, input);
     let report = match plan.actions.first() {
         Some(Action::FetchRelease {
             url, sha512, version, binaries, optional_binaries, bin_dir, cache_dir, ..
         }) => {
+            // The mirror's own archive for the version, or an archive the user named (other error messages).
+            let mirror_url = s.kubernetes_version.exact().map(|v| archive_url(&s.mirror, v, s.os.as_str(), &s.arch));
             let job = Job {
                 s: &s,
                 url,
@@ -141,14 +151,14 @@ pub async fn run(s: &Settings, input: &FetchInput, progress: &Progress) -> Resul
                 bin_dir: Path::new(bin_dir),
                 previous_dir: PathBuf::from(layout.previous_bin_dir()),
                 cache_dir: Path::new(cache_dir),
-                local_archive: input.archive.is_some(),
+                local_archive: mirror_url.as_deref() != Some(url.as_str()),
             };
             job.run(&mut state, progress).await?
         }
         Some(Action::RollbackRelease { bin_dir, previous_dir }) => {
             rollback::rollback(&s, &mut state, Path::new(bin_dir), Path::new(previous_dir)).await?
         }
-        _ => unreachable!("plan_with plans a release or a rollback once the version is exact"),
+        other => return Err(FetchError::NotPlanned { action: other.map(|a| a.to_string()).unwrap_or_default() }),
     };
     state.record(&plan, SystemTime::now());
     if state.node_name.is_none() {

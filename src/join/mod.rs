@@ -15,10 +15,12 @@ pub struct JoinInputs {
     pub next_hop: Option<NextHop>,
     pub windows_build: Option<u32>,
     pub validate: bool,
+    /// What the pause step found in the runtime.
+    pub pause: image::Observed,
 }
 
 pub fn plan(s: &Settings, inputs: &JoinInputs) -> Result<Vec<Plan>, image::ImageError> {
-    let pause = image::plan(s, inputs.image_archive.as_deref(), inputs.windows_build)?;
+    let pause = image::plan_observed(s, inputs.image_archive.as_deref(), inputs.windows_build, inputs.pause)?;
     let mut plans = vec![
         fetch::plan(s),
         pause,
