@@ -67,8 +67,9 @@ pub async fn apply(
     cluster: &mut impl Cluster,
     opts: &Options<'_>,
 ) -> Result<Outcome, ApplyError> {
-    if os != Os::host() {
-        return Err(ApplyError::ForeignOs { plan_os: os, host_os: Os::host() });
+    let host_os = if host.is_windows() { Os::Windows } else { Os::Linux };
+    if os != host_os {
+        return Err(ApplyError::ForeignOs { plan_os: os, host_os });
     }
     let mut ctx = Context::default();
     if let Some(node) = plan.actions.iter().find_map(|a| match a {

@@ -293,8 +293,9 @@ pub async fn observe(s: &Settings, host: &mut impl crate::host::Host) -> Observe
 /// Applies the pause plan, action by action, through `host`: the runtime's config change (recorded in the state
 /// file first) and the image import are the step's own actions; every other action is the executor's.
 pub async fn apply(s: &Settings, plan: &Plan, host: &mut impl crate::host::Host) -> Result<PauseReport, ImageError> {
-    if s.os != crate::layout::Os::host() {
-        return Err(ApplyError::ForeignOs { plan_os: s.os, host_os: crate::layout::Os::host() }.into());
+    let host_os = if host.is_windows() { crate::layout::Os::Windows } else { crate::layout::Os::Linux };
+    if s.os != host_os {
+        return Err(ApplyError::ForeignOs { plan_os: s.os, host_os }.into());
     }
     let mut report = PauseReport { outcome: PauseOutcome::Present, runtime_reconfigured: None };
     let mut ctx = crate::apply::Context::default();

@@ -418,8 +418,9 @@ pub async fn apply(
     host: &mut impl Host,
     cluster: &mut impl crate::cluster::Cluster,
 ) -> Result<crate::apply::Outcome, ResetError> {
-    if os != Os::host() {
-        return Err(ResetError::ForeignOs { os, host: Os::host() });
+    let host_os = if host.is_windows() { Os::Windows } else { Os::Linux };
+    if os != host_os {
+        return Err(ResetError::ForeignOs { os, host: host_os });
     }
     let opts = crate::apply::Options { verbose: true, ..Default::default() };
     Ok(crate::apply::apply(plan, os, host, cluster, &opts).await?)

@@ -14,6 +14,8 @@ mod fetch;
 mod layers;
 mod plan;
 mod preflight;
+// Every step's plan applied to a recording host: what it received is what the plan printed.
+mod recorded;
 mod status;
 // The network files read by the upstream code that reads them (Linux runs it; Windows code under wine).
 mod upstream;

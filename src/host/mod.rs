@@ -90,6 +90,8 @@ pub enum HostError {
 /// its service manager; tests record instead. No method has a default: a recording host must answer them all.
 #[allow(async_fn_in_trait)] // used through generics only; no Send bound is needed by the callers
 pub trait Host {
+    /// Whether this host is Windows (a plan for the other OS is refused before any effect).
+    fn is_windows(&self) -> bool;
     fn create_dir(&mut self, path: &Path) -> Result<(), HostError>;
     /// Replaces `path` atomically; `private` restricts it to the owner (0600 / Administrators+SYSTEM).
     fn write_file(&mut self, path: &Path, contents: &[u8], private: bool) -> Result<(), HostError>;

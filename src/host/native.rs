@@ -102,6 +102,9 @@ pub fn install_self(target: &Path) -> Result<bool, HostError> {
 }
 
 impl Host for Native {
+    fn is_windows(&self) -> bool {
+        cfg!(windows)
+    }
     fn create_dir(&mut self, path: &Path) -> Result<(), HostError> {
         files::create_dir(path)
     }

@@ -40,6 +40,8 @@ pub enum Call {
 /// The recording host: `calls` in order; files it was given (or wrote) are read back from `files`.
 #[derive(Debug, Default)]
 pub struct Recording {
+    /// The OS it stands for: plans for Windows are applied to a Windows recording host.
+    pub windows: bool,
     pub calls: Vec<Call>,
     pub files: BTreeMap<String, Vec<u8>>,
     /// Answers to `run`, by the whole command line (`program arg ...`), else by program (default: exit 0).
@@ -57,6 +59,9 @@ impl Recording {
 }
 
 impl Host for Recording {
+    fn is_windows(&self) -> bool {
+        self.windows
+    }
     fn create_dir(&mut self, path: &Path) -> Result<(), HostError> {
         self.calls.push(Call::CreateDir(path.display().to_string()));
         Ok(())

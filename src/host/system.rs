@@ -198,6 +198,9 @@ pub fn service_active(manager: Manager, name: &str) -> bool {
 }
 
 impl Host for System {
+    fn is_windows(&self) -> bool {
+        cfg!(windows)
+    }
     fn create_dir(&mut self, path: &Path) -> Result<(), HostError> {
         Native.create_dir(path)
     }
