@@ -323,6 +323,7 @@ mod tests {
         assert!(!dir.path().join("kubelet.log.3").exists());
     }
 
+    #[cfg(unix)]
     fn spec(name: &str, script: &str, log: &Path) -> ServiceSpec {
         ServiceSpec {
             name: name.into(),
