@@ -146,7 +146,7 @@ pub async fn action(
                     source_path: source.clone(),
                     source: e,
                 })?,
-                Contents::ClusterCa { kubeconfig } => crate::config::ca::cluster_ca_pem(Path::new(kubeconfig))
+                Contents::ClusterCa { kubeconfig } => crate::kube_client::cluster_ca_pem(Path::new(kubeconfig))
                     .map_err(|e| ApplyError::ReadSource { step, source_path: kubeconfig.clone(), source: e })?,
             };
             host.write_file(Path::new(path), &bytes, *private).map_err(he)?;

@@ -76,6 +76,26 @@ fn no_cycle_between_top_level_modules() {
     }
 }
 
+/// The modules in the order lib.rs lists them.
+fn listed(src: &Path) -> Vec<String> {
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    lib.lines().filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';').map(str::to_string)).collect()
+}
+
+#[test]
+fn every_module_names_only_modules_lib_lists_before_it() {
+    let (g, order) = (graph(&src()), listed(&src()));
+    assert_eq!(
+        order.iter().cloned().collect::<BTreeSet<_>>(),
+        g.keys().cloned().collect(),
+        "lib.rs lists every module"
+    );
+    for (i, module) in order.iter().enumerate() {
+        let later: Vec<&String> = g[module].iter().filter(|d| order[i..].contains(d)).collect();
+        assert!(later.is_empty(), "{module} names {later:?}, listed after it in lib.rs: the layers point down");
+    }
+}
+
 #[test]
 fn host_is_the_bottom_and_only_commands_know_the_command_line() {
     let g = graph(&src());

@@ -52,7 +52,7 @@ fn expect(a: &Action, replan: &dyn Fn() -> Vec<Action>, calls: &mut Vec<Call>, o
             let contents = match contents {
                 Contents::Text { text } => text.clone().into_bytes(),
                 Contents::ClusterCa { kubeconfig } => {
-                    wkjoin::config::ca::cluster_ca_pem(std::path::Path::new(kubeconfig)).unwrap()
+                    wkjoin::kube_client::cluster_ca_pem(std::path::Path::new(kubeconfig)).unwrap()
                 }
                 Contents::Credentials { source } => std::fs::read(source).unwrap(),
             };
@@ -175,7 +175,7 @@ fn applies_exactly(s: &Settings, plan: &Plan, pod_cidr: &str) -> (Recording, app
     let mut host = Recording { windows: s.os == Os::Windows, ..Default::default() };
     let cidr: IpNet = pod_cidr.parse().unwrap();
     let mut cluster = Nodes { pod_cidr: Some(cidr), ..Default::default() };
-    let replan = |c| wkjoin::services::network_actions(s, c);
+    let replan = |c| wkjoin::start::services::network_actions(s, c);
     let opts = apply::Options { replan: Some(&replan), verbose: false };
     let outcome = block_on(apply::apply(plan, s.os, &mut host, &mut cluster, &opts)).unwrap();
     let (mut calls, mut ops) = (Vec::new(), Vec::new());
@@ -183,7 +183,7 @@ fn applies_exactly(s: &Settings, plan: &Plan, pod_cidr: &str) -> (Recording, app
         ops.push(format!("heartbeat {}", s.node_name));
     }
     for a in &plan.actions {
-        expect(a, &|| wkjoin::services::network_actions(s, cidr), &mut calls, &mut ops);
+        expect(a, &|| wkjoin::start::services::network_actions(s, cidr), &mut calls, &mut ops);
     }
     assert_eq!(host.calls, calls, "the host received other calls than the plan's actions");
     assert_eq!(cluster.ops, ops, "the cluster received other operations than the plan's actions");
@@ -199,7 +199,7 @@ fn start_plans_are_applied_exactly_with_the_pod_cidr_re_plan() {
             if os == Os::Linux {
                 kubeconfig(&s);
             }
-            let plan = wkjoin::services::plan(&s, s.kubernetes_version.exact(), &s.pause_image);
+            let plan = wkjoin::start::services::plan(&s, s.kubernetes_version.exact(), &s.pause_image);
             if os == Os::Windows {
                 // The CA file comes from the Windows kubeconfig, which this Linux test cannot read: leave it out.
                 let plan = Plan {
@@ -238,7 +238,7 @@ fn is_cluster(a: &Action) -> bool {
 fn a_plan_for_the_other_os_reaches_no_host() {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(Os::Windows, dir.path(), Some("10.244.1.0/24"));
-    let plan = wkjoin::services::plan(&s, s.kubernetes_version.exact(), &s.pause_image);
+    let plan = wkjoin::start::services::plan(&s, s.kubernetes_version.exact(), &s.pause_image);
     let mut host = Recording::default();
     let err = block_on(apply::apply(&plan, s.os, &mut host, &mut Nodes::default(), &Default::default())).unwrap_err();
     assert!(matches!(err, ApplyError::ForeignOs { .. }), "{err}");
@@ -299,10 +299,10 @@ fn the_pause_plan_is_applied_exactly() {
     for (os, runtime, build) in [(Os::Windows, Runtime::Docker, Some(20348)), (Os::Linux, Runtime::Containerd, None)] {
         let mut s = settings(os, dir.path(), None);
         s.runtime = runtime;
-        let plan = wkjoin::image::plan(&s, None, build).unwrap();
+        let plan = wkjoin::pause::plan(&s, None, build).unwrap();
         let mut host =
             Recording { windows: os == Os::Windows, images: vec![s.pause_image.clone()], ..Default::default() };
-        block_on(wkjoin::image::apply(&s, &plan, &mut host)).unwrap();
+        block_on(wkjoin::pause::apply(&s, &plan, &mut host)).unwrap();
         let (mut calls, mut ops) = (Vec::new(), Vec::new());
         for a in &plan.actions {
             expect(a, &|| unreachable!(), &mut calls, &mut ops);
@@ -313,6 +313,43 @@ fn the_pause_plan_is_applied_exactly() {
     // A runtime that has the image already is asked for nothing but the check.
     let s = settings(Os::Linux, dir.path(), None);
     let plan =
-        wkjoin::image::plan_observed(&s, None, None, wkjoin::image::Observed { image_present: Some(true) }).unwrap();
+        wkjoin::pause::plan_observed(&s, None, None, wkjoin::pause::Observed { image_present: Some(true) }).unwrap();
     assert!(plan.actions.iter().all(|a| matches!(a, Action::VerifyImage { .. })), "{plan:?}");
+}
+
+#[test]
+fn route_changes_are_applied_exactly_and_each_is_recorded_as_it_succeeds() {
+    use wkjoin::routes::{RouteDiff, changes_plan};
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(Os::Linux, dir.path(), Some("10.244.1.0/24"));
+    let r = |d: &str, gw: &str| wkjoin::host::Route::via(d.parse().unwrap(), gw.parse().unwrap(), "eth0");
+    let diff = RouteDiff {
+        changes: vec![
+            RouteChange::Add(r("10.244.2.0/24", "172.30.0.12")),
+            RouteChange::Replace { from: r("10.244.3.0/24", "172.30.0.9"), to: r("10.244.3.0/24", "172.30.0.13") },
+            RouteChange::Delete(r("10.244.4.0/24", "172.30.0.14")),
+        ],
+        ..Default::default()
+    };
+    let mut state = wkjoin::state::State {
+        routes: vec![r("10.244.3.0/24", "172.30.0.9"), r("10.244.4.0/24", "172.30.0.14")],
+        ..Default::default()
+    };
+    let mut host = Recording::default();
+    block_on(wkjoin::routes::reconcile::apply_changes(&s, &diff, &mut state, &mut host)).unwrap();
+    let state_file = s.layout().state_file();
+    let (mut calls, mut ops) = (Vec::new(), Vec::new());
+    for a in &changes_plan(&diff).actions {
+        expect(a, &|| unreachable!(), &mut calls, &mut ops);
+        // The state file is saved after each change: a batch that stops half-way still owns what it made.
+        calls.push(Call::WriteFile { path: state_file.clone(), contents: Vec::new(), private: false });
+    }
+    let strip = |c: &Call| match c {
+        Call::WriteFile { path, private, .. } if *path == state_file => {
+            Call::WriteFile { path: path.clone(), contents: Vec::new(), private: *private }
+        }
+        other => other.clone(),
+    };
+    assert_eq!(host.calls.iter().map(strip).collect::<Vec<_>>(), calls);
+    assert_eq!(state.routes, vec![r("10.244.2.0/24", "172.30.0.12"), r("10.244.3.0/24", "172.30.0.13")]);
 }

@@ -5,7 +5,7 @@ use crate::util::netns::Netns;
 use std::net::IpAddr;
 use wkjoin::layout::Os;
 use wkjoin::plan::NextHop;
-use wkjoin::reconcile::{Report, reconcile};
+use wkjoin::routes::reconcile::{Report, reconcile};
 use wkjoin::routes::{ClusterNode, RouteChange};
 use wkjoin::settings::{HostFacts, Origin, PartialSettings, Settings, resolve};
 
@@ -161,7 +161,7 @@ fn recorded_routes_are_restored_after_a_reboot_emptied_the_table() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let table = wkjoin::host::RouteTable::connect().unwrap();
-            wkjoin::reconcile::restore(&table, &s2).await.unwrap()
+            wkjoin::routes::reconcile::restore(&table, &s2).await.unwrap()
         })
     });
     assert_eq!(restored, 3);

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use wkjoin::layout::{Layout, Os};
-use wkjoin::services::{kube_proxy_args, kubelet_args};
 use wkjoin::settings::{HostFacts, Origin, PartialSettings, resolve};
+use wkjoin::start::services::{kube_proxy_args, kubelet_args};
 use wkjoin::version::KubeVersion;
 
 const WORKER: &str = "worker-1";

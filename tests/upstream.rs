@@ -113,7 +113,9 @@ fn start_actions(extra: &[&str]) -> Vec<Value> {
 fn cni_config(actions: &[Value]) -> String {
     let w = actions
         .iter()
-        .find(|a| a["action"] == "write-file" && a["path"].as_str().unwrap().ends_with(wkjoin::network::CNI_CONF_FILE))
+        .find(|a| {
+            a["action"] == "write-file" && a["path"].as_str().unwrap().ends_with(wkjoin::start::network::CNI_CONF_FILE)
+        })
         .expect("the start step writes the CNI config");
     w["contents"]["text"].as_str().unwrap().to_string()
 }
@@ -176,8 +178,12 @@ fn win_bridge_makes_the_v2_nat_exceptions_routes_and_port_mappings_from_wkjoins_
     let s = resolve(Os::Windows, None, &[(Origin::CommandLine, &p)], &host).unwrap();
     let pod = "10.244.7.0/24".parse().unwrap();
 
-    let win =
-        accepted(Checker::Windows, "conflist", "10-wkjoin.conflist", &wkjoin::network::windows_cni_config(&s, pod));
+    let win = accepted(
+        Checker::Windows,
+        "conflist",
+        "10-wkjoin.conflist",
+        &wkjoin::start::network::windows_cni_config(&s, pod),
+    );
     let nat = policies(&win, "OutBoundNAT");
     assert_eq!(nat.len(), 1, "{win}");
     assert_eq!(strings(&nat[0]["Exceptions"]), ["10.244.0.0/16", "10.96.0.0/12", "172.30.0.0/24"]);
@@ -192,7 +198,7 @@ fn win_bridge_makes_the_v2_nat_exceptions_routes_and_port_mappings_from_wkjoins_
     assert_eq!(ports[0]["Protocol"], 6, "tcp");
     assert_eq!(win["containerd"]["plugins"][0]["winBridge"]["endpoint"]["Routes"][0]["NextHop"], "10.244.7.2");
 
-    let net = accepted(Checker::Windows, "hns-network", "cbr0.json", &wkjoin::network::hns_network(&s, pod));
+    let net = accepted(Checker::Windows, "hns-network", "cbr0.json", &wkjoin::start::network::hns_network(&s, pod));
     assert_eq!(net["policies"][0]["type"], "NetAdapterName", "{net}");
     assert_eq!(net["policies"][0]["settings"]["NetworkAdapterName"], "Ethernet");
 }

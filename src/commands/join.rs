@@ -26,7 +26,7 @@ pub async fn run(g: &GlobalArgs, a: &JoinArgs) -> Result<i32, AppError> {
         windows_build: a.windows_build.or_else(|| windows_build_of(&s)),
         validate: !a.no_validate,
         // The runtime is asked first, so the pause plan pulls or imports only what it lacks, and says so.
-        pause: crate::image::observe(&s, &mut host::Native).await,
+        pause: crate::pause::observe(&s, &mut host::Native).await,
     };
     let plans = crate::join::plan(&s, &inputs)?;
     if dry_run {

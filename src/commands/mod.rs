@@ -17,7 +17,7 @@ use crate::apply::ApplyError;
 use crate::cli::{Cli, Command, CompletionsArgs};
 use crate::config::ConfigError;
 use crate::fetch::FetchError;
-use crate::image::ImageError;
+use crate::pause::ImageError;
 use crate::reset::ResetError;
 use crate::settings::{DiscoverError, ResolveError, SettingsError};
 use crate::state::StateError;
@@ -47,7 +47,7 @@ pub enum AppError {
     #[error(transparent)]
     Reset(#[from] ResetError),
     #[error(transparent)]
-    Reconcile(#[from] crate::reconcile::ReconcileError),
+    Reconcile(#[from] crate::routes::reconcile::ReconcileError),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("no kubeconfig to install: give it with --from FILE (or --kubeconfig FILE); nothing was changed")]

@@ -4,19 +4,19 @@ use super::common::{self, step_command};
 use super::{AppError, exit};
 use crate::cli::{GlobalArgs, OutputFormat, PauseArgs};
 use crate::settings::windows_build_of;
-use crate::{host, image};
+use crate::{host, pause};
 
 pub async fn run(g: &GlobalArgs, a: &PauseArgs) -> Result<i32, AppError> {
     let s = common::resolve_node_settings(g, &a.node, a.dry.dry_run).await?;
     // Asked first, so the plan pulls or imports only what the runtime lacks, and says so.
-    let observed = image::observe(&s, &mut host::Native).await;
+    let observed = pause::observe(&s, &mut host::Native).await;
     let build = a.windows_build.or_else(|| windows_build_of(&s));
-    let plan = image::plan_observed(&s, a.image_archive.as_deref(), build, observed)?;
+    let plan = pause::plan_observed(&s, a.image_archive.as_deref(), build, observed)?;
     if a.dry.dry_run {
         return step_command("pause", &s, vec![plan], true, OutputFormat::Table);
     }
-    let report = image::apply(&s, &plan, &mut host::Native).await?;
-    let (changed, line) = report.summary(&image::pause_image(&s));
+    let report = pause::apply(&s, &plan, &mut host::Native).await?;
+    let (changed, line) = report.summary(&pause::pause_image(&s));
     println!("{}: {line}", if changed { "changed" } else { "unchanged" });
     Ok(exit::OK)
 }

@@ -5,7 +5,7 @@ use super::common;
 use super::{AppError, exit};
 use crate::cli::{GlobalArgs, RoutesArgs};
 use crate::layout::{Layout, Os};
-use crate::reconcile;
+use crate::routes::reconcile;
 
 pub async fn run(g: &GlobalArgs, a: &RoutesArgs) -> Result<i32, AppError> {
     if a.windows_service {

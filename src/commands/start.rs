@@ -5,7 +5,8 @@ use super::common::{self, step_command};
 use super::{AppError, exit};
 use crate::cli::{GlobalArgs, OutputFormat, StartArgs};
 use crate::layout::{Layout, Os};
-use crate::{image, services};
+use crate::pause;
+use crate::start::services;
 
 pub async fn run(g: &GlobalArgs, a: &StartArgs) -> Result<i32, AppError> {
     if a.supervise || a.stop {
@@ -22,7 +23,7 @@ pub async fn run(g: &GlobalArgs, a: &StartArgs) -> Result<i32, AppError> {
     }
     let s = common::resolve_node_settings(g, &a.node, a.dry.dry_run).await?;
     if a.dry.dry_run {
-        let plan = services::plan(&s, s.kubernetes_version.exact(), &image::pause_image(&s));
+        let plan = services::plan(&s, s.kubernetes_version.exact(), &pause::pause_image(&s));
         return step_command("start", &s, vec![plan], true, OutputFormat::Table);
     }
     crate::start::start(&s, g.kubeconfig.as_deref(), a.foreground).await?;

@@ -1,7 +1,6 @@
 //! `wkjoin config`: the node's cluster credentials — read (`source`), validated (`check`), installed
 //! self-contained and owner-only (`install`), or minted as a node identity by an admin (`mint`).
 
-pub mod ca;
 pub mod check;
 pub mod install;
 pub mod mint;

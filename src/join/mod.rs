@@ -4,7 +4,8 @@ pub mod run;
 
 use crate::plan::{NextHop, Plan};
 use crate::settings::Settings;
-use crate::{config, fetch, image, routes, services, validate};
+use crate::start::services;
+use crate::{config, fetch, pause, routes, validate};
 
 /// Inputs of a join beyond the node settings.
 #[derive(Debug, Clone, Default)]
@@ -16,17 +17,17 @@ pub struct JoinInputs {
     pub windows_build: Option<u32>,
     pub validate: bool,
     /// What the pause step found in the runtime.
-    pub pause: image::Observed,
+    pub pause: pause::Observed,
 }
 
-pub fn plan(s: &Settings, inputs: &JoinInputs) -> Result<Vec<Plan>, image::ImageError> {
-    let pause = image::plan_observed(s, inputs.image_archive.as_deref(), inputs.windows_build, inputs.pause)?;
+pub fn plan(s: &Settings, inputs: &JoinInputs) -> Result<Vec<Plan>, pause::ImageError> {
+    let pause = pause::plan_observed(s, inputs.image_archive.as_deref(), inputs.windows_build, inputs.pause)?;
     let mut plans = vec![
         fetch::plan(s),
         pause,
         config::plan(s, inputs.kubeconfig.as_deref()),
         routes::plan(s, inputs.next_hop.unwrap_or(NextHop::NodeIp)),
-        services::plan(s, s.kubernetes_version.exact(), &image::pause_image(s)),
+        services::plan(s, s.kubernetes_version.exact(), &pause::pause_image(s)),
     ];
     if inputs.validate {
         plans.push(validate::plan(s));

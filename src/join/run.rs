@@ -7,10 +7,10 @@ use crate::config::{self, ConfigError};
 use crate::fetch::progress::Progress;
 use crate::fetch::{self, FetchError, Outcome as FetchOutcome};
 use crate::host;
-use crate::image::{self, ImageError};
 use crate::output::{OutputFormat, exit};
+use crate::pause::{self, ImageError};
 use crate::plan::{Action, Plan, Step};
-use crate::reconcile::{self, ReconcileError};
+use crate::routes::reconcile::{self, ReconcileError};
 use crate::settings::Settings;
 use crate::start::{self, StartError, StartOutcome};
 use crate::state::{State, StateError};
@@ -142,7 +142,7 @@ async fn step(s: &Settings, o: &Options, plan: &Plan) -> Result<(bool, String), 
                 _ => (true, format!("installed Kubernetes {version} into {}", report.installed.bin_dir)),
             })
         }
-        Step::Pause => Ok(image::apply(s, plan, &mut host::Native).await?.summary(&image::pause_image(s))),
+        Step::Pause => Ok(pause::apply(s, plan, &mut host::Native).await?.summary(&pause::pause_image(s))),
         Step::Config => {
             let opts = config::check::Options {
                 node_name: s.node_name.clone(),

@@ -8,10 +8,10 @@ pub use facts::Facts;
 
 use crate::host::probe;
 use crate::layout::{Layout, Os};
-use crate::network::CNI_CONF_FILE;
 use crate::output::OutputFormat;
 use crate::plan::Step;
 use crate::settings::Settings;
+use crate::start::network::CNI_CONF_FILE;
 use crate::state::State;
 use crate::version::KubeVersion;
 use facts::{Api, CniConfig, PortFact, PortState};

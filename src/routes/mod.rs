@@ -4,6 +4,7 @@
 mod desired;
 mod diff;
 mod nodes;
+pub mod reconcile;
 
 pub use desired::{RouteOptions, RoutesError, desired};
 pub use diff::{Conflict, RouteDiff, diff};
@@ -14,6 +15,9 @@ use crate::settings::Settings;
 
 pub use crate::host::iphelper;
 pub use crate::host::net::{HostNetwork, Interface, LINUX_ROUTE_PROTOCOL, Route, RouteChange, TableRoute};
+
+/// The service that keeps this node's host-gateway routes in sync with the Node list (`wkjoin routes --watch`).
+pub const ROUTES_WATCHER: &str = "wkjoin-routes";
 
 /// Windows route metrics, as the guide's later scripts use: pod vNIC first, then the management NIC.
 pub const WINDOWS_POD_NIC_METRIC: u32 = 250;

@@ -73,7 +73,7 @@ impl Images {
                  pass --windows-sample-image and --windows-probe-image without {LTSC}"
             ));
         };
-        let tag = crate::image::base_tag_for_build(build).map_err(|e| format!("{e}; or pass images without {LTSC}"))?;
+        let tag = crate::pause::base_tag_for_build(build).map_err(|e| format!("{e}; or pass images without {LTSC}"))?;
         out.windows_sample = self.windows_sample.replace(LTSC, tag);
         out.windows_probe = self.windows_probe.replace(LTSC, tag);
         Ok(out)

@@ -2,8 +2,8 @@
 //! is a Hyper-V guest; on either OS the free space under the root dir.
 
 use super::{Check, Options};
-use crate::image::WINDOWS_BUILDS;
 use crate::layout::Os;
+use crate::pause::WINDOWS_BUILDS;
 use crate::preflight::facts::{Facts, Feature};
 use crate::settings::Settings;
 

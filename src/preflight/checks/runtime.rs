@@ -74,7 +74,7 @@ const CNI_EXTENSIONS: [&str; 3] = [".conf", ".conflist", ".json"];
 /// The runtime loads configs from its conf dir in file-name order: one sorting before wkjoin's would win.
 pub(super) fn cni_conf(f: &Facts, s: &Settings) -> Check {
     const NAME: &str = "cni-conf";
-    let ours = crate::network::CNI_CONF_FILE;
+    let ours = crate::start::network::CNI_CONF_FILE;
     let configs: Vec<&String> =
         f.cni_conf_files.iter().filter(|n| CNI_EXTENSIONS.iter().any(|e| n.ends_with(e)) && *n != ours).collect();
     let before: Vec<&str> = configs.iter().filter(|n| n.as_str() < ours).map(|n| n.as_str()).collect();

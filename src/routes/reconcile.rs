@@ -125,7 +125,7 @@ pub async fn apply_changes(
         state.routes.sort();
         state.routes.dedup();
         state.node_name.get_or_insert_with(|| s.node_name.clone());
-        state.save(Path::new(&state_path), &mut host::Native)?;
+        state.save(Path::new(&state_path), host)?;
     }
     Ok(())
 }
@@ -224,8 +224,8 @@ where
     Fut: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
-    let log = crate::layout::Layout::new(Os::host(), log_dir.to_string())
-        .join(&[&format!("{}.log", crate::services::ROUTES_WATCHER)]);
+    let log =
+        crate::layout::Layout::new(Os::host(), log_dir.to_string()).join(&[&format!("{}.log", super::ROUTES_WATCHER)]);
     let rt = tokio::runtime::Handle::current();
     // The SCM calls the body on a thread of its own: it drives the watch on this process's runtime.
     let body: host::scm::ServiceBody = Box::new(move |stop| {
@@ -236,9 +236,7 @@ where
             }
         })
     });
-    tokio::task::block_in_place(|| {
-        host::scm::run_as_service(crate::services::ROUTES_WATCHER, Some(Path::new(&log)), body)
-    })?;
+    tokio::task::block_in_place(|| host::scm::run_as_service(super::ROUTES_WATCHER, Some(Path::new(&log)), body))?;
     Ok(())
 }
 

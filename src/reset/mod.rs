@@ -1,15 +1,19 @@
 //! `wkjoin reset`: undo a join. `observe` looks at the host (and nothing else), `plan` is pure, `apply` runs the
 //! plan through the host backend with every action idempotent: a thing already gone is fine.
 
-use crate::host::{self, Host, HostError, probe};
-use crate::layout::{Layout, Os};
-use crate::network::CNI_CONF_FILE;
-use crate::plan::{Action, Plan, Step};
+mod observe;
+mod plan;
+
+pub use observe::{netns_of, observe};
+use plan::restorable;
+pub use plan::{candidate_paths, ipam_dir, kube_chains, plan, without_chains};
+
+use crate::host::{Host, HostError};
+use crate::layout::Os;
+use crate::plan::Plan;
 use crate::preflight::facts::Process;
 use crate::routes::Route;
-use crate::settings::Settings;
-use crate::state::{State, StateError};
-use std::path::Path;
+use crate::state::StateError;
 
 /// Services in the order they are stopped (the reverse of start).
 pub const SERVICES: [&str; 3] = ["wkjoin-routes", "kube-proxy", "kubelet"];
@@ -90,326 +94,6 @@ impl Observed {
     }
 }
 
-fn kube_proxy_path(s: &Settings) -> String {
-    s.layout().binary("kube-proxy")
-}
-
-/// A recorded runtime config change is wkjoin's to undo only while the file is exactly what wkjoin wrote.
-fn restorable(change: &crate::state::RuntimeConfigChange, current_sha256: Option<&str>) -> bool {
-    current_sha256 == Some(change.written_sha256.as_str())
-}
-
-/// The host-local IPAM directory of the pod network.
-pub fn ipam_dir(s: &Settings) -> String {
-    format!("{HOST_LOCAL_DIR}/{}", s.network_name)
-}
-
-/// Every path wkjoin may have created, in removal order; the state file comes last so an interrupted reset
-/// can be re-run. The CNI config directory stays: containerd watches it.
-pub fn candidate_paths(s: &Settings, state: Option<&State>, purge: bool) -> Vec<String> {
-    let l = s.layout();
-    let mut out = vec![Layout::new(s.os, s.cni_conf_dir.clone()).join(&[CNI_CONF_FILE])];
-    if s.os == Os::Linux {
-        out.push(ipam_dir(s));
-    }
-    out.extend([l.kubelet_dir(), l.join(&["run"]), l.log_dir(), l.pki_dir(), l.image_dir(), l.kubeconfig()]);
-    match s.os {
-        Os::Linux => out.push(l.bin_dir()),
-        Os::Windows => {
-            // The binaries live in the root dir itself: remove them one by one.
-            let mut bins: Vec<String> =
-                ["kubelet", "kube-proxy", "kubectl", "kubeadm"].iter().map(|b| l.binary(b)).collect();
-            if let Some(files) = state.and_then(|st| st.binaries.as_ref()).map(|b| &b.files) {
-                bins.extend(files.iter().map(|f| f.path.clone()));
-            }
-            bins.sort();
-            bins.dedup();
-            out.extend(bins);
-            out.push(l.previous_bin_dir());
-        }
-    }
-    if purge {
-        out.push(l.cache_dir());
-    }
-    out.push(l.state_file());
-    out
-}
-
-/// The reset plan: from what is there to a bare host. Pure.
-pub fn plan(s: &Settings, o: &Observed, opts: &ResetOptions) -> Plan {
-    let mut p = Plan::new(Step::Reset, format!("return node {} to a bare host", s.node_name));
-    if o.is_bare() {
-        p.summary = "nothing to reset: no wkjoin state, files, services or routes on this host".into();
-        return p;
-    }
-    // 1. Nothing may restart what is being removed: supervisors first, then the services.
-    let mut procs = o.processes.clone();
-    procs.sort_by_key(|(name, pr)| (SERVICES.iter().any(|s| s == name), pr.pid));
-    for (name, pr) in procs {
-        p.push(Action::StopProcess { name, pid: pr.pid, program: pr.program });
-    }
-    for name in SERVICES.iter().filter(|n| o.services.iter().any(|s| s == *n)) {
-        p.push(Action::StopService { name: name.to_string() });
-        p.push(Action::RemoveService { name: name.to_string() });
-    }
-    if s.os == Os::Windows {
-        p.push(Action::RemoveFirewallRule { rule: FIREWALL_RULE.into() });
-    }
-    // 2. The cluster learns the node is gone while the credentials are still here.
-    match (&o.kubeconfig, opts.delete_node) {
-        (Some(kc), true) => p.push(Action::DeleteNode { node: s.node_name.clone(), kubeconfig: kc.clone() }),
-        (Some(kc), false) => p.push(Action::MarkNodeNotReady { node: s.node_name.clone(), kubeconfig: kc.clone() }),
-        (None, true) => p.push(Action::Deferred {
-            what: format!("delete node {}", s.node_name),
-            needs: "--kubeconfig gives credentials allowed to delete it".into(),
-        }),
-        (None, false) => &mut p,
-    };
-    // 3. Pods, and the network namespaces their sandboxes pinned (with them go their veths).
-    if !o.containers.is_empty()
-        && let Some(address) = s.runtime_endpoint.as_deref().and_then(|e| e.strip_prefix("unix://"))
-    {
-        p.push(Action::RemoveContainers {
-            address: address.to_string(),
-            namespace: CRI_NAMESPACE.into(),
-            ids: o.containers.clone(),
-        });
-    }
-    for ns in &o.netns {
-        p.push(Action::RemoveNetns { path: ns.clone() });
-    }
-    // 4. Packet filter rules of kube-proxy and the kubelet.
-    if s.os == Os::Linux {
-        let kp = kube_proxy_path(s);
-        if o.paths.iter().any(|x| Path::new(x) == Path::new(&s.layout().bin_dir())) {
-            p.push(Action::KubeProxyCleanup { program: kp });
-        }
-        for (program, table, chains) in &o.iptables {
-            p.push(Action::RemoveIptablesChains {
-                program: program.clone(),
-                table: table.clone(),
-                chains: chains.clone(),
-            });
-        }
-    }
-    // 5. Routes wkjoin owns.
-    let mut routes: Vec<Route> = match s.os {
-        Os::Linux => o.owned_routes.clone(),
-        Os::Windows => o.recorded_routes.clone(),
-    };
-    routes.sort();
-    routes.dedup();
-    for r in routes {
-        p.push(Action::DeleteRoute { route: r });
-    }
-    // 6. The pod network.
-    match s.os {
-        Os::Linux if o.bridge => p.push(Action::RemoveLink { name: LINUX_BRIDGE.into() }),
-        Os::Linux => &mut p,
-        Os::Windows => p.push(Action::RemoveHnsNetwork { name: s.network_name.clone() }),
-    };
-    // 7. The runtime's config as the admin had it, byte for byte, and the runtime restarted on it.
-    if let Some(rc) = &o.runtime_config {
-        p.push(Action::RestoreRuntimeConfig {
-            file: rc.file.clone(),
-            backup: rc.backup.clone(),
-            written_sha256: rc.written_sha256.clone(),
-        });
-        p.push(Action::RestartRuntime {
-            service: rc.service.clone(),
-            command: rc.restart.clone(),
-            endpoint: rc.endpoint.clone(),
-            sandbox_image: o.restored_sandbox_image.clone().unwrap_or_default(),
-            timeout_secs: crate::image::RUNTIME_RESTART_TIMEOUT_SECS,
-        });
-        if let Some(b) = &rc.backup {
-            p.push(Action::RemovePath { path: b.clone() });
-        }
-    }
-    // 8. Volumes the kubelet mounted, then wkjoin's files.
-    for m in &o.mounts {
-        p.push(Action::Unmount { path: m.clone() });
-    }
-    for path in &o.paths {
-        p.push(Action::RemovePath { path: path.clone() });
-    }
-    p
-}
-
-/// Chains the node's pods leave behind: kubelet's and kube-proxy's `KUBE-*`, and the portmap plugin's
-/// `CNI-HOSTPORT-*`/`CNI-DN-*` (pods removed without a CNI DEL keep their hostPort DNAT rules, which then
-/// send a new pod's hostPort to a dead address).
-const NODE_CHAIN_PREFIXES: [&str; 3] = ["KUBE-", "CNI-HOSTPORT-", "CNI-DN-"];
-
-/// The node's chains (see [`NODE_CHAIN_PREFIXES`]) per table in `iptables-save` output.
-pub fn kube_chains(save: &str) -> Vec<(String, Vec<String>)> {
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for line in save.lines() {
-        if let Some(table) = line.strip_prefix('*') {
-            out.push((table.trim().to_string(), Vec::new()));
-        } else if let Some(decl) = line.strip_prefix(':')
-            && let Some(chain) = decl.split_whitespace().next()
-            && NODE_CHAIN_PREFIXES.iter().any(|p| chain.starts_with(p))
-            && let Some((_, chains)) = out.last_mut()
-        {
-            chains.push(chain.to_string());
-        }
-    }
-    out.retain(|(_, c)| !c.is_empty());
-    out
-}
-
-pub use crate::apply::without_chains;
-
-/// Finds the processes, routes, files and runtime objects wkjoin left on this host.
-pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOptions) -> Result<Observed, ResetError> {
-    let l = s.layout();
-    let state = State::load(Path::new(&l.state_file()))?;
-    let mut o = Observed {
-        state_file: state.is_some(),
-        recorded_routes: state.as_ref().map(|st| st.routes.clone()).unwrap_or_default(),
-        ..Default::default()
-    };
-    // Files are removed on the state file's word only: without it, nothing under a root dir is provably wkjoin's.
-    o.paths = match &state {
-        Some(st) => candidate_paths(s, Some(st), opts.purge)
-            .into_iter()
-            .filter(|p| std::fs::symlink_metadata(p).is_ok())
-            .collect(),
-        None => Vec::new(),
-    };
-    let programs: Vec<String> = SERVICES.iter().map(|b| l.binary(b)).collect();
-    for pr in probe::processes_running(&programs) {
-        let name = SERVICES.iter().find(|b| pr.program.as_deref() == Some(l.binary(b).as_str())).unwrap_or(&"kubelet");
-        o.processes.push((name.to_string(), pr));
-    }
-    o.processes.extend(supervisors(&l.join(&["run"])).into_iter().map(|p| ("wkjoin supervisor".to_string(), p)));
-    o.services = probe::installed_services(&SERVICES);
-    let table =
-        host::RouteTable::connect().map_err(|source| ResetError::Host { action: "read routes".into(), source })?;
-    let net = table
-        .snapshot(&o.recorded_routes)
-        .await
-        .map_err(|source| ResetError::Host { action: "read routes".into(), source })?;
-    o.owned_routes = net.routes.iter().filter(|r| r.owned).map(|r| r.route.clone()).collect();
-    if s.os == Os::Windows {
-        // Windows ownership is the record: keep only recorded routes still in the table.
-        o.owned_routes.clear();
-    }
-    if let Some(rc) = state.as_ref().and_then(|st| st.runtime_config.clone()) {
-        let now = std::fs::read_to_string(&rc.file).ok().map(|t| crate::image::sha256_hex(&t));
-        if restorable(&rc, now.as_deref()) {
-            let original = rc.backup.as_ref().and_then(|b| std::fs::read_to_string(b).ok());
-            let mut info = crate::settings::RuntimeFacts::blank_info();
-            let _ = crate::runtime::fill_from_config(&mut info, &rc.file, original.as_deref(), s.os);
-            o.restored_sandbox_image = info.sandbox_image.map(|f| f.value);
-            o.runtime_config = Some(rc);
-        } else {
-            tracing::warn!("{} changed since wkjoin wrote it: reset leaves it alone", rc.file);
-            o.runtime_config_changed = Some(format!(
-                "{} changed since wkjoin wrote it: left alone{}",
-                rc.file,
-                rc.backup.as_ref().map(|b| format!("; the original is kept in {b}")).unwrap_or_default()
-            ));
-        }
-    }
-    if o.is_bare() {
-        return Ok(o);
-    }
-    if s.os == Os::Linux {
-        o.bridge = net.interfaces.iter().any(|i| i.name == LINUX_BRIDGE);
-        for program in ["iptables", "ip6tables"] {
-            if let Ok(out) = host::Native.run(&format!("{program}-save"), &[])
-                && out.status == Some(0)
-            {
-                for (table, chains) in kube_chains(&out.stdout) {
-                    o.iptables.push((program.to_string(), table, chains));
-                }
-            }
-        }
-        o.mounts = probe::mounts_under(&l.kubelet_dir());
-        if let Some(endpoint) = s.runtime_endpoint.as_deref()
-            && let Some(addr) = endpoint.strip_prefix("unix://")
-        {
-            if probe::runtime_endpoint(endpoint) == crate::preflight::facts::Endpoint::Reachable {
-                (o.containers, o.netns) = containers(addr);
-            } else {
-                tracing::warn!("the container runtime at {endpoint} does not answer: pods (if any) are not removed");
-            }
-        }
-    }
-    let installed = l.kubeconfig();
-    o.kubeconfig = kubeconfig_flag.map(str::to_string).or_else(|| Path::new(&installed).exists().then_some(installed));
-    Ok(o)
-}
-
-/// Live `wkjoin start` supervisors from `<root>/run/*.pid`; a pid whose program is not wkjoin is ignored.
-fn supervisors(run_dir: &str) -> Vec<Process> {
-    let Ok(entries) = std::fs::read_dir(run_dir) else { return Vec::new() };
-    let mut out = Vec::new();
-    for e in entries.flatten() {
-        if e.path().extension().is_none_or(|x| x != "pid") {
-            continue;
-        }
-        let Some(pid) = std::fs::read_to_string(e.path())
-            .ok()
-            .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
-        else {
-            continue;
-        };
-        let program = probe::process_program(pid);
-        let is_wkjoin = program
-            .as_deref()
-            .and_then(|p| Path::new(p).file_name())
-            .is_some_and(|n| n.to_string_lossy().starts_with("wkjoin"));
-        if is_wkjoin && probe::process_alive(pid) {
-            out.push(Process { pid, program });
-        }
-    }
-    out
-}
-
-/// Containers in the CRI namespace (through `ctr`), and the network namespaces their specs name.
-fn containers(address: &str) -> (Vec<String>, Vec<String>) {
-    let ctr = |args: &[&str]| {
-        let mut a = ctr_args(address, CRI_NAMESPACE);
-        a.extend(args.iter().map(|s| s.to_string()));
-        host::Native.run("ctr", &a).ok().filter(|o| o.status == Some(0)).map(|o| o.stdout)
-    };
-    let Some(list) = ctr(&["containers", "ls", "-q"]) else {
-        tracing::debug!("ctr cannot list containers at {address}; not removing pods");
-        return (Vec::new(), Vec::new());
-    };
-    let ids: Vec<String> = list.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
-    let mut netns = Vec::new();
-    for id in &ids {
-        if let Some(info) = ctr(&["containers", "info", id]) {
-            netns.extend(netns_of(&info));
-        }
-    }
-    netns.sort();
-    netns.dedup();
-    (ids, netns)
-}
-
-/// Pinned network namespaces (`/var/run/netns/cni-...`) in `ctr containers info` output.
-pub fn netns_of(info: &str) -> Vec<String> {
-    let v: serde_json::Value = serde_json::from_str(info).unwrap_or_default();
-    v["Spec"]["linux"]["namespaces"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|n| n["type"] == "network")
-        .filter_map(|n| n["path"].as_str())
-        .filter(|p| p.contains("/netns/"))
-        .map(str::to_string)
-        .collect()
-}
-
-fn ctr_args(address: &str, namespace: &str) -> Vec<String> {
-    ["--address", address, "--connect-timeout", "5s", "-n", namespace].map(String::from).to_vec()
-}
-
 /// Applies the plan in order through the executor, stopping at the first failure (a re-run picks up from what
 /// is left). Every action treats "already gone" as done.
 pub async fn apply(
@@ -429,7 +113,9 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Action;
     use crate::plan::render_all;
+    use crate::settings::Settings;
     use crate::settings::{HostFacts, Origin, PartialSettings, resolve};
 
     fn settings(os: Os) -> Settings {
@@ -505,7 +191,7 @@ mod tests {
     fn linux_plan_is_golden() {
         golden(
             "tests/golden/reset-linux.txt",
-            include_str!("../tests/golden/reset-linux.txt"),
+            include_str!("../../tests/golden/reset-linux.txt"),
             &render(Os::Linux, &ResetOptions::default()),
         );
     }
@@ -514,7 +200,7 @@ mod tests {
     fn windows_plan_is_golden() {
         golden(
             "tests/golden/reset-windows.txt",
-            include_str!("../tests/golden/reset-windows.txt"),
+            include_str!("../../tests/golden/reset-windows.txt"),
             &render(Os::Windows, &ResetOptions { delete_node: true, purge: true }),
         );
     }

@@ -1,13 +1,10 @@
 //! `wkjoin start`: kubelet and kube-proxy as services, with flags generated from the settings and the
 //! installed binary's version (the version table in the reference).
 
-pub mod scm;
-pub use crate::host::{supervisor, systemd};
-
 use crate::layout::{Layout, Os};
-use crate::network;
 use crate::plan::{Action, Contents, Plan, Restart, ServiceSpec, Step};
 use crate::settings::{Runtime, Settings};
+use crate::start::network;
 use crate::version::KubeVersion;
 
 pub use crate::settings::extra_flag_name;
@@ -16,8 +13,7 @@ use std::collections::BTreeMap;
 
 pub const KUBELET: &str = "kubelet";
 pub const KUBE_PROXY: &str = "kube-proxy";
-/// The service that keeps this node's host-gateway routes in sync with the Node list.
-pub const ROUTES_WATCHER: &str = "wkjoin-routes";
+pub use crate::routes::ROUTES_WATCHER;
 /// How long the controller manager gets to allocate a pod CIDR.
 pub const POD_CIDR_TIMEOUT_SECS: u64 = 120;
 /// Windows pods and images start slowly; the node itself should be Ready well within this.
@@ -391,12 +387,12 @@ mod tests {
             assert!(sp.args.iter().any(|a| a == "--windows-service"), "{} is not SCM-aware", sp.name);
         }
         // The SCM starts the kubelet after containerd, and stops it first.
-        assert_eq!(scm::desired(specs[0]).dependencies, ["containerd"]);
-        let proxy = scm::desired(specs[1]);
+        assert_eq!(crate::host::scm_calls::desired(specs[0]).dependencies, ["containerd"]);
+        let proxy = crate::host::scm_calls::desired(specs[1]);
         assert_eq!(proxy.dependencies, [KUBELET]);
         assert_eq!(proxy.environment, [format!("KUBE_NETWORK={}", s.network_name)]);
         assert!(proxy.command_line.starts_with(r#""C:\k\kube-proxy.exe" --kubeconfig=C:\k\config "#));
-        let routes = scm::desired(specs[2]);
+        let routes = crate::host::scm_calls::desired(specs[2]);
         assert!(routes.command_line.starts_with(r#""C:\k\wkjoin.exe" routes --watch "#), "{}", routes.command_line);
         // The Linux watcher is a plain process (supervisor or systemd).
         let linux = routes_watcher_args(&settings(Os::Linux, Runtime::Containerd));

@@ -10,7 +10,10 @@ use crate::plan::{Action, Plan, ServiceSpec};
 use crate::settings::Settings;
 use crate::state::{State, StateError};
 use crate::version::KubeVersion;
-use crate::{fetch, image, services};
+use crate::{fetch, pause};
+
+pub mod network;
+pub mod services;
 use std::path::{Path, PathBuf};
 
 pub use crate::cluster::{freshly_ready, pod_cidr_of, ready_heartbeat};
@@ -172,7 +175,7 @@ pub async fn start_planned(
     let l = s.layout();
     let mgr = manager(s.os, process::systemd_is_init(), foreground);
     let version = kubelet_version(s).await?;
-    let base = services::plan(s, Some(version), &image::pause_image(s));
+    let base = services::plan(s, Some(version), &pause::pause_image(s));
     let observed = observe(s, &base, mgr, foreground)?;
     let plan = plan_observed(&base, &observed, mgr, foreground);
     if printed.is_some_and(|p| p != &plan) && !plan.actions.is_empty() {

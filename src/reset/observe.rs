@@ -1,0 +1,158 @@
+//! What wkjoin left on this host, observed: the state file's records, processes, services, containers,
+//! network namespaces, iptables chains, routes, mounts and files — read only, never changed here.
+
+use super::*;
+use crate::host::{self, probe};
+use crate::preflight::facts::Process;
+use crate::settings::Settings;
+use crate::state::State;
+use std::path::Path;
+
+/// Finds the processes, routes, files and runtime objects wkjoin left on this host.
+pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOptions) -> Result<Observed, ResetError> {
+    let l = s.layout();
+    let state = State::load(Path::new(&l.state_file()))?;
+    let mut o = Observed {
+        state_file: state.is_some(),
+        recorded_routes: state.as_ref().map(|st| st.routes.clone()).unwrap_or_default(),
+        ..Default::default()
+    };
+    // Files are removed on the state file's word only: without it, nothing under a root dir is provably wkjoin's.
+    o.paths = match &state {
+        Some(st) => candidate_paths(s, Some(st), opts.purge)
+            .into_iter()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok())
+            .collect(),
+        None => Vec::new(),
+    };
+    let programs: Vec<String> = SERVICES.iter().map(|b| l.binary(b)).collect();
+    for pr in probe::processes_running(&programs) {
+        let name = SERVICES.iter().find(|b| pr.program.as_deref() == Some(l.binary(b).as_str())).unwrap_or(&"kubelet");
+        o.processes.push((name.to_string(), pr));
+    }
+    o.processes.extend(supervisors(&l.join(&["run"])).into_iter().map(|p| ("wkjoin supervisor".to_string(), p)));
+    o.services = probe::installed_services(&SERVICES);
+    let table =
+        host::RouteTable::connect().map_err(|source| ResetError::Host { action: "read routes".into(), source })?;
+    let net = table
+        .snapshot(&o.recorded_routes)
+        .await
+        .map_err(|source| ResetError::Host { action: "read routes".into(), source })?;
+    o.owned_routes = net.routes.iter().filter(|r| r.owned).map(|r| r.route.clone()).collect();
+    if s.os == Os::Windows {
+        // Windows ownership is the record: keep only recorded routes still in the table.
+        o.owned_routes.clear();
+    }
+    if let Some(rc) = state.as_ref().and_then(|st| st.runtime_config.clone()) {
+        let now = std::fs::read_to_string(&rc.file).ok().map(|t| crate::pause::sha256_hex(&t));
+        if restorable(&rc, now.as_deref()) {
+            let original = rc.backup.as_ref().and_then(|b| std::fs::read_to_string(b).ok());
+            let mut info = crate::settings::RuntimeFacts::blank_info();
+            let _ = crate::runtime::fill_from_config(&mut info, &rc.file, original.as_deref(), s.os);
+            o.restored_sandbox_image = info.sandbox_image.map(|f| f.value);
+            o.runtime_config = Some(rc);
+        } else {
+            tracing::warn!("{} changed since wkjoin wrote it: reset leaves it alone", rc.file);
+            o.runtime_config_changed = Some(format!(
+                "{} changed since wkjoin wrote it: left alone{}",
+                rc.file,
+                rc.backup.as_ref().map(|b| format!("; the original is kept in {b}")).unwrap_or_default()
+            ));
+        }
+    }
+    if o.is_bare() {
+        return Ok(o);
+    }
+    if s.os == Os::Linux {
+        o.bridge = net.interfaces.iter().any(|i| i.name == LINUX_BRIDGE);
+        for program in ["iptables", "ip6tables"] {
+            if let Ok(out) = host::Native.run(&format!("{program}-save"), &[])
+                && out.status == Some(0)
+            {
+                for (table, chains) in kube_chains(&out.stdout) {
+                    o.iptables.push((program.to_string(), table, chains));
+                }
+            }
+        }
+        o.mounts = probe::mounts_under(&l.kubelet_dir());
+        if let Some(endpoint) = s.runtime_endpoint.as_deref()
+            && let Some(addr) = endpoint.strip_prefix("unix://")
+        {
+            if probe::runtime_endpoint(endpoint) == crate::preflight::facts::Endpoint::Reachable {
+                (o.containers, o.netns) = containers(addr);
+            } else {
+                tracing::warn!("the container runtime at {endpoint} does not answer: pods (if any) are not removed");
+            }
+        }
+    }
+    let installed = l.kubeconfig();
+    o.kubeconfig = kubeconfig_flag.map(str::to_string).or_else(|| Path::new(&installed).exists().then_some(installed));
+    Ok(o)
+}
+
+/// Live `wkjoin start` supervisors from `<root>/run/*.pid`; a pid whose program is not wkjoin is ignored.
+fn supervisors(run_dir: &str) -> Vec<Process> {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        if e.path().extension().is_none_or(|x| x != "pid") {
+            continue;
+        }
+        let Some(pid) = std::fs::read_to_string(e.path())
+            .ok()
+            .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        let program = probe::process_program(pid);
+        let is_wkjoin = program
+            .as_deref()
+            .and_then(|p| Path::new(p).file_name())
+            .is_some_and(|n| n.to_string_lossy().starts_with("wkjoin"));
+        if is_wkjoin && probe::process_alive(pid) {
+            out.push(Process { pid, program });
+        }
+    }
+    out
+}
+
+/// Containers in the CRI namespace (through `ctr`), and the network namespaces their specs name.
+fn containers(address: &str) -> (Vec<String>, Vec<String>) {
+    let ctr = |args: &[&str]| {
+        let mut a = ctr_args(address, CRI_NAMESPACE);
+        a.extend(args.iter().map(|s| s.to_string()));
+        host::Native.run("ctr", &a).ok().filter(|o| o.status == Some(0)).map(|o| o.stdout)
+    };
+    let Some(list) = ctr(&["containers", "ls", "-q"]) else {
+        tracing::debug!("ctr cannot list containers at {address}; not removing pods");
+        return (Vec::new(), Vec::new());
+    };
+    let ids: Vec<String> = list.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    let mut netns = Vec::new();
+    for id in &ids {
+        if let Some(info) = ctr(&["containers", "info", id]) {
+            netns.extend(netns_of(&info));
+        }
+    }
+    netns.sort();
+    netns.dedup();
+    (ids, netns)
+}
+
+/// Pinned network namespaces (`/var/run/netns/cni-...`) in `ctr containers info` output.
+pub fn netns_of(info: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(info).unwrap_or_default();
+    v["Spec"]["linux"]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["type"] == "network")
+        .filter_map(|n| n["path"].as_str())
+        .filter(|p| p.contains("/netns/"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn ctr_args(address: &str, namespace: &str) -> Vec<String> {
+    ["--address", address, "--connect-timeout", "5s", "-n", namespace].map(String::from).to_vec()
+}
