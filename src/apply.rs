@@ -5,7 +5,7 @@
 //! reconcile, the image import) are executed by their step, which calls [`action`] for the rest.
 
 use crate::cluster::{Cluster, ClusterError};
-use crate::host::{Host, HostError};
+use crate::host::{CommandOutput, Host, HostError};
 use crate::layout::Os;
 use crate::plan::{Action, Contents, Plan, Step};
 use ipnet::IpNet;
@@ -278,20 +278,7 @@ pub async fn action(
             Err(e) => tracing::warn!("{e}"),
         },
         Action::RemoveIptablesChains { program, table, chains } => {
-            let save = format!("{program}-save");
-            let out = host.run(&save, &["-t".into(), table.clone()]).map_err(host_err(step, a))?;
-            if out.status != Some(0) {
-                return Err(he(HostError::CommandFailed {
-                    command: format!("{save} -t {table}"),
-                    status: out.status,
-                    stderr: out.stderr,
-                }));
-            }
-            let filtered = without_chains(&out.stdout, chains);
-            if filtered == out.stdout {
-                return Ok(false);
-            }
-            host.run_with_input(&format!("{program}-restore"), &[], filtered.as_bytes()).map_err(he)?;
+            return remove_chains(host, program, table, chains).map_err(he);
         }
         Action::RemoveLink { name } => host.remove_link(name).await.map_err(he)?,
         Action::RemoveHnsNetwork { name } => host.delete_hns_network(name).map_err(he)?,
@@ -309,6 +296,78 @@ pub async fn action(
     Ok(true)
 }
 
+/// Deletes exactly the rules that jump to `chains`, then flushes and deletes the chains, one `-w` call each:
+/// never a whole-table restore, which would race (and undo) whatever another component changed meanwhile.
+fn remove_chains(host: &mut impl Host, program: &str, table: &str, chains: &[String]) -> Result<bool, HostError> {
+    let ipt = |host: &mut dyn FnMut(&[String]) -> Result<CommandOutput, HostError>, rest: &[&str]| {
+        let mut args: Vec<String> = ["-w", "-t", table].map(String::from).to_vec();
+        args.extend(rest.iter().map(|r| r.to_string()));
+        host(&args)
+    };
+    let mut run = |args: &[String]| -> Result<CommandOutput, HostError> {
+        let out = host.run(program, args)?;
+        match out.status {
+            Some(0) => Ok(out),
+            status => Err(HostError::CommandFailed {
+                command: format!("{program} {}", args.join(" ")),
+                status,
+                stderr: out.stderr,
+            }),
+        }
+    };
+    let listed = ipt(&mut run, &["-S"])?.stdout;
+    let ours = |c: &str| chains.iter().any(|x| x == c);
+    let mut present = Vec::new();
+    let mut changed = false;
+    for line in listed.lines() {
+        let words = iptables_words(line);
+        match words.as_slice() {
+            [n, chain] if n == "-N" && ours(chain) => present.push(chain.clone()),
+            [a, chain, rest @ ..] if a == "-A" && !ours(chain) => {
+                let jumps = rest.windows(2).any(|w| (w[0] == "-j" || w[0] == "-g") && ours(&w[1]));
+                if jumps {
+                    let mut del = vec!["-D", chain.as_str()];
+                    del.extend(rest.iter().map(String::as_str));
+                    ipt(&mut run, &del)?;
+                    changed = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    for verb in ["-F", "-X"] {
+        for chain in &present {
+            ipt(&mut run, &[verb, chain])?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+/// The words of one `iptables -S` line: split on spaces, double-quoted words (comments) kept whole.
+pub fn iptables_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let (mut word, mut quoted, mut any) = (String::new(), false, false);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if quoted => word.extend(chars.next()),
+            '"' => (quoted, any) = (!quoted, true),
+            ' ' if !quoted => {
+                if any || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => word.push(c),
+        }
+    }
+    if any || !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
 fn ctr_idempotent(host: &mut impl Host, address: &str, namespace: &str, args: &[&str]) -> Result<(), HostError> {
     let mut a: Vec<String> =
         ["--address", address, "--connect-timeout", "5s", "-n", namespace].map(String::from).to_vec();
@@ -318,28 +377,6 @@ fn ctr_idempotent(host: &mut impl Host, address: &str, namespace: &str, args: &[
         return Ok(());
     }
     Err(HostError::CommandFailed { command: format!("ctr {}", a.join(" ")), status: out.status, stderr: out.stderr })
-}
-
-/// `iptables-save -t <table>` output without `chains` and every rule in or jumping to them: what
-/// `iptables-restore` then installs as the table.
-pub fn without_chains(save: &str, chains: &[String]) -> String {
-    let named = |tok: &str| chains.iter().any(|c| c == tok);
-    let mut out = String::new();
-    for line in save.lines() {
-        let drop = if let Some(decl) = line.strip_prefix(':') {
-            decl.split_whitespace().next().is_some_and(named)
-        } else if line.starts_with("-A ") {
-            let toks: Vec<&str> = line.split_whitespace().collect();
-            named(toks[1]) || toks.windows(2).any(|w| (w[0] == "-j" || w[0] == "-g") && named(w[1]))
-        } else {
-            false
-        };
-        if !drop {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
 }
 
 /// Runs the restart command, then waits until the runtime answers over CRI with the expected sandbox image.

@@ -143,3 +143,33 @@ fn a_system_directory_is_never_a_root_dir() {
         assert!(err.contains(&format!("--root-dir `{root}`")) && err.contains("of wkjoin's own"), "{err}");
     }
 }
+
+/// One wkjoin at a time per root dir: a second one says who holds the lock and changes nothing.
+#[test]
+fn a_second_wkjoin_on_the_same_root_is_refused_and_names_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let root_s = root.display().to_string();
+    let held = wkjoin::host::lock::lock_root(&root, "wkjoin join (this test)").unwrap();
+    let missing = dir.path().join("no-such-archive.tar.gz").display().to_string();
+    let os = if cfg!(windows) { "windows" } else { "linux" };
+    let sha = "0".repeat(128);
+    let node = ["--node-name", "n1", "--os", os, "--kubernetes-version", "v1.20.2", "--sha512", &sha];
+    let runs: [Vec<&str>; 2] = [
+        ["fetch", "--archive", &missing, "--root-dir", &root_s].into_iter().chain(node).collect(),
+        vec!["start", "--stop", "--root-dir", &root_s],
+    ];
+    for args in runs {
+        let (code, err) = failure_of(wkjoin().args(&args));
+        assert_eq!(code, 1, "{args:?}: {err}");
+        let pid = format!("pid {}", std::process::id());
+        assert!(err.contains("another wkjoin is changing this node") && err.contains(&pid), "{args:?}: {err}");
+        assert!(err.contains("wkjoin join (this test)") && err.contains("nothing was changed"), "{args:?}: {err}");
+    }
+    assert!(!root.join("bin").exists() && !root.join("state.json").exists());
+    // Released: the next run gets past the lock (and fails on the missing archive instead).
+    drop(held);
+    let args: Vec<&str> = ["fetch", "--archive", &missing, "--root-dir", &root_s].into_iter().chain(node).collect();
+    let (_, err) = failure_of(wkjoin().args(&args));
+    assert!(!err.contains("another wkjoin") && err.contains("no-such-archive"), "{err}");
+}

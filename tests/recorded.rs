@@ -105,10 +105,9 @@ fn expect(a: &Action, replan: &dyn Fn() -> Vec<Action>, calls: &mut Vec<Call>, o
         Action::KubeProxyCleanup { program } => {
             calls.push(Call::Run { program: program.clone(), args: vec!["--cleanup".into()] })
         }
-        // The recording host's iptables-save prints nothing: there is nothing to restore.
-        Action::RemoveIptablesChains { program, table, .. } => {
-            calls.push(Call::Run { program: format!("{program}-save"), args: vec!["-t".into(), table.clone()] })
-        }
+        // The recording host's `iptables -S` lists nothing: there is nothing to delete.
+        Action::RemoveIptablesChains { program, table, .. } => calls
+            .push(Call::Run { program: program.clone(), args: ["-w", "-t", table, "-S"].map(String::from).to_vec() }),
         Action::VerifyImage { endpoint, image } => {
             calls.push(Call::RuntimeHasImage { endpoint: endpoint.clone(), image: image.clone() })
         }

@@ -72,6 +72,20 @@ fn reset_returns_a_joined_namespace_to_bare_and_leaves_foreign_things() {
         vec!["-t", "nat", "-A", "POSTROUTING", "-j", "KUBE-MARK-MASQ"],
         vec!["-t", "nat", "-N", "FOREIGN"],
         vec!["-t", "nat", "-A", "POSTROUTING", "-j", "FOREIGN"],
+        // Comments (kube-proxy writes them) survive the listing and the precise delete, ours and others'.
+        vec![
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-m",
+            "comment",
+            "--comment",
+            "kubernetes postrouting rules",
+            "-j",
+            "KUBE-MARK-MASQ",
+        ],
+        vec!["-t", "nat", "-A", "FOREIGN", "-m", "comment", "--comment", "someone's \"own\" rule", "-j", "RETURN"],
         vec!["-t", "filter", "-N", "KUBE-FIREWALL"],
         vec!["-t", "filter", "-A", "INPUT", "-j", "KUBE-FIREWALL"],
     ] {
@@ -104,6 +118,8 @@ fn reset_returns_a_joined_namespace_to_bare_and_leaves_foreign_things() {
     let rules = ns.exec(&["iptables-save"]);
     assert!(!rules.contains("KUBE-"), "{rules}");
     assert!(rules.contains(":FOREIGN") && rules.contains("-A POSTROUTING -j FOREIGN"), "{rules}");
+    assert!(rules.contains("-A FOREIGN -m comment --comment") && rules.contains("own"), "{rules}");
+    assert!(!rules.contains("kubernetes postrouting"), "{rules}");
     // Files: wkjoin's are gone; the CNI dir (watched by containerd), others' configs and the cache stay.
     for gone in [l.state_file(), l.kubeconfig(), l.bin_dir(), l.kubelet_dir()] {
         assert!(!Path::new(&gone).exists(), "{gone} is still there");

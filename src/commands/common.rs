@@ -44,6 +44,15 @@ pub fn layered_settings(g: &GlobalArgs, node: &NodeArgs) -> Result<Settings, App
     Ok(settings::layered_settings(&sources(g, node), None, None)?)
 }
 
+/// The root dir's lock for a command that changes the host: one wkjoin at a time per root (a foreign OS's root,
+/// which this host cannot hold, is only planned for).
+pub fn lock(s: &Settings, what: &str) -> Result<Option<crate::host::lock::RootLock>, AppError> {
+    if s.os != Os::host() && !std::path::Path::new(&s.root_dir).is_absolute() {
+        return Ok(None);
+    }
+    Ok(Some(crate::host::lock::lock_root(std::path::Path::new(&s.root_dir), what)?))
+}
+
 /// The one kube client of a run.
 pub async fn client(g: &GlobalArgs) -> Result<kube::Client, AppError> {
     Ok(client_and_url(g).await?.0)

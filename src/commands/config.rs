@@ -25,6 +25,7 @@ pub async fn run(g: &GlobalArgs, a: &ConfigArgs) -> Result<i32, AppError> {
         return step_command("config", &s, vec![config::plan(&s, source.as_deref())], true, a.out.output);
     }
     let source = source.ok_or(AppError::NoConfigSource)?;
+    let _lock = common::lock(&s, "wkjoin config")?;
     let input = config::Input::parse(&source);
     let opts = check_options(&s, &a.check);
     let target = s.layout().kubeconfig();

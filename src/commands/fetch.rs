@@ -16,6 +16,7 @@ pub async fn run(g: &GlobalArgs, a: &FetchArgs) -> Result<i32, AppError> {
     if a.dry.dry_run {
         return step_command("fetch", &s, vec![fetch::plan_with(&s, &input)], true, a.out.output);
     }
+    let _lock = common::lock(&s, "wkjoin fetch")?;
     let progress = Progress::new(g.quiet);
     let result = fetch::run(&s, &input, &progress).await;
     progress.finish();

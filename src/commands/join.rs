@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 pub async fn run(g: &GlobalArgs, a: &JoinArgs) -> Result<i32, AppError> {
     let dry_run = a.dry.dry_run;
+    // Taken before the credentials are bootstrapped: the whole join is one wkjoin's.
+    let _lock = if dry_run { None } else { common::lock(&common::layered_settings(g, &a.node)?, "wkjoin join")? };
     let boot = bootstrap(g, a).await?;
     let g = &boot.global;
     let s = common::resolve_node_settings(g, &a.node, dry_run).await?;

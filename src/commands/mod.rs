@@ -62,6 +62,8 @@ pub enum AppError {
     Validate(#[from] crate::validate::ValidateError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    #[error(transparent)]
+    Lock(#[from] crate::host::lock::LockError),
 }
 
 impl AppError {

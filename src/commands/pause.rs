@@ -15,6 +15,7 @@ pub async fn run(g: &GlobalArgs, a: &PauseArgs) -> Result<i32, AppError> {
     if a.dry.dry_run {
         return step_command("pause", &s, vec![plan], true, OutputFormat::Table);
     }
+    let _lock = common::lock(&s, "wkjoin pause")?;
     let report = pause::apply(&s, &plan, &mut host::Native).await?;
     let (changed, line) = report.summary(&pause::pause_image(&s));
     println!("{}: {line}", if changed { "changed" } else { "unchanged" });

@@ -17,6 +17,7 @@ pub async fn run(g: &GlobalArgs, a: &ResetArgs) -> Result<i32, AppError> {
     }
     let opts = ResetOptions { delete_node: a.delete_node, purge: a.purge };
     let kubeconfig = g.kubeconfig.as_ref().map(|p| p.display().to_string());
+    let _lock = if a.dry.dry_run { None } else { common::lock(&s, "wkjoin reset")? };
     let observed = reset::observe(&s, kubeconfig.as_deref(), &opts).await?;
     let plan = reset::plan(&s, &observed, &opts);
     let mut stdout = std::io::stdout().lock();

@@ -14,7 +14,10 @@ pub async fn run(g: &GlobalArgs, a: &StartArgs) -> Result<i32, AppError> {
         let layout = Layout::new(os, g.root_dir.clone().unwrap_or_else(|| os.default_root_dir().to_string()));
         if a.supervise {
             crate::start::supervise_main(&layout).await?;
-        } else if crate::start::stop(&layout).await? {
+            return Ok(exit::OK);
+        }
+        let _lock = crate::host::lock::lock_root(std::path::Path::new(&layout.root), "wkjoin start --stop")?;
+        if crate::start::stop(&layout).await? {
             println!("stopped the wkjoin supervisor, kubelet and kube-proxy");
         } else {
             println!("unchanged: no wkjoin supervisor was running (no kubelet or kube-proxy of {} runs)", layout.root);
@@ -26,6 +29,7 @@ pub async fn run(g: &GlobalArgs, a: &StartArgs) -> Result<i32, AppError> {
         let plan = services::plan(&s, s.kubernetes_version.exact(), &pause::pause_image(&s));
         return step_command("start", &s, vec![plan], true, OutputFormat::Table);
     }
+    let _lock = common::lock(&s, "wkjoin start")?;
     crate::start::start(&s, g.kubeconfig.as_deref(), a.foreground).await?;
     Ok(exit::OK)
 }

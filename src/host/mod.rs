@@ -4,6 +4,7 @@
 pub mod cri;
 mod files;
 pub mod iphelper;
+pub mod lock;
 pub mod machine;
 pub mod native;
 pub mod net;

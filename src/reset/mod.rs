@@ -6,7 +6,7 @@ mod plan;
 
 pub use observe::{netns_of, observe};
 use plan::restorable;
-pub use plan::{candidate_paths, ipam_dir, kube_chains, plan, without_chains};
+pub use plan::{candidate_paths, ipam_dir, kube_chains, plan};
 
 use crate::host::{Host, HostError};
 use crate::layout::Os;
@@ -311,6 +311,33 @@ mod tests {
         -A DOCKER -i docker0 -j RETURN\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n\
         -A INPUT -j KUBE-FIREWALL\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
 
+    /// The iptables calls the executor makes to remove `chains` when `-S` lists `listed` (one string per call,
+    /// the comment's words joined as they were passed).
+    fn removed(table: &str, listed: &str, chains: &[String]) -> Vec<String> {
+        use crate::host::recording::{Call, Recording};
+        let mut host = Recording::default();
+        let out = crate::host::CommandOutput { status: Some(0), stdout: listed.into(), stderr: String::new() };
+        host.outputs.insert(format!("iptables -w -t {table} -S"), out);
+        let a =
+            Action::RemoveIptablesChains { program: "iptables".into(), table: table.into(), chains: chains.to_vec() };
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(crate::apply::action(
+            crate::plan::Step::Reset,
+            &a,
+            &mut host,
+            &mut crate::cluster::Offline,
+            &mut Default::default(),
+        ))
+        .unwrap();
+        host.calls
+            .iter()
+            .map(|c| match c {
+                Call::Run { program, args } if program == "iptables" => args.join(" "),
+                other => panic!("only iptables runs, not {other:?}"),
+            })
+            .collect()
+    }
+
     #[test]
     fn portmap_chains_go_with_the_node_and_other_cni_chains_stay() {
         let save = "*nat\n:PREROUTING ACCEPT [0:0]\n:CNI-HOSTPORT-DNAT - [0:0]\n:CNI-DN-0123 - [0:0]\n\
@@ -320,8 +347,22 @@ mod tests {
             -A POSTROUTING -s 10.88.0.0/16 -j CNI-8f2a\nCOMMIT\n";
         let found = kube_chains(save);
         assert_eq!(found, vec![("nat".to_string(), vec!["CNI-HOSTPORT-DNAT".to_string(), "CNI-DN-0123".to_string()])]);
-        let left = without_chains(save, &found[0].1);
-        assert!(!left.contains("4444") && !left.contains("CNI-HOSTPORT") && left.contains("-j CNI-8f2a"), "{left}");
+        let listed = "-P PREROUTING ACCEPT\n-N CNI-HOSTPORT-DNAT\n-N CNI-DN-0123\n-N CNI-8f2a\n\
+            -A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT\n\
+            -A CNI-HOSTPORT-DNAT -p tcp -m multiport --dports 4444 -j CNI-DN-0123\n\
+            -A POSTROUTING -s 10.88.0.0/16 -j CNI-8f2a\n";
+        let calls = removed("nat", listed, &found[0].1);
+        assert_eq!(
+            calls,
+            [
+                "-w -t nat -S",
+                "-w -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+                "-w -t nat -F CNI-HOSTPORT-DNAT",
+                "-w -t nat -F CNI-DN-0123",
+                "-w -t nat -X CNI-HOSTPORT-DNAT",
+                "-w -t nat -X CNI-DN-0123",
+            ]
+        );
     }
 
     #[test]
@@ -333,21 +374,28 @@ mod tests {
                 ("filter".to_string(), vec!["KUBE-FIREWALL".to_string()]),
             ]
         );
-        let chains = vec!["KUBE-MARK-MASQ".to_string(), "KUBE-POSTROUTING".to_string(), "KUBE-FIREWALL".to_string()];
-        let out = without_chains(SAVE, &chains);
-        assert!(!out.contains("KUBE-"), "{out}");
-        // Everything else stays, byte for byte.
-        for keep in [
-            "-A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE",
-            ":DOCKER - [0:0]",
-            "-A DOCKER -i docker0 -j RETURN",
-            "--dport 22",
-            "*filter",
-            "COMMIT",
-        ] {
-            assert!(out.contains(keep), "{keep} lost: {out}");
-        }
-        assert_eq!(without_chains(&out, &chains), out, "idempotent");
+        let chains = vec!["KUBE-MARK-MASQ".to_string(), "KUBE-POSTROUTING".to_string()];
+        let listed = "-P PREROUTING ACCEPT\n-P POSTROUTING ACCEPT\n-N KUBE-MARK-MASQ\n-N KUBE-POSTROUTING\n-N DOCKER\n\
+            -A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n\
+            -A POSTROUTING -s 172.17.0.0/16 -j MASQUERADE\n\
+            -A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000\n\
+            -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n\
+            -A DOCKER -i docker0 -j RETURN\n";
+        // Exactly the jump into our chains is deleted (its comment one word), then our chains: nothing else is
+        // touched, and no table is restored whole.
+        assert_eq!(
+            removed("nat", listed, &chains),
+            [
+                "-w -t nat -S",
+                "-w -t nat -D POSTROUTING -m comment --comment kubernetes postrouting rules -j KUBE-POSTROUTING",
+                "-w -t nat -F KUBE-MARK-MASQ",
+                "-w -t nat -F KUBE-POSTROUTING",
+                "-w -t nat -X KUBE-MARK-MASQ",
+                "-w -t nat -X KUBE-POSTROUTING",
+            ]
+        );
+        // Gone already: only the listing.
+        assert_eq!(removed("nat", "-P POSTROUTING ACCEPT\n-N DOCKER\n", &chains), ["-w -t nat -S"]);
     }
 
     #[test]

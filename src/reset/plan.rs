@@ -178,5 +178,3 @@ pub fn kube_chains(save: &str) -> Vec<(String, Vec<String>)> {
     out.retain(|(_, c)| !c.is_empty());
     out
 }
-
-pub use crate::apply::without_chains;

@@ -32,6 +32,8 @@ pub enum ReconcileError {
     #[error(transparent)]
     Apply(#[from] crate::apply::ApplyError),
     #[error(transparent)]
+    Lock(#[from] crate::host::lock::LockError),
+    #[error(transparent)]
     State(#[from] StateError),
     #[error("routes are managed on the node itself: this host runs {host}, the settings are for {os}")]
     ForeignOs { os: Os, host: Os },
@@ -40,6 +42,9 @@ pub enum ReconcileError {
     #[error("the Node watch ended: {0}")]
     Watch(String),
 }
+
+/// How long a routes pass waits for another wkjoin (a join's Ready wait, at most) to release the root.
+const LOCK_WAIT: Duration = Duration::from_secs(600);
 
 /// What one pass found and did.
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +79,11 @@ pub async fn reconcile(
     nodes: &[ClusterNode],
     dry_run: bool,
 ) -> Result<Report, ReconcileError> {
+    // One wkjoin at a time changes the routes and the state file; the watcher waits for a join to finish.
+    let _lock = match dry_run {
+        true => None,
+        false => Some(host::lock::lock_root_within(Path::new(&s.root_dir), "wkjoin routes", LOCK_WAIT)?),
+    };
     let state_path = s.layout().state_file();
     let mut state = State::load(Path::new(&state_path))?.unwrap_or_default();
     let host_net = table.snapshot(&state.routes).await?;

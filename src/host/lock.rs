@@ -1,0 +1,114 @@
+//! One wkjoin at a time per root dir: an exclusive lock on `<root>/.lock` (flock on Linux, LockFileEx on
+//! Windows, through std), with who holds it and since when in `<root>/.lock.owner`. The lock is re-entrant
+//! within a process (join holds it and calls the steps that take it too); the OS drops it when the process
+//! ends, so a killed wkjoin never leaves a stale lock.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "another wkjoin is changing this node ({holder}; lock {}): wait for it to finish, or stop it, then run this again; nothing was changed",
+        path.display()
+    )]
+    Held { path: PathBuf, holder: String },
+    #[error("cannot lock {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Locks this process holds, by path, with how many guards share each.
+fn held() -> &'static Mutex<BTreeMap<PathBuf, Arc<File>>> {
+    static HELD: OnceLock<Mutex<BTreeMap<PathBuf, Arc<File>>>> = OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+/// The exclusive lock of a root dir; released when the last guard of this process drops.
+#[derive(Debug)]
+pub struct RootLock {
+    path: PathBuf,
+    file: Option<Arc<File>>,
+}
+
+impl Drop for RootLock {
+    fn drop(&mut self) {
+        let mut held = held().lock().unwrap_or_else(|e| e.into_inner());
+        // The map's own reference and ours: the last guard removes it, and the file's close unlocks it.
+        if self.file.take().is_some_and(|f| Arc::strong_count(&f) <= 2) {
+            held.remove(&self.path);
+        }
+    }
+}
+
+fn owner_file(lock: &Path) -> PathBuf {
+    lock.with_file_name(".lock.owner")
+}
+
+/// Takes the lock of `root` at once, or says who holds it. `what`: this command, for the owner file.
+pub fn lock_root(root: &Path, what: &str) -> Result<RootLock, LockError> {
+    lock_root_within(root, what, Duration::ZERO)
+}
+
+/// As [`lock_root`], waiting up to `wait` for a holder to finish (the routes watcher's state writes).
+pub fn lock_root_within(root: &Path, what: &str, wait: Duration) -> Result<RootLock, LockError> {
+    let path = root.join(".lock");
+    let io = |source| LockError::Io { path: path.clone(), source };
+    let mut map = held().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(f) = map.get(&path) {
+        return Ok(RootLock { path, file: Some(f.clone()) });
+    }
+    std::fs::create_dir_all(root).map_err(io)?;
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(owner_file(&path))
+                    .ok()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "a process that did not say who it is".into());
+                return Err(LockError::Held { path, holder });
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+    }
+    let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let owner = format!("pid {}, since {since}, `{what}`", std::process::id());
+    // Who holds it, for the next wkjoin's message; the lock itself is what counts.
+    if let Ok(mut f) = File::create(owner_file(&path)) {
+        let _ = f.write_all(owner.as_bytes());
+    }
+    let file = Arc::new(file);
+    map.insert(path.clone(), file.clone());
+    Ok(RootLock { path, file: Some(file) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_is_reentrant_in_a_process_and_released_by_the_last_guard() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = lock_root(dir.path(), "wkjoin join").unwrap();
+        let b = lock_root(dir.path(), "wkjoin routes").unwrap();
+        let owner = std::fs::read_to_string(dir.path().join(".lock.owner")).unwrap();
+        assert!(owner.contains(&format!("pid {}", std::process::id())) && owner.contains("`wkjoin join`"), "{owner}");
+        // Another open file description of the same lock cannot take it while a guard lives.
+        let other = File::open(dir.path().join(".lock")).unwrap();
+        assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
+        drop(a);
+        assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)), "a guard still holds it");
+        drop(b);
+        other.try_lock().expect("released with the last guard");
+    }
+}
