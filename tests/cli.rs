@@ -173,3 +173,23 @@ fn a_second_wkjoin_on_the_same_root_is_refused_and_names_the_holder() {
     let (_, err) = failure_of(wkjoin().args(&args));
     assert!(!err.contains("another wkjoin") && err.contains("no-such-archive"), "{err}");
 }
+
+/// Node credentials that skip TLS verification are refused before the join changes anything.
+#[test]
+fn a_join_with_insecure_credentials_is_refused_unless_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("insecure.kubeconfig");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\n\
+         contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: t}\n",
+    )
+    .unwrap();
+    let root = dir.path().join("root");
+    let (code, err) = failure_of(
+        wkjoin().arg("join").arg("--kubeconfig").arg(&kc).arg("--root-dir").arg(&root).args(["--node-name", "n1"]),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("insecure-skip-tls-verify") && err.contains("nothing was changed"), "{err}");
+    assert!(!root.exists(), "the join created {}", root.display());
+}

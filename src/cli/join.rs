@@ -35,6 +35,10 @@ pub struct JoinArgs {
     /// Next hop for other nodes' pod CIDRs
     #[arg(long, value_enum, default_value_t = NextHop::NodeIp)]
     pub next_hop: NextHop,
+    /// Accept node credentials whose kubeconfig sets insecure-skip-tls-verify (the API server is then not
+    /// authenticated: anyone on the path can read the node's credentials); refused otherwise, before any change
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
     /// Stop after the node is Ready, without the connectivity matrix
     #[arg(long)]
     pub no_validate: bool,

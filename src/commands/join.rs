@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 
 pub async fn run(g: &GlobalArgs, a: &JoinArgs) -> Result<i32, AppError> {
     let dry_run = a.dry.dry_run;
+    refuse_insecure(g, a)?;
+    // Without credentials (a kubeconfig or a pasted token) the join would stop at `config`: refused before the lock.
+    if !dry_run && g.kubeconfig.is_none() && a.token.is_none() {
+        return Err(AppError::NoConfigSource);
+    }
     // Taken before the credentials are bootstrapped: the whole join is one wkjoin's.
     let _lock = if dry_run { None } else { common::lock(&common::layered_settings(g, &a.node)?, "wkjoin join")? };
     let boot = bootstrap(g, a).await?;
@@ -41,7 +46,11 @@ pub async fn run(g: &GlobalArgs, a: &JoinArgs) -> Result<i32, AppError> {
     {
         return Ok(exit::VALIDATION_FAILED);
     }
-    let opts = crate::join::run::Options { context: g.context.clone(), quiet: g.quiet };
+    let opts = crate::join::run::Options {
+        context: g.context.clone(),
+        quiet: g.quiet,
+        allow_insecure: a.insecure_skip_tls_verify,
+    };
     let steps = match crate::join::run::run(&s, &opts, &plans).await {
         Ok(steps) => steps,
         Err(e) => {
@@ -70,6 +79,19 @@ pub async fn run(g: &GlobalArgs, a: &JoinArgs) -> Result<i32, AppError> {
     println!("validate: the connectivity matrix for node {} ...", s.node_name);
     let (sample, probe) = (a.sample_image.as_deref(), a.probe_image.as_deref());
     super::validate::for_joined_node(&s, kubeconfig, sample, probe, a.out.output).await
+}
+
+/// Node credentials that skip TLS verification are refused before anything changes, unless the user accepted
+/// the risk with --insecure-skip-tls-verify (the config step's checks then pass it, with a warning).
+fn refuse_insecure(g: &GlobalArgs, a: &JoinArgs) -> Result<(), AppError> {
+    let Some(path) = &g.kubeconfig else { return Ok(()) };
+    let input = config::Input::File(path.clone());
+    // A kubeconfig that cannot be read is the config step's to report, with its fix.
+    let Ok(resolved) = config::source::load(&input, g.context.as_deref()) else { return Ok(()) };
+    if resolved.insecure_skip_tls_verify && !a.insecure_skip_tls_verify {
+        return Err(AppError::Insecure { kubeconfig: path.display().to_string() });
+    }
+    Ok(())
 }
 
 /// What a pasted `kubeadm join` command leaves for the rest of the join.

@@ -64,6 +64,10 @@ pub enum AppError {
     Output(#[from] std::io::Error),
     #[error(transparent)]
     Lock(#[from] crate::host::lock::LockError),
+    #[error(
+        "{kubeconfig} sets insecure-skip-tls-verify: the node would send its credentials to an API server it cannot authenticate; put the cluster CA in certificate-authority-data (or accept the risk with --insecure-skip-tls-verify); nothing was changed"
+    )]
+    Insecure { kubeconfig: String },
 }
 
 impl AppError {
@@ -76,6 +80,7 @@ impl AppError {
             AppError::NotAvailable { .. } => exit::NOT_AVAILABLE,
             AppError::Config(ConfigError::ChecksFailed { .. }) => exit::VALIDATION_FAILED,
             AppError::NoConfigSource => exit::USAGE,
+            AppError::Insecure { .. } => exit::USAGE,
             AppError::Preflight(_) => exit::USAGE,
             AppError::Reset(ResetError::ForeignOs { .. }) => exit::USAGE,
             _ => exit::FAILED,

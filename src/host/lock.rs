@@ -1,7 +1,9 @@
 //! One wkjoin at a time per root dir: an exclusive lock on `<root>/.lock` (flock on Linux, LockFileEx on
 //! Windows, through std), with who holds it and since when in `<root>/.lock.owner`. The lock is re-entrant
 //! within a process (join holds it and calls the steps that take it too); the OS drops it when the process
-//! ends, so a killed wkjoin never leaves a stale lock.
+//! ends, so a killed wkjoin never leaves a stale lock. Both files are removed (while still locked) when the
+//! last guard goes, so a refused or finished command leaves nothing behind; a waiter that locked the removed
+//! file sees it is no longer the one at the path and takes the lock again.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -39,6 +41,8 @@ impl Drop for RootLock {
         let mut held = held().lock().unwrap_or_else(|e| e.into_inner());
         // The map's own reference and ours: the last guard removes it, and the file's close unlocks it.
         if self.file.take().is_some_and(|f| Arc::strong_count(&f) <= 2) {
+            let _ = std::fs::remove_file(owner_file(&self.path));
+            let _ = std::fs::remove_file(&self.path);
             held.remove(&self.path);
         }
     }
@@ -62,25 +66,37 @@ pub fn lock_root_within(root: &Path, what: &str, wait: Duration) -> Result<RootL
         return Ok(RootLock { path, file: Some(f.clone()) });
     }
     std::fs::create_dir_all(root).map_err(io)?;
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
     let deadline = Instant::now() + wait;
-    loop {
+    let busy = |path: PathBuf| {
+        let holder = std::fs::read_to_string(owner_file(&path))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "a process that did not say who it is".into());
+        LockError::Held { path, holder }
+    };
+    let file = loop {
+        let file = match OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
+            Ok(f) => f,
+            // Windows: the holder is removing it (delete pending) as it finishes.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Err(busy(path)),
+            Err(e) => return Err(io(e)),
+        };
         match file.try_lock() {
-            Ok(()) => break,
+            // Locked, but the holder may have removed it meanwhile: only the file at the path counts.
+            Ok(()) if is_at(&file, &path) => break file,
+            Ok(()) => continue,
             Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(200))
             }
-            Err(TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(owner_file(&path))
-                    .ok()
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "a process that did not say who it is".into());
-                return Err(LockError::Held { path, holder });
-            }
+            Err(TryLockError::WouldBlock) => return Err(busy(path)),
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
-    }
+    };
     let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let owner = format!("pid {}, since {since}, `{what}`", std::process::id());
     // Who holds it, for the next wkjoin's message; the lock itself is what counts.
@@ -90,6 +106,22 @@ pub fn lock_root_within(root: &Path, what: &str, wait: Duration) -> Result<RootL
     let file = Arc::new(file);
     map.insert(path.clone(), file.clone());
     Ok(RootLock { path, file: Some(file) })
+}
+
+/// Whether `file` is the file at `path` now (not one removed since it was opened).
+#[cfg(unix)]
+fn is_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Windows cannot open a file that is being removed: the one opened is the one at the path.
+#[cfg(windows)]
+fn is_at(_file: &File, path: &Path) -> bool {
+    path.exists()
 }
 
 #[cfg(test)]
@@ -110,5 +142,7 @@ mod tests {
         assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)), "a guard still holds it");
         drop(b);
         other.try_lock().expect("released with the last guard");
+        // And nothing is left behind in the root.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -23,6 +23,8 @@ pub struct Options {
     /// The context of the node's kubeconfig to install.
     pub context: Option<String>,
     pub quiet: bool,
+    /// The user accepted credentials that skip TLS verification (--insecure-skip-tls-verify).
+    pub allow_insecure: bool,
 }
 
 /// One finished step: whether it changed the host, in a line for people, and how long it took.
@@ -147,7 +149,7 @@ async fn step(s: &Settings, o: &Options, plan: &Plan) -> Result<(bool, String), 
             let opts = config::check::Options {
                 node_name: s.node_name.clone(),
                 kubelet_version: s.kubernetes_version.exact(),
-                allow_insecure: false,
+                allow_insecure: o.allow_insecure,
                 timeout: Duration::from_secs(10),
             };
             match config::apply(plan, o.context.as_deref(), &opts, &mut host::Native).await {
