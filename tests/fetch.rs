@@ -579,3 +579,18 @@ fn the_dry_run_names_every_source() {
     ]));
     assert!(plan.contains(&format!("1. read node.tar.gz, verify its sha512 is {sha}, install kubelet.exe")), "{plan}");
 }
+
+/// A checksum URL that serves a large body (a wrong URL, a hostile mirror) is read only up to the small-file
+/// limit and refused; nothing is installed.
+#[test]
+fn a_huge_checksum_file_is_refused_without_reading_it_all() {
+    let server = Server::start();
+    let tgz = node_archive(os(), V, SIZE);
+    server.route(&archive_path(V), Route::new(tgz));
+    server.route(&format!("{}.sha512", archive_path(V)), Route::new(vec![b'a'; 8 << 20]));
+    let root = root_with_old_binaries();
+    let (code, err) = failure_of(&mut fetch_version(root.path(), &server.url(), V));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("more than") && err.contains("bytes long") && !err.contains("8388608"), "{err}");
+    assert_eq!(installed(root.path(), "kubelet"), b"old kubelet");
+}

@@ -60,6 +60,9 @@ impl From<FetchError> for StreamError {
     }
 }
 
+/// The most one download may be: Kubernetes node archives are a few hundred MiB; a mirror serving more is wrong.
+pub const MAX_DOWNLOAD_BYTES: u64 = 2 << 30;
+
 /// The one HTTP client of a fetch.
 #[derive(Debug, Clone)]
 pub struct Downloader {
@@ -109,7 +112,7 @@ impl Downloader {
         let mut failures = 0;
         loop {
             let outcome = async {
-                let resp = self.client.get(url).send().await?;
+                let mut resp = self.client.get(url).send().await?;
                 let status = resp.status();
                 if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
                     return Ok(Err(None));
@@ -117,7 +120,14 @@ impl Downloader {
                 if !status.is_success() {
                     return Ok(Err(Some(status)));
                 }
-                let body = resp.bytes().await?;
+                // Read no further than the limit: a wrong URL may serve gigabytes.
+                let mut body = Vec::new();
+                while let Some(chunk) = resp.chunk().await? {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > limit {
+                        break;
+                    }
+                }
                 Ok(Ok(body))
             }
             .await;
@@ -125,10 +135,10 @@ impl Downloader {
                 Ok(Ok(body)) if body.len() > limit => {
                     return Err(FetchError::BadChecksumFile {
                         url: url.to_string(),
-                        reason: format!("it is {} bytes long, more than a small text file", body.len()),
+                        reason: format!("it is more than {limit} bytes long, more than a small text file"),
                     });
                 }
-                Ok(Ok(body)) => return Ok(Small::Found(body.to_vec())),
+                Ok(Ok(body)) => return Ok(Small::Found(body)),
                 Ok(Err(None)) => return Ok(Small::Missing),
                 Ok(Err(Some(status))) if transient_status(status) => {
                     FetchError::Http { url: url.to_string(), status: status.as_u16(), reason: reason(status) }
@@ -164,7 +174,8 @@ impl Downloader {
         Ok(!matches!(resp.status(), StatusCode::NOT_FOUND | StatusCode::GONE))
     }
 
-    /// Streams `url` into `tx` chunk by chunk. After a dropped connection it asks for the rest with `Range`;
+    /// Streams `url` into `tx` chunk by chunk (at most [`MAX_DOWNLOAD_BYTES`]; a read silent for the client's
+    /// read timeout ends the attempt, and the next resumes). After a dropped connection it asks for the rest with `Range`;
     /// a server that answers 200 instead of 206 resends everything, and the bytes already passed on are
     /// skipped so the one pass downstream continues unbroken. Returns the number of bytes streamed.
     pub async fn stream(&self, url: &str, tx: &mpsc::Sender<Bytes>, progress: &Progress) -> Result<u64, StreamError> {
@@ -230,6 +241,11 @@ impl Downloader {
                         }
                         .into());
                     }
+                    if let Some(t) = total.filter(|t| *t > MAX_DOWNLOAD_BYTES) {
+                        return Err(
+                            FetchError::TooLarge { url: url.to_string(), bytes: t, limit: MAX_DOWNLOAD_BYTES }.into()
+                        );
+                    }
                     progress.set_total(total);
                     let body = loop {
                         match resp.chunk().await {
@@ -243,6 +259,14 @@ impl Downloader {
                                     continue;
                                 }
                                 received += chunk.len() as u64;
+                                if received > MAX_DOWNLOAD_BYTES {
+                                    let e = FetchError::TooLarge {
+                                        url: url.to_string(),
+                                        bytes: received,
+                                        limit: MAX_DOWNLOAD_BYTES,
+                                    };
+                                    return Err(e.into());
+                                }
                                 progress.advance(chunk.len() as u64);
                                 if tx.send(chunk).await.is_err() {
                                     return Err(StreamError::Aborted);

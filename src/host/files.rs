@@ -47,40 +47,61 @@ pub fn remove_path(path: &Path) -> Result<(), HostError> {
     result.map_err(io("remove", path))
 }
 
+/// How long an external command may run before it is killed: long enough for `docker build` of a Windows
+/// pause image (a nanoserver pull) or a large `ctr images import`, short enough that a hung tool ends the step.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
 pub fn run(program: &str, args: &[String]) -> Result<super::CommandOutput, HostError> {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|source| HostError::Spawn { program: program.to_string(), source })?;
-    Ok(super::CommandOutput {
-        status: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
+    run_for(program, args, COMMAND_TIMEOUT)
 }
 
-/// Runs a program with `input` on its standard input; a non-zero exit is an error.
-pub fn run_with_input(program: &str, args: &[String], input: &[u8]) -> Result<(), HostError> {
+/// Runs a command with no stdin, collecting its output; killed (and an error) once `timeout` has passed.
+pub fn run_for(
+    program: &str,
+    args: &[String],
+    timeout: std::time::Duration,
+) -> Result<super::CommandOutput, HostError> {
+    use std::io::Read;
+    use std::process::Stdio;
     let spawn = |source| HostError::Spawn { program: program.to_string(), source };
     let mut child = std::process::Command::new(program)
         .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(spawn)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input).map_err(spawn)?;
-    }
-    let out = child.wait_with_output().map_err(spawn)?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(HostError::CommandFailed {
-        command: format!("{program} {}", args.join(" ")),
-        status: out.status.code(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    // Both pipes drain on their own threads, so a chatty command never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(spawn)? {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HostError::Timeout {
+                command: format!("{program} {}", args.join(" ")),
+                secs: timeout.as_secs(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Ok(super::CommandOutput {
+        status: status.code(),
+        stdout: String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
     })
 }
 
@@ -88,4 +109,22 @@ pub fn run_with_input(program: &str, args: &[String], input: &[u8]) -> Result<()
 /// sent; the same on Linux and Windows).
 pub fn is_local_address(ip: std::net::IpAddr) -> bool {
     std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_command_that_hangs_is_killed_at_its_timeout() {
+        let started = std::time::Instant::now();
+        let e = run_for("sleep", &["30".into()], std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(e, HostError::Timeout { secs: 0, .. }), "{e}");
+        assert!(e.to_string().contains("sleep 30"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "waited {:?}", started.elapsed());
+        // Output and exit codes of commands that finish come back as before.
+        let out = run_for("sh", &["-c".into(), "echo out; echo err >&2; exit 3".into()], COMMAND_TIMEOUT).unwrap();
+        assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (Some(3), "out\n", "err\n"));
+    }
 }

@@ -14,7 +14,7 @@ pub mod service;
 pub mod supervisor;
 mod system;
 pub mod systemd;
-pub use files::{is_local_address, run_with_input};
+pub use files::is_local_address;
 #[cfg(unix)]
 mod linux;
 #[cfg(windows)]
@@ -80,6 +80,8 @@ pub enum HostError {
     Signal { pid: u32, signal: &'static str, message: String },
     #[error("{what} is not supported on this host")]
     Unsupported { what: String },
+    #[error("`{command}` did not finish within {secs} s and was killed (is it hung? run it by hand to see)")]
+    Timeout { command: String, secs: u64 },
     #[error("the container runtime at {endpoint}: {message}")]
     Runtime { endpoint: String, message: String },
     #[error("`{command}` failed with exit code {}: {}", status.map_or("none (killed)".to_string(), |s| s.to_string()), stderr.trim())]
@@ -103,8 +105,6 @@ pub trait Host {
     /// Whether only the owner may read `path` (None: unknown, or the OS keeps access in ACLs).
     fn owner_only(&mut self, path: &Path) -> Option<bool>;
     fn run(&mut self, program: &str, args: &[String]) -> Result<CommandOutput, HostError>;
-    /// Runs `program` with `input` on its stdin; a non-zero exit is an error.
-    fn run_with_input(&mut self, program: &str, args: &[String], input: &[u8]) -> Result<(), HostError>;
     /// Creates `path` (`/wkjoin`) in every cgroup hierarchy; hosts without cgroups refuse.
     fn create_cgroup(&mut self, path: &str) -> Result<(), HostError>;
     /// Copies the running executable to `path`; returns whether the file changed.

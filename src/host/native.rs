@@ -133,10 +133,6 @@ impl Host for Native {
         files::run(program, args)
     }
 
-    fn run_with_input(&mut self, program: &str, args: &[String], input: &[u8]) -> Result<(), HostError> {
-        files::run_with_input(program, args, input)
-    }
-
     fn create_cgroup(&mut self, path: &str) -> Result<(), HostError> {
         super::create_cgroup(path)
     }

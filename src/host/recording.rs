@@ -17,7 +17,6 @@ pub enum Call {
     RemovePath(String),
     ReadFile(String),
     Run { program: String, args: Vec<String> },
-    RunWithInput { program: String, args: Vec<String>, input: Vec<u8> },
     CreateCgroup(String),
     InstallSelf(String),
     Unmount(String),
@@ -88,10 +87,6 @@ impl Host for Recording {
         self.calls.push(Call::Run { program: program.into(), args: args.to_vec() });
         let line = std::iter::once(program.to_string()).chain(args.iter().cloned()).collect::<Vec<_>>().join(" ");
         Ok(self.outputs.get(&line).or_else(|| self.outputs.get(program)).cloned().unwrap_or_else(Self::ok))
-    }
-    fn run_with_input(&mut self, program: &str, args: &[String], input: &[u8]) -> Result<(), HostError> {
-        self.calls.push(Call::RunWithInput { program: program.into(), args: args.to_vec(), input: input.to_vec() });
-        Ok(())
     }
     fn create_cgroup(&mut self, path: &str) -> Result<(), HostError> {
         self.calls.push(Call::CreateCgroup(path.into()));

@@ -219,9 +219,6 @@ impl Host for System {
     fn run(&mut self, program: &str, args: &[String]) -> Result<CommandOutput, HostError> {
         Native.run(program, args)
     }
-    fn run_with_input(&mut self, program: &str, args: &[String], input: &[u8]) -> Result<(), HostError> {
-        Native.run_with_input(program, args, input)
-    }
     fn create_cgroup(&mut self, path: &str) -> Result<(), HostError> {
         Native.create_cgroup(path)
     }
