@@ -312,7 +312,8 @@ fn the_pause_plan_is_applied_exactly() {
     // A runtime that has the image already is asked for nothing but the check.
     let s = settings(Os::Linux, dir.path(), None);
     let plan =
-        wkjoin::pause::plan_observed(&s, None, None, wkjoin::pause::Observed { image_present: Some(true) }).unwrap();
+        wkjoin::pause::plan_observed(&s, None, None, None, wkjoin::pause::Observed { image_present: Some(true) })
+            .unwrap();
     assert!(plan.actions.iter().all(|a| matches!(a, Action::VerifyImage { .. })), "{plan:?}");
 }
 
@@ -351,4 +352,28 @@ fn route_changes_are_applied_exactly_and_each_is_recorded_as_it_succeeds() {
     };
     assert_eq!(host.calls.iter().map(strip).collect::<Vec<_>>(), calls);
     assert_eq!(state.routes, vec![r("10.244.2.0/24", "172.30.0.12"), r("10.244.3.0/24", "172.30.0.13")]);
+}
+
+#[test]
+fn an_image_archive_is_imported_only_when_its_sha256_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(Os::Linux, dir.path(), None);
+    let archive = dir.path().join("pause.oci.tar");
+    std::fs::write(&archive, b"an OCI archive").unwrap();
+    let path = archive.display().to_string();
+    let good = wkjoin::host::digest_hex(b"an OCI archive");
+    for (given, ok) in [(good.clone(), true), ("0".repeat(64), false)] {
+        let plan = wkjoin::pause::plan_observed(&s, Some(&path), Some(&given), None, Default::default()).unwrap();
+        assert!(plan.render(1, 1).contains(&format!("verified: sha256 {given}")), "{}", plan.render(1, 1));
+        let mut host = Recording { images: vec![s.pause_image.clone()], ..Default::default() };
+        host.files.insert(path.clone(), b"an OCI archive".to_vec());
+        let result = block_on(wkjoin::pause::apply(&s, &plan, &mut host));
+        let imported =
+            host.calls.iter().any(|c| matches!(c, Call::Run { args, .. } if args.iter().any(|a| a == "import")));
+        assert_eq!((result.is_ok(), imported), (ok, ok), "{result:?}");
+        if !ok {
+            let e = result.unwrap_err().to_string();
+            assert!(e.contains(&good) && e.contains("nothing was imported"), "{e}");
+        }
+    }
 }

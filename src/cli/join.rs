@@ -29,6 +29,9 @@ pub struct JoinArgs {
     /// Import this OCI pause image archive (file or URL) instead of pulling or building
     #[arg(long, value_name = "FILE|URL")]
     pub image_archive: Option<String>,
+    /// The image archive's SHA-256 [default: the `.sha256` published beside it]
+    #[arg(long, value_name = "HEX", requires = "image_archive", value_parser = super::sha256_hex)]
+    pub image_archive_sha256: Option<String>,
     /// The Windows build to match the pause image to (17763, 20348, 26100) [default: this host's build]
     #[arg(long, value_name = "BUILD")]
     pub windows_build: Option<u32>,

@@ -156,6 +156,16 @@ wkjoin validate --local   (on the master: the guide's master → pod/Service che
     Completions(CompletionsArgs),
 }
 
+/// A SHA-256 given on the command line: 64 hex digits (any case).
+pub fn sha256_hex(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!("`{s}` is not a SHA-256: 64 hex digits, as `sha256sum FILE` prints them"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,7 @@ pub async fn run(g: &GlobalArgs, a: &JoinArgs) -> Result<i32, AppError> {
     let inputs = JoinInputs {
         kubeconfig: boot.source.filter(|_| dry_run).or_else(|| g.kubeconfig.as_ref().map(|p| p.display().to_string())),
         image_archive: a.image_archive.clone(),
+        image_archive_sha256: a.image_archive_sha256.clone(),
         next_hop: Some(a.next_hop),
         windows_build: a.windows_build.or_else(|| windows_build_of(&s)),
         validate: !a.no_validate,

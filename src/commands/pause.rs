@@ -11,7 +11,8 @@ pub async fn run(g: &GlobalArgs, a: &PauseArgs) -> Result<i32, AppError> {
     // Asked first, so the plan pulls or imports only what the runtime lacks, and says so.
     let observed = pause::observe(&s, &mut host::Native).await;
     let build = a.windows_build.or_else(|| windows_build_of(&s));
-    let plan = pause::plan_observed(&s, a.image_archive.as_deref(), build, observed)?;
+    let sha256 = a.image_archive_sha256.as_deref();
+    let plan = pause::plan_observed(&s, a.image_archive.as_deref(), sha256, build, observed)?;
     if a.dry.dry_run {
         return step_command("pause", &s, vec![plan], true, OutputFormat::Table);
     }

@@ -13,6 +13,8 @@ pub struct JoinInputs {
     /// The node's kubeconfig to install.
     pub kubeconfig: Option<String>,
     pub image_archive: Option<String>,
+    /// The archive's SHA-256 (else its published `.sha256`).
+    pub image_archive_sha256: Option<String>,
     pub next_hop: Option<NextHop>,
     pub windows_build: Option<u32>,
     pub validate: bool,
@@ -21,7 +23,9 @@ pub struct JoinInputs {
 }
 
 pub fn plan(s: &Settings, inputs: &JoinInputs) -> Result<Vec<Plan>, pause::ImageError> {
-    let pause = pause::plan_observed(s, inputs.image_archive.as_deref(), inputs.windows_build, inputs.pause)?;
+    let archive = inputs.image_archive.as_deref();
+    let sha256 = inputs.image_archive_sha256.as_deref();
+    let pause = pause::plan_observed(s, archive, sha256, inputs.windows_build, inputs.pause)?;
     let mut plans = vec![
         fetch::plan(s),
         pause,

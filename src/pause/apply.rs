@@ -73,8 +73,8 @@ pub async fn apply(s: &Settings, plan: &Plan, host: &mut impl crate::host::Host)
                 configure_runtime(s, file, backup, original_sha256.as_deref(), contents, host)?;
                 report.runtime_reconfigured = Some(from.clone().unwrap_or_else(|| "unknown".into()));
             }
-            Action::ImportImage { source, image } => {
-                import(s, source, image, host).await?;
+            Action::ImportImage { source, image, sha256 } => {
+                import(s, source, image, sha256.as_deref(), host).await?;
                 report.outcome = PauseOutcome::Imported;
             }
             other => {
@@ -93,8 +93,15 @@ pub async fn apply(s: &Settings, plan: &Plan, host: &mut impl crate::host::Host)
 }
 
 /// `ctr images import`, then a check over CRI that the archive gave the image under the name sandboxes use.
-async fn import(s: &Settings, source: &str, image: &str, host: &mut impl crate::host::Host) -> Result<(), ImageError> {
+async fn import(
+    s: &Settings,
+    source: &str,
+    image: &str,
+    sha256: Option<&str>,
+    host: &mut impl crate::host::Host,
+) -> Result<(), ImageError> {
     let file = local_archive(s, source, host).await?;
+    verify_archive(source, &file, sha256, host).await?;
     let import = Action::Run {
         program: "ctr".into(),
         args: ctr_args(s, &["images", "import", &file]),
@@ -173,6 +180,60 @@ fn has_image(host: &mut impl crate::host::Host, s: &Settings, image: &str) -> Re
         .into());
     }
     Ok((out.stdout.lines().any(|l| l.trim() == image), out.stdout.lines().collect::<Vec<_>>().join(", ")))
+}
+
+/// Checks the archive's SHA-256 before anything is imported: against `expected`, else the `.sha256` published
+/// beside it (a URL must have one; a local file without one is imported with a warning).
+async fn verify_archive(
+    source: &str,
+    file: &str,
+    expected: Option<&str>,
+    host: &mut impl crate::host::Host,
+) -> Result<(), ImageError> {
+    let published = format!("{source}.sha256");
+    let expected = match expected {
+        Some(h) => h.to_string(),
+        None => match checksum_beside(&published).await? {
+            Some(h) => h,
+            None if is_url(source) => return Err(ImageError::NoChecksum { url: source.into() }),
+            None => {
+                tracing::warn!("{source} has no {published} and no --image-archive-sha256: imported unverified");
+                return Ok(());
+            }
+        },
+    };
+    let bytes = host
+        .read_file(std::path::Path::new(file))?
+        .ok_or_else(|| ImageError::Read { path: file.into(), source: std::io::ErrorKind::NotFound.into() })?;
+    let actual = crate::host::digest_hex(&bytes);
+    if !actual.eq_ignore_ascii_case(expected.trim()) {
+        return Err(ImageError::ChecksumMismatch { source_name: source.into(), expected, actual });
+    }
+    Ok(())
+}
+
+fn is_url(source: &str) -> bool {
+    let lower = source.to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// The first word of a `.sha256` file (a URL or a local path); None when there is none.
+async fn checksum_beside(location: &str) -> Result<Option<String>, ImageError> {
+    let text = if is_url(location) {
+        let dl = crate::fetch::download::Downloader::new(Default::default())
+            .map_err(|e| ImageError::Download { url: location.into(), source: Box::new(e) })?;
+        match dl.get_small(location, 4096).await {
+            Ok(crate::fetch::download::Small::Found(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Ok(crate::fetch::download::Small::Missing) => return Ok(None),
+            Err(e) => return Err(ImageError::Download { url: location.into(), source: Box::new(e) }),
+        }
+    } else {
+        match std::fs::read_to_string(location.strip_prefix("file://").unwrap_or(location)) {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        }
+    };
+    Ok(text.split_whitespace().next().map(str::to_string))
 }
 
 /// A local path for an archive given as a file or an http(s) URL (downloaded into the cache).

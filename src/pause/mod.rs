@@ -31,6 +31,14 @@ pub enum ImageError {
     UnknownBuild { build: u32, known: String },
     #[error("cannot download the image archive {url}: {source}")]
     Download { url: String, source: Box<crate::fetch::FetchError> },
+    #[error(
+        "the image archive {url} has no published checksum ({url}.sha256): publish one, or give --image-archive-sha256; nothing was imported"
+    )]
+    NoChecksum { url: String },
+    #[error(
+        "the image archive {source_name} has sha256 {actual}, not {expected}: it was changed or damaged on the way; nothing was imported"
+    )]
+    ChecksumMismatch { source_name: String, expected: String, actual: String },
     #[error("the image archive {url} was not found (HTTP 404)")]
     Missing { url: String },
     #[error("cannot read the image archive {path}: {source}")]
@@ -88,13 +96,14 @@ pub fn dockerfile(tag: &str) -> String {
 /// `image_archive`: an OCI archive (file or URL) to import instead of pulling; `windows_build`: the host's
 /// OS build, needed to build the Docker pause image on Windows.
 pub fn plan(s: &Settings, image_archive: Option<&str>, windows_build: Option<u32>) -> Result<Plan, ImageError> {
-    plan_observed(s, image_archive, windows_build, Observed::default())
+    plan_observed(s, image_archive, None, windows_build, Observed::default())
 }
 
 /// The plan for what [`observe`] found: a runtime that has the image already is not asked to pull or import it.
 pub fn plan_observed(
     s: &Settings,
     image_archive: Option<&str>,
+    archive_sha256: Option<&str>,
     windows_build: Option<u32>,
     observed: Observed,
 ) -> Result<Plan, ImageError> {
@@ -131,7 +140,8 @@ pub fn plan_observed(
             match image_archive {
                 _ if observed.image_present == Some(true) => {}
                 Some(src) => {
-                    plan.push(Action::ImportImage { source: src.to_string(), image: pause_image(s) });
+                    let sha256 = archive_sha256.map(|h| h.to_ascii_lowercase());
+                    plan.push(Action::ImportImage { source: src.to_string(), image: pause_image(s), sha256 });
                 }
                 None => {
                     let (program, args) = match runtime {

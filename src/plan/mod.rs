@@ -123,10 +123,13 @@ pub enum Action {
         args: Vec<String>,
         purpose: String,
     },
-    /// Import an OCI image archive into the container runtime.
+    /// Import an OCI image archive into the container runtime, after checking its SHA-256: `sha256` as given,
+    /// else the `.sha256` published beside it.
     ImportImage {
         source: String,
         image: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
     },
     /// Make the container runtime run sandboxes from the pause image: its config file is rewritten with only
     /// the sandbox image changed, after the original is kept as `backup` (once) for `wkjoin reset`.

@@ -47,7 +47,12 @@ impl fmt::Display for Action {
             Action::Run { program, args, purpose } => {
                 write!(f, "run {} ({purpose})", shell_words(program, args))
             }
-            Action::ImportImage { source, image } => write!(f, "import image {image} from {source}"),
+            Action::ImportImage { source, image, sha256: Some(h) } => {
+                write!(f, "import image {image} from {source}, verified: sha256 {h}")
+            }
+            Action::ImportImage { source, image, sha256: None } => {
+                write!(f, "import image {image} from {source}, verified against {source}.sha256")
+            }
             Action::ConfigureRuntime { file, backup, from, to, contents, .. } => write!(
                 f,
                 "set the runtime's sandbox image to {to} in {file}, changing nothing else (was {}; the original is kept as {backup}; new file sha256 {})",
