@@ -56,7 +56,10 @@ pub async fn install(
 
 /// Writes `yaml` owner-only unless `target` already holds it.
 pub fn write_if_changed(target: &str, yaml: &str, host: &mut impl Host) -> Result<Outcome, ConfigError> {
-    if host.read_file(Path::new(target))?.is_some_and(|old| old == yaml.as_bytes()) {
+    // The same credentials with a mode someone widened are rewritten owner-only: a re-run repairs it.
+    if host.read_file(Path::new(target))?.is_some_and(|old| old == yaml.as_bytes())
+        && host.owner_only(Path::new(target)) != Some(false)
+    {
         return Ok(Outcome::Unchanged);
     }
     host.write_file(Path::new(target), yaml.as_bytes(), true)?;
@@ -88,6 +91,22 @@ mod tests {
         assert_eq!(write_if_changed(&target, "a: 2\n", &mut host).unwrap(), Outcome::Installed);
         assert_eq!(writes(&host).len(), 2);
         assert!(writes(&host).iter().all(|private| *private));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn credentials_someone_made_readable_are_made_owner_only_again() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("config");
+        let mut host = crate::host::Native;
+        assert_eq!(write_if_changed(&target.display().to_string(), "a: 1\n", &mut host).unwrap(), Outcome::Installed);
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let again = write_if_changed(&target.display().to_string(), "a: 1\n", &mut host).unwrap();
+        assert_eq!(again, Outcome::Installed, "a widened mode is a change to repair");
+        assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+        let third = write_if_changed(&target.display().to_string(), "a: 1\n", &mut host).unwrap();
+        assert_eq!(third, Outcome::Unchanged);
     }
 
     #[tokio::test]

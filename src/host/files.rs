@@ -12,8 +12,20 @@ pub fn create_dir(path: &Path) -> Result<(), HostError> {
     std::fs::create_dir_all(path).map_err(io("create directory", path))
 }
 
+/// Creates `path` exclusively (never through a link or over a file someone put there), owner-only on Unix until
+/// the caller widens it: no byte is ever readable by others before its mode is set.
+pub fn create_exclusive(path: &Path) -> Result<std::fs::File, HostError> {
+    // A leftover of a crashed run (or a link someone planted) goes first; remove_file never follows a link.
+    let _ = std::fs::remove_file(path);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path).map_err(io("create", path))
+}
+
 /// Writes beside the target and renames over it, so readers see the old or the new file, never half of one.
-/// `restrict` runs on the temporary file before it gets its final name.
+/// `restrict` runs on the temporary file (created exclusively, owner-only) before any byte is written.
 pub fn write_atomic(
     path: &Path,
     contents: &[u8],
@@ -24,7 +36,7 @@ pub fn write_atomic(
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.wkjoin-tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
+        let mut f = create_exclusive(&tmp)?;
         restrict(&tmp)?;
         f.write_all(contents).map_err(io("write", &tmp))?;
         f.sync_all().map_err(io("sync", &tmp))?;
@@ -114,6 +126,23 @@ pub fn is_local_address(ip: std::net::IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_at_the_temporary_name_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        let target = dir.path().join("config");
+        let tmp = dir.path().join(format!(".config.wkjoin-tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        write_atomic(&target, b"secret", |_| Ok(())).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "secret");
+        use std::os::unix::fs::PermissionsExt;
+        // Created owner-only: a caller that does not widen it keeps it so.
+        assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+    }
 
     #[cfg(unix)]
     #[test]

@@ -95,7 +95,9 @@ pub fn install_self(target: &Path) -> Result<bool, HostError> {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     }
     let staged = target.with_extension("new");
-    std::fs::write(&staged, &mine).map_err(io("write", &staged))?;
+    let mut f = files::create_exclusive(&staged)?;
+    std::io::Write::write_all(&mut f, &mine).map_err(io("write", &staged))?;
+    drop(f);
     super::set_executable(&staged)?;
     super::replace_file(&staged, target, None)?;
     Ok(true)
