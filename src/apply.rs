@@ -29,6 +29,8 @@ pub enum ApplyError {
         "this plan is for {plan_os} but this host runs {host_os}: run wkjoin on the {plan_os} node itself (or add --dry-run to only print it)"
     )]
     ForeignOs { plan_os: Os, host_os: Os },
+    #[error("{step}: {reason}; nothing of the pod network was created")]
+    Replan { step: Step, reason: String },
     #[error(
         "{service} did not come back with sandbox image {image} within {secs}s after `{command}`: {message} (check the runtime's log; `wkjoin reset` restores its original config)"
     )]
@@ -53,8 +55,9 @@ pub struct Outcome {
 /// What a step gives the executor beyond the plan.
 #[derive(Default)]
 pub struct Options<'a> {
-    /// The step's pure planner for what a `Deferred` action stands for, once the pod CIDR is known.
-    pub replan: Option<&'a dyn Fn(IpNet) -> Vec<Action>>,
+    /// The step's pure planner for what a `Deferred` action stands for, once the pod CIDR is known; it refuses a
+    /// pod CIDR it cannot trust (cluster data) with the reason.
+    pub replan: Option<&'a dyn Fn(IpNet) -> Result<Vec<Action>, String>>,
     /// Print a line as each action that changes something is done (commands run for people, not for tests).
     pub verbose: bool,
 }
@@ -93,7 +96,7 @@ pub async fn apply(
         let (Some(cidr), Some(replan)) = (ctx.pod_cidr, opts.replan) else {
             return Err(ApplyError::Deferred { step: plan.step, action: what.clone(), needs: needs.clone() });
         };
-        let more = replan(cidr);
+        let more = replan(cidr).map_err(|reason| ApplyError::Replan { step: plan.step, reason })?;
         println!("re-planned with pod CIDR {cidr}: {what}");
         for (i, m) in more.iter().enumerate() {
             println!("  {}. {m}", i + 1);

@@ -174,7 +174,7 @@ fn applies_exactly(s: &Settings, plan: &Plan, pod_cidr: &str) -> (Recording, app
     let mut host = Recording { windows: s.os == Os::Windows, ..Default::default() };
     let cidr: IpNet = pod_cidr.parse().unwrap();
     let mut cluster = Nodes { pod_cidr: Some(cidr), ..Default::default() };
-    let replan = |c| wkjoin::start::services::network_actions(s, c);
+    let replan = |c| Ok(wkjoin::start::services::network_actions(s, c));
     let opts = apply::Options { replan: Some(&replan), verbose: false };
     let outcome = block_on(apply::apply(plan, s.os, &mut host, &mut cluster, &opts)).unwrap();
     let (mut calls, mut ops) = (Vec::new(), Vec::new());
@@ -374,6 +374,44 @@ fn an_image_archive_is_imported_only_when_its_sha256_matches() {
         if !ok {
             let e = result.unwrap_err().to_string();
             assert!(e.contains(&good) && e.contains("nothing was imported"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn a_hostile_pod_cidr_from_the_cluster_never_reaches_the_cni_config_or_hns() {
+    for os in [Os::Linux, Os::Windows] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(os, dir.path(), None);
+        if os == Os::Linux {
+            kubeconfig(&s);
+        }
+        let plan = wkjoin::start::services::plan(&s, s.kubernetes_version.exact(), &s.pause_image);
+        let plan = Plan {
+            actions: plan
+                .actions
+                .into_iter()
+                .filter(|a| {
+                    os == Os::Linux || !matches!(a, Action::WriteFile { contents: Contents::ClusterCa { .. }, .. })
+                })
+                .collect(),
+            ..plan
+        };
+        for hostile in ["0.0.0.0/0", "172.30.0.0/24", "10.96.0.0/24", "192.168.7.0/24"] {
+            let mut host = Recording { windows: os == Os::Windows, ..Default::default() };
+            let mut cluster = Nodes { pod_cidr: Some(hostile.parse().unwrap()), ..Default::default() };
+            let replan = |c| {
+                wkjoin::start::network::check_pod_cidr(&s, c).map(|()| wkjoin::start::services::network_actions(&s, c))
+            };
+            let opts = apply::Options { replan: Some(&replan), verbose: false };
+            let err = block_on(apply::apply(&plan, os, &mut host, &mut cluster, &opts)).unwrap_err();
+            assert!(matches!(err, ApplyError::Replan { .. }) && err.to_string().contains(hostile), "{err}");
+            let network = host.calls.iter().any(|c| match c {
+                Call::WriteFile { path, .. } => path.ends_with(".conflist"),
+                Call::CreateHnsNetwork { .. } => true,
+                _ => false,
+            });
+            assert!(!network, "{os:?} {hostile}: {:?}", host.calls);
         }
     }
 }

@@ -203,7 +203,7 @@ pub async fn start_planned(
     let managed: Vec<ServiceSpec> = plan_services(&base).into_iter().cloned().collect();
     let mut system = System::new(mgr, supervisor_files(&l, foreground), managed);
     let mut cluster = KubeCluster::new(Some(kubeconfig), kubelet_log);
-    let replan = |cidr| services::network_actions(s, cidr);
+    let replan = |cidr| network::check_pod_cidr(s, cidr).map(|()| services::network_actions(s, cidr));
     let opts = apply::Options { replan: Some(&replan), verbose: false };
     apply::apply(&plan, s.os, &mut system, &mut cluster, &opts).await?;
 

@@ -129,6 +129,27 @@ pub fn windows_cni_config(s: &Settings, pod_cidr: IpNet) -> String {
     serde_json::to_string_pretty(&conf).expect("json") + "\n"
 }
 
+/// The node's own pod CIDR, as the controller manager assigned it, checked before it goes into the CNI config or
+/// an HNS network: cluster data is not trusted to be sane.
+pub fn check_pod_cidr(s: &Settings, cidr: IpNet) -> Result<(), String> {
+    let overlaps = |a: &IpNet, b: &IpNet| a.contains(&b.network()) || b.contains(&a.network());
+    let cluster_known = !matches!(s.origins.cluster_cidr, None | Some(crate::settings::Origin::Default));
+    let same_family = cidr.addr().is_ipv4() == s.cluster_cidr.addr().is_ipv4();
+    if cidr.prefix_len() == 0 {
+        return Err(format!("node {}'s pod CIDR {cidr} is every address", s.node_name));
+    }
+    if s.node_ip.is_some_and(|ip| cidr.contains(&ip)) {
+        return Err(format!("node {}'s pod CIDR {cidr} covers the node's own address", s.node_name));
+    }
+    if overlaps(&cidr, &s.service_cidr) {
+        return Err(format!("node {}'s pod CIDR {cidr} overlaps the service CIDR {}", s.node_name, s.service_cidr));
+    }
+    if cluster_known && same_family && !s.cluster_cidr.contains(&cidr) {
+        return Err(format!("node {}'s pod CIDR {cidr} is outside the cluster CIDR {}", s.node_name, s.cluster_cidr));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
