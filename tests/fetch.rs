@@ -594,3 +594,25 @@ fn a_huge_checksum_file_is_refused_without_reading_it_all() {
     assert!(err.contains("more than") && err.contains("bytes long") && !err.contains("8388608"), "{err}");
     assert_eq!(installed(root.path(), "kubelet"), b"old kubelet");
 }
+
+/// A previous release changed since it was kept (damaged, or replaced by someone) is not swapped in: the node
+/// keeps its working binaries.
+#[test]
+fn a_rollback_to_a_damaged_previous_release_is_refused() {
+    let server = Server::start();
+    let (old, new) = (node_archive(os(), V, SIZE), node_archive(os(), "v1.21.0", SIZE));
+    publish(&server, V, &old);
+    publish(&server, "v1.21.0", &new);
+    let root = tempfile::tempdir().unwrap();
+    stdout_of(&mut fetch_version(root.path(), &server.url(), V));
+    stdout_of(&mut fetch_version(root.path(), &server.url(), "v1.21.0"));
+    let kept = bin_dir(root.path()).join("previous").join(exe("kubelet"));
+    std::fs::write(&kept, "not the kubelet that was kept").unwrap();
+    let before = snapshot(root.path());
+    let (code, err) =
+        failure_of(wkjoin().args(["fetch", "--rollback", "--node-name", "n", "--root-dir"]).arg(root.path()));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not as it was kept") && err.contains("nothing was swapped"), "{err}");
+    assert_eq!(snapshot(root.path()), before);
+    assert_eq!(installed(root.path(), "kubelet"), archive::fake_binary("kubelet", "v1.21.0", SIZE));
+}

@@ -11,6 +11,10 @@ use std::path::Path;
 pub enum FetchError {
     #[error("the fetch plan holds no release to install (`{action}`): re-run `wkjoin fetch` to plan it again")]
     NotPlanned { action: String },
+    #[error(
+        "the previous release is not as it was kept: {path} has sha256 {actual}, not {expected}; nothing was swapped (fetch the release you want instead)"
+    )]
+    PreviousDamaged { path: String, expected: String, actual: String },
     #[error("{url} is {bytes} bytes or more, over wkjoin's limit of {limit} bytes for one download: is the URL right?")]
     TooLarge { url: String, bytes: u64, limit: u64 },
     #[error("version {version} not found at {mirror} ({url} does not exist)")]

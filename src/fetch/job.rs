@@ -220,7 +220,8 @@ impl Job<'_> {
                     name: f.name.clone(),
                     path: path.display().to_string(),
                     size: meta.len(),
-                    sha256: String::new(),
+                    // Hashed as found, so --rollback can prove they are still what was kept.
+                    sha256: file_sha256(&path).ok()?,
                     version: None,
                 })
             })
@@ -295,7 +296,7 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-fn file_sha256(path: &Path) -> std::io::Result<String> {
+pub(super) fn file_sha256(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];

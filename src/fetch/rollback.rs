@@ -25,9 +25,25 @@ pub(super) async fn rollback(
     bin_dir: &Path,
     previous_dir: &Path,
 ) -> Result<Report, FetchError> {
-    let (Some(current), Some(previous)) = (state.binaries.take(), state.previous_binaries.take()) else {
+    let (Some(current), Some(previous)) = (state.binaries.clone(), state.previous_binaries.clone()) else {
         return Err(FetchError::NothingToRollBack { dir: bin_dir.display().to_string() });
     };
+    // The previous set must be exactly what was recorded, or the swap could leave the node without a kubelet.
+    for f in &previous.files {
+        let path = previous_dir.join(&f.name);
+        if f.sha256.is_empty() {
+            tracing::warn!("{}: kept before wkjoin recorded hashes; swapped in unverified", path.display());
+            continue;
+        }
+        let actual = super::job::file_sha256(&path).unwrap_or_else(|e| format!("unreadable ({e})"));
+        if actual != f.sha256 {
+            return Err(FetchError::PreviousDamaged {
+                path: path.display().to_string(),
+                expected: f.sha256.clone(),
+                actual,
+            });
+        }
+    }
     let mut names: Vec<String> = current.files.iter().map(|f| f.name.clone()).collect();
     names.extend(previous.files.iter().map(|f| f.name.clone()).filter(|n| !current.files.iter().any(|f| &f.name == n)));
     install::swap(bin_dir, previous_dir, &names)?;
