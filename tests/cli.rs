@@ -193,3 +193,15 @@ fn a_join_with_insecure_credentials_is_refused_unless_accepted() {
     assert!(err.contains("insecure-skip-tls-verify") && err.contains("nothing was changed"), "{err}");
     assert!(!root.exists(), "the join created {}", root.display());
 }
+
+/// A cluster domain (from flags or the cluster's kubeadm-config) goes into service command lines: a DNS name only.
+#[test]
+fn a_cluster_domain_that_is_not_a_dns_name_is_refused() {
+    for bad in ["corp.local; rm -rf /", "$(reboot).local", "a..b", "-x.local"] {
+        let domain = format!("--cluster-domain={bad}");
+        let (code, err) = failure_of(wkjoin().args(["start", "--dry-run", "--node-name", "n", &domain]));
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("is not a DNS name"), "{bad}: {err}");
+    }
+    stdout_of(wkjoin().args(["start", "--dry-run", "--node-name", "n", "--cluster-domain", "corp.example.local"]));
+}

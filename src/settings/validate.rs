@@ -45,6 +45,10 @@ pub enum SettingsError {
          network, a host-local IPAM directory and kube-proxy's KUBE_NETWORK), e.g. cbr0"
     )]
     NetworkName { value: String },
+    #[error(
+        "cluster domain `{value}` is not a DNS name (labels of letters, digits and '-', joined by '.'): it goes into the kubelet's command line; fix kubeadm-config's networking.dnsDomain or give --cluster-domain"
+    )]
+    ClusterDomain { value: String },
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
     #[error("cannot read config file {}: {source}", path.display())]
@@ -145,6 +149,17 @@ pub fn validate(s: &Settings) -> Result<(), SettingsError> {
     }
     if s.cluster_domain.trim().is_empty() {
         return Err(SettingsError::Empty { what: "--cluster-domain" });
+    }
+    // It can come from the cluster (kubeadm-config) and ends up in service command lines: a DNS name only.
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if s.cluster_domain.len() > 253 || !s.cluster_domain.trim_end_matches('.').split('.').all(label) {
+        return Err(SettingsError::ClusterDomain { value: s.cluster_domain.clone() });
     }
     if s.pause_image.trim().is_empty() {
         return Err(SettingsError::Empty { what: "--pause-image" });
