@@ -616,3 +616,49 @@ fn a_rollback_to_a_damaged_previous_release_is_refused() {
     assert_eq!(snapshot(root.path()), before);
     assert_eq!(installed(root.path(), "kubelet"), archive::fake_binary("kubelet", "v1.21.0", SIZE));
 }
+
+/// A fetch killed (SIGKILL) while its mirror stalls mid-archive leaves the installed binaries as they were and
+/// no lock: the next run is not refused, finishes the install, and leaves no staging files behind.
+#[cfg(unix)]
+#[test]
+fn a_fetch_killed_mid_download_leaves_the_node_as_it_was_and_the_next_run_finishes() {
+    let server = Server::start();
+    let tgz = node_archive(os(), V, SIZE);
+    server.route(&format!("{}.sha512", archive_path(V)), Route::new(format!("{}\n", sha512_hex(&tgz))));
+    server.route(&archive_path(V), Route { stall_after: Some(tgz.len() / 2), ..Route::new(tgz.clone()) });
+    let root = root_with_old_binaries();
+    let before = snapshot(root.path());
+    let cmd = fetch_version(root.path(), &server.url(), V);
+    let mut child = std::process::Command::new(cmd.get_program())
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the mirror has served half the archive and gone silent.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !server.seen().iter().any(|s| s.path == archive_path(V)) {
+        assert!(std::time::Instant::now() < deadline, "the fetch never asked for the archive");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after: Vec<String> = snapshot(root.path()).into_keys().filter(|k| !before.contains_key(k)).collect();
+    // Only what a killed process cannot clean: its partial download and staging (never installed) and the lock
+    // file (the OS released the lock itself).
+    let dead = |k: &String| k.starts_with("cache") || k.starts_with(".lock") || k.starts_with("bin/.wkjoin-staging-");
+    assert!(after.iter().all(dead), "left: {after:?}");
+    assert_eq!(installed(root.path(), "kubelet"), b"old kubelet");
+
+    server.route(&archive_path(V), Route::new(tgz));
+    let out = stdout_of(&mut fetch_version(root.path(), &server.url(), V));
+    assert!(out.contains("installed Kubernetes"), "{out}");
+    assert_eq!(installed(root.path(), "kubelet"), archive::fake_binary("kubelet", V, SIZE));
+    let leftovers: Vec<String> = crate::util::tree(root.path())
+        .into_iter()
+        .filter(|p| p.contains(".wkjoin-") || p.contains(".lock") || p.contains(".part-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -22,6 +22,8 @@ pub struct Route {
     pub ignore_range: bool,
     /// Answer this many requests with 503 first.
     pub fail_first: u32,
+    /// Send this many body bytes, then hold the connection silent for a minute (a stalled mirror).
+    pub stall_after: Option<usize>,
 }
 
 impl Route {
@@ -33,6 +35,7 @@ impl Route {
             stop_at: None,
             ignore_range: false,
             fail_first: 0,
+            stall_after: None,
         }
     }
 }
@@ -170,6 +173,12 @@ fn serve(mut conn: TcpStream, shared: &Mutex<Shared>) {
     }
     if let (Some(n), true) = (route.drop_first_after, count == route.fail_first + 1) {
         end = end.min(start + n);
+    }
+    if let Some(n) = route.stall_after {
+        let _ = conn.write_all(&route.body[start..end.min(start + n)]);
+        let _ = conn.flush();
+        std::thread::sleep(Duration::from_secs(60));
+        return;
     }
     for chunk in route.body[start..end].chunks(16 * 1024) {
         if conn.write_all(chunk).is_err() {
