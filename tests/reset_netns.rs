@@ -99,6 +99,15 @@ fn reset_returns_a_joined_namespace_to_bare_and_leaves_foreign_things() {
     write(&Path::new(&s.cni_conf_dir).join("10-wkjoin.conflist"), "{}");
     write(&Path::new(&s.cni_conf_dir).join("99-other.conflist"), "{}");
     write(&Path::new(&l.cache_dir()).join("kubernetes-node-linux-amd64.tar.gz"), "x");
+    write(&root.join("notes.txt"), "an admin's own file in the root");
+    // Read only (what reset would leave alone); the reset itself runs inside the namespace below.
+    let opts = ResetOptions::default();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let before = rt.block_on(wkjoin::reset::observe(&s, None, &opts)).unwrap();
+    let said = before.left_alone.join("\n");
+    assert!(said.contains("notes.txt: in the root dir, but not something wkjoin makes"), "{said}");
+    assert!(said.contains("99-other.conflist: another CNI config") && !said.contains("10-wkjoin"), "{said}");
+    assert!(!said.contains("/bin") && !said.contains("state"), "wkjoin's own things are not left alone: {said}");
 
     let (actions, after, replan) = reset_in(&ns, &s, true);
 
@@ -127,6 +136,7 @@ fn reset_returns_a_joined_namespace_to_bare_and_leaves_foreign_things() {
     let cni = std::path::PathBuf::from(&s.cni_conf_dir);
     assert!(cni.join("99-other.conflist").exists() && !cni.join("10-wkjoin.conflist").exists());
     assert!(Path::new(&l.cache_dir()).join("kubernetes-node-linux-amd64.tar.gz").exists());
+    assert!(root.join("notes.txt").exists());
 }
 
 #[test]
@@ -158,8 +168,11 @@ fn reset_without_a_state_file_removes_no_files() {
     for f in &theirs {
         write(Path::new(f), "someone's");
     }
-    let (actions, _, _) = reset_in(&ns, &s, false);
+    let (actions, after, _) = reset_in(&ns, &s, false);
     assert!(actions.is_empty(), "{actions:#?}");
+    // And it says why it leaves them: nothing there is provably wkjoin's.
+    let said = after.left_alone.join("\n");
+    assert!(said.contains("no state file, so nothing in") && said.contains("/bin"), "{said}");
     for f in &theirs {
         assert!(Path::new(f).exists(), "reset removed {f}");
     }

@@ -21,13 +21,21 @@ pub async fn run(g: &GlobalArgs, a: &ResetArgs) -> Result<i32, AppError> {
     let observed = reset::observe(&s, kubeconfig.as_deref(), &opts).await?;
     let plan = reset::plan(&s, &observed, &opts);
     let mut stdout = std::io::stdout().lock();
+    let left_alone = |out: &mut std::io::StdoutLock| -> std::io::Result<()> {
+        for l in &observed.left_alone {
+            writeln!(out, "not ours, left alone: {l}")?;
+        }
+        Ok(())
+    };
     if plan.actions.is_empty() {
         writeln!(stdout, "{}", plan.summary)?;
+        left_alone(&mut stdout)?;
         return Ok(exit::OK);
     }
     if a.dry.dry_run {
         let header = format!("wkjoin reset plan for node {} ({}, root {})", s.node_name, s.os, s.root_dir);
         stdout.write_all(render_all(&header, &[plan]).as_bytes())?;
+        left_alone(&mut stdout)?;
         return Ok(exit::OK);
     }
     // Services go through the machine's manager; the Node is marked (or deleted) with the recorded credentials.
@@ -36,5 +44,6 @@ pub async fn run(g: &GlobalArgs, a: &ResetArgs) -> Result<i32, AppError> {
     let mut cluster = crate::cluster::KubeCluster::new(None, None);
     reset::apply(&plan, s.os, &mut system, &mut cluster).await?;
     writeln!(stdout, "reset node {}: {} actions done; nothing of wkjoin's is left", s.node_name, plan.actions.len())?;
+    left_alone(&mut stdout)?;
     Ok(exit::OK)
 }

@@ -80,6 +80,8 @@ pub struct Observed {
     pub restored_sandbox_image: Option<String>,
     /// A recorded change whose file was edited since: left alone, with the reason.
     pub runtime_config_changed: Option<String>,
+    /// What reset saw and leaves alone because no record says it is wkjoin's, each with the reason.
+    pub left_alone: Vec<String>,
 }
 
 impl Observed {

@@ -3,10 +3,44 @@
 
 use super::*;
 use crate::host::{self, probe};
+use crate::layout::Layout;
 use crate::preflight::facts::Process;
 use crate::settings::Settings;
+use crate::start::network::CNI_CONF_FILE;
 use crate::state::State;
 use std::path::Path;
+
+/// What is in wkjoin's places (the root dir, the runtime's CNI conf dir) without a record making it wkjoin's.
+fn not_ours(s: &Settings, o: &Observed, recorded: bool) -> Vec<String> {
+    let l = s.layout();
+    let mut out = Vec::new();
+    let names = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path().display().to_string()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let ours = |p: &str| {
+        let p = Path::new(p);
+        let candidates = candidate_paths(s, None, true);
+        let lock = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".lock"));
+        lock || candidates.iter().chain(&o.paths).any(|c| Path::new(c).starts_with(p) || p.starts_with(c))
+    };
+    for p in names(&l.root) {
+        if !recorded {
+            out.push(format!("{p}: no state file, so nothing in {} is provably wkjoin's", l.root));
+        } else if !ours(&p) {
+            out.push(format!("{p}: in the root dir, but not something wkjoin makes"));
+        }
+    }
+    let conflist = Layout::new(s.os, s.cni_conf_dir.clone()).join(&[CNI_CONF_FILE]);
+    for p in names(&s.cni_conf_dir).into_iter().filter(|p| *p != conflist) {
+        out.push(format!("{p}: another CNI config"));
+    }
+    out.extend(o.runtime_config_changed.clone());
+    out
+}
 
 /// Finds the processes, routes, files and runtime objects wkjoin left on this host.
 pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOptions) -> Result<Observed, ResetError> {
@@ -60,6 +94,7 @@ pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOp
             ));
         }
     }
+    o.left_alone = not_ours(s, &o, state.is_some());
     if o.is_bare() {
         return Ok(o);
     }
