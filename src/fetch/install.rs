@@ -53,7 +53,7 @@ impl Staging {
     /// Also sweeps staging directories a killed run left behind (one fetch per root at a time: a concurrent
     /// one would fail cleanly, never half-install).
     pub fn create(bin_dir: &Path) -> Result<Staging, FetchError> {
-        sweep(bin_dir, |name| name.starts_with(".wkjoin-staging-"));
+        sweep(bin_dir, |name| name.starts_with(".wkjoin-staging-") || name.starts_with(".previous-new-"));
         let dir = bin_dir.join(format!(".wkjoin-staging-{}", std::process::id()));
         std::fs::create_dir(&dir).map_err(io("create directory", &dir))?;
         Ok(Staging { dir })
@@ -82,25 +82,30 @@ pub fn sweep(dir: &Path, matches: impl Fn(&str) -> bool) {
 }
 
 /// Moves each staged binary to `bin_dir/<name>`. With `previous_dir`, the binaries it replaces are kept there
-/// (replacing what was kept before) and `retire` names managed binaries the new set lacks, which move there
-/// too; without it the old files are simply replaced (a repair of the same release). On a failure midway, the
-/// files already moved are put back.
+/// (replacing what was kept before, but only once the whole new set is in place: until then they gather in a
+/// sibling directory) and `retire` names managed binaries the new set lacks, which move there too; without it
+/// the old files are simply replaced (a repair of the same release). On a failure midway, the files already
+/// moved are put back and the release kept before stays as it was.
 pub fn install(
     staged: &[Staged],
     bin_dir: &Path,
     previous_dir: Option<&Path>,
     retire: &[String],
 ) -> Result<Vec<PathBuf>, FetchError> {
-    if let Some(prev) = previous_dir {
-        Native.remove_path(prev).map_err(FetchError::Host)?;
-        std::fs::create_dir_all(prev).map_err(io("create directory", prev))?;
+    let gathering = previous_dir.map(|prev| prev.with_file_name(format!(".previous-new-{}", std::process::id())));
+    if let Some(g) = &gathering {
+        Native.remove_path(g).map_err(FetchError::Host)?;
+        std::fs::create_dir_all(g).map_err(io("create directory", g))?;
     }
     let mut done: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
     for file in staged {
         let target = bin_dir.join(&file.name);
-        let keep = previous_dir.map(|d| d.join(&file.name)).filter(|_| target.exists());
+        let keep = gathering.as_ref().map(|d| d.join(&file.name)).filter(|_| target.exists());
         if let Err(e) = crate::host::replace_file(&file.path, &target, keep.as_deref()) {
             undo(&done);
+            if let Some(g) = &gathering {
+                let _ = Native.remove_path(g);
+            }
             return Err(FetchError::Host(e));
         }
         done.push((target, keep));
@@ -108,12 +113,17 @@ pub fn install(
     for name in retire {
         let current = bin_dir.join(name);
         if current.exists() {
-            let result = match previous_dir {
-                Some(prev) => std::fs::rename(&current, prev.join(name)),
+            let result = match &gathering {
+                Some(g) => std::fs::rename(&current, g.join(name)),
                 None => std::fs::remove_file(&current),
             };
             result.map_err(io("retire", &current))?;
         }
+    }
+    // The new set is in place: the replaced one becomes the release kept for --rollback.
+    if let (Some(prev), Some(g)) = (previous_dir, &gathering) {
+        Native.remove_path(prev).map_err(FetchError::Host)?;
+        std::fs::rename(g, prev).map_err(io("keep the replaced release in", prev))?;
     }
     Ok(done.into_iter().map(|(t, _)| t).collect())
 }
@@ -148,4 +158,51 @@ pub fn swap(bin_dir: &Path, previous_dir: &Path, names: &[String]) -> Result<(),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(dir: &Path, name: &str, text: &str) -> Staged {
+        let path = dir.join(format!("staged-{name}"));
+        std::fs::write(&path, text).unwrap();
+        Staged { name: name.into(), path, size: text.len() as u64, sha256: String::new() }
+    }
+
+    #[test]
+    fn the_release_kept_before_survives_an_install_that_fails_midway() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bin, prev) = (dir.path().join("bin"), dir.path().join("bin/previous"));
+        std::fs::create_dir_all(&prev).unwrap();
+        for (d, v) in [(&bin, "v2"), (&prev, "v1")] {
+            for n in ["kubelet", "kube-proxy"] {
+                std::fs::write(d.join(n), format!("{n} {v}")).unwrap();
+            }
+        }
+        // The second staged file is missing: the install fails after replacing the first.
+        let broken =
+            vec![staged(dir.path(), "kubelet", "kubelet v3"), staged(dir.path(), "kube-proxy", "kube-proxy v3")];
+        std::fs::remove_file(&broken[1].path).unwrap();
+        assert!(install(&broken, &bin, Some(&prev), &[]).is_err());
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+        assert_eq!(
+            (read(bin.join("kubelet")), read(bin.join("kube-proxy"))),
+            ("kubelet v2".into(), "kube-proxy v2".into())
+        );
+        assert_eq!(
+            (read(prev.join("kubelet")), read(prev.join("kube-proxy"))),
+            ("kubelet v1".into(), "kube-proxy v1".into())
+        );
+        // A whole set installs, and only then does the replaced one become the kept release.
+        let whole = [staged(dir.path(), "kubelet", "kubelet v3"), staged(dir.path(), "kube-proxy", "kube-proxy v3")];
+        install(&whole, &bin, Some(&prev), &[]).unwrap();
+        assert_eq!(read(bin.join("kubelet")), "kubelet v3");
+        assert_eq!(
+            (read(prev.join("kubelet")), read(prev.join("kube-proxy"))),
+            ("kubelet v2".into(), "kube-proxy v2".into())
+        );
+        let left: Vec<_> = std::fs::read_dir(&bin).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(!left.iter().any(|n| n.to_string_lossy().starts_with(".previous-new")), "{left:?}");
+    }
 }
