@@ -167,3 +167,31 @@ fn recorded_routes_are_restored_after_a_reboot_emptied_the_table() {
     assert_eq!(restored, 3);
     assert_eq!(ns.owned_routes(), before);
 }
+
+/// Dual-stack nodes: the IPv6 pod CIDRs get routes via the nodes' IPv6 addresses, and a second pass finds them in
+/// place (the kernel's IPv6 metric must not look like a change), so the table settles.
+#[test]
+fn dual_stack_routes_settle_in_the_kernel() {
+    let ns = Netns::new("dual", "172.31.0.11/24");
+    ns.ip(&["-6", "addr", "add", "fd00:31::11/64", "dev", "eth0", "nodad"]);
+    let root = tempfile::tempdir().unwrap();
+    let s = settings(root.path());
+    let dual = |name: &str, v4: &str, v6: &str, a4: &str, a6: &str| ClusterNode {
+        name: name.into(),
+        pod_cidrs: vec![v4.parse().unwrap(), v6.parse().unwrap()],
+        internal_ips: vec![a4.parse().unwrap(), a6.parse().unwrap()],
+    };
+    let nodes = vec![
+        dual("master", "10.244.0.0/24", "fd00:244::/64", "172.31.0.10", "fd00:31::10"),
+        dual("worker-1", "10.244.1.0/24", "fd00:244:0:1::/64", "172.31.0.11", "fd00:31::11"),
+        dual("worker-2", "10.244.2.0/24", "fd00:244:0:2::/64", "172.31.0.12", "fd00:31::12"),
+    ];
+    let r = pass(&ns, &s, nodes.clone());
+    let v6 = ns.ip(&["-6", "route", "show", "proto", "147"]);
+    assert!(v6.contains("fd00:244::/64 via fd00:31::10 dev eth0"), "{v6}\n{r:?}");
+    assert!(v6.contains("fd00:244:0:2::/64 via fd00:31::12 dev eth0"), "{v6}");
+    for _ in 0..2 {
+        let again = pass(&ns, &s, nodes.clone());
+        assert_eq!(count(&again), (0, 0, 0), "the table must settle: {again:?}\n{v6}");
+    }
+}

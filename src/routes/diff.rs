@@ -41,7 +41,9 @@ pub fn diff(desired: &[Route], actual: &[TableRoute]) -> RouteDiff {
     let mut d = RouteDiff::default();
     for want in desired {
         if let Some(have) = ours.remove(&key(want)) {
-            if have == want {
+            // A route asked for without a metric has the kernel's (1024 for IPv6): that is not a difference.
+            let metric_ok = want.metric.is_none() || have.metric == want.metric;
+            if have.destination == want.destination && have.gateway == want.gateway && metric_ok {
                 d.unchanged += 1;
             } else {
                 d.changes.push(RouteChange::Replace { from: have.clone(), to: want.clone() });
@@ -75,6 +77,20 @@ mod tests {
 
     fn t(s: &str, owned: bool) -> TableRoute {
         TableRoute { route: r(s), owned, origin: if owned { "proto 147".into() } else { "static".into() } }
+    }
+
+    #[test]
+    fn a_kernel_metric_on_a_route_asked_for_without_one_is_no_change() {
+        let want = r("fd00:244::/64 fd00:31::10");
+        let have = TableRoute { route: want.clone().with_metric(1024), owned: true, origin: "proto 147".into() };
+        let d = diff(std::slice::from_ref(&want), &[have]);
+        assert_eq!((d.changes.len(), d.unchanged), (0, 1), "{d:?}");
+        // A metric wkjoin asks for (Windows) still counts.
+        let d = diff(
+            &[want.clone().with_metric(300)],
+            &[TableRoute { route: want.with_metric(250), owned: true, origin: String::new() }],
+        );
+        assert_eq!(d.changes.len(), 1, "{d:?}");
     }
 
     #[test]
