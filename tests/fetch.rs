@@ -662,3 +662,22 @@ fn a_fetch_killed_mid_download_leaves_the_node_as_it_was_and_the_next_run_finish
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A mirror that goes silent mid-archive: the attempt ends at the stall timeout and the download resumes where it
+/// stopped (here 2 s instead of 60 through WKJOIN_STALL_SECS).
+#[test]
+fn a_stalled_mirror_is_given_up_on_and_the_download_resumed() {
+    let server = Server::start();
+    let tgz = node_archive(os(), V, SIZE);
+    server.route(&format!("{}.sha512", archive_path(V)), Route::new(format!("{}\n", sha512_hex(&tgz))));
+    server.route(&archive_path(V), Route { stall_after: Some(tgz.len() / 2), ..Route::new(tgz.clone()) });
+    let root = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = stdout_of(fetch_version(root.path(), &server.url(), V).env("WKJOIN_STALL_SECS", "2"));
+    assert!(out.contains("installed Kubernetes"), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
+    let gets: Vec<Option<String>> =
+        server.seen().into_iter().filter(|s| s.path == archive_path(V)).map(|s| s.range).collect();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert!(gets[1].as_deref().is_some_and(|r| r.starts_with("bytes=") && r != "bytes=0-"), "resumed: {gets:?}");
+}

@@ -95,13 +95,20 @@ fn content_range(resp: &reqwest::Response) -> Option<(u64, Option<u64>)> {
     Some((start, total.trim().parse().ok()))
 }
 
+/// How long a download may stay silent before the attempt ends (and the next resumes): 60 s, or
+/// `WKJOIN_STALL_SECS` for a slow link (or a test's stalled mirror).
+pub fn stall_timeout() -> Duration {
+    let secs = std::env::var("WKJOIN_STALL_SECS").ok().and_then(|v| v.parse().ok()).filter(|s| *s > 0);
+    Duration::from_secs(secs.unwrap_or(60))
+}
+
 impl Downloader {
     /// A client that honours `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (reqwest reads them unless told not to).
     pub fn new(policy: RetryPolicy) -> Result<Self, FetchError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("wkjoin/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(60))
+            .read_timeout(stall_timeout())
             .build()
             .map_err(FetchError::Client)?;
         Ok(Downloader { client, policy })

@@ -22,7 +22,7 @@ pub struct Route {
     pub ignore_range: bool,
     /// Answer this many requests with 503 first.
     pub fail_first: u32,
-    /// Send this many body bytes, then hold the connection silent for a minute (a stalled mirror).
+    /// The first GET sends this many body bytes, then holds the connection silent for a minute (a stalled mirror).
     pub stall_after: Option<usize>,
 }
 
@@ -174,7 +174,7 @@ fn serve(mut conn: TcpStream, shared: &Mutex<Shared>) {
     if let (Some(n), true) = (route.drop_first_after, count == route.fail_first + 1) {
         end = end.min(start + n);
     }
-    if let Some(n) = route.stall_after {
+    if let (Some(n), true) = (route.stall_after, count == route.fail_first + 1) {
         let _ = conn.write_all(&route.body[start..end.min(start + n)]);
         let _ = conn.flush();
         std::thread::sleep(Duration::from_secs(60));
