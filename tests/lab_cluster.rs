@@ -121,3 +121,43 @@ fn lab_fetch_installs_windows_binaries_that_run_under_wine() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A Node that stays NotReady longer than the client's read timeout (30 s): the wait re-watches and still sees it
+/// turn Ready, against the lab's real API server (a join once stopped after ~44 s with "watch stream failed").
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_a_wait_outlasts_a_node_quiet_for_longer_than_the_read_timeout() {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let lab = Lab::get();
+    let name = "wkjoin-quiet-node";
+    let _ = lab.try_kubectl(&["delete", "node", name, "--ignore-not-found"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let waited = rt.block_on(async {
+        let source = wkjoin::kube_client::Source::File(&lab.kubeconfig);
+        let (client, _) = wkjoin::kube_client::build(source, &Default::default()).await.unwrap();
+        let nodes: Api<Node> = Api::all(client);
+        let node: Node = serde_json::from_value(serde_json::json!({ "metadata": { "name": name } })).unwrap();
+        nodes.create(&PostParams::default(), &node).await.unwrap();
+        let ready = |n: Option<&Node>| {
+            n.and_then(|n| n.status.as_ref()?.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        };
+        let started = std::time::Instant::now();
+        let wait = tokio::spawn(wkjoin::wait::until(nodes.clone(), name, ready));
+        // Nothing about this Node changes for longer than the read timeout.
+        tokio::time::sleep(wkjoin::kube_client::READ_TIMEOUT + std::time::Duration::from_secs(10)).await;
+        assert!(!wait.is_finished(), "the wait ended while the node was quiet: {:?}", wait.await);
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let status = serde_json::json!({ "status": { "conditions": [{
+            "type": "Ready", "status": "True", "reason": "WkjoinTest", "message": "turned Ready by the test",
+            "lastHeartbeatTime": now, "lastTransitionTime": now }] } });
+        nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+        let found = tokio::time::timeout(std::time::Duration::from_secs(30), wait).await;
+        (found, started.elapsed())
+    });
+    let _ = lab.try_kubectl(&["delete", "node", name, "--ignore-not-found"]);
+    let (found, elapsed) = waited;
+    let node = found.expect("the wait saw Ready within 30 s").expect("joined").expect("no API error");
+    assert!(node.is_some() && elapsed.as_secs() >= 40, "{elapsed:?}");
+}

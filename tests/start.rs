@@ -219,3 +219,49 @@ fn lab_start_makes_worker_1_a_ready_supervised_node() {
         .unwrap();
     assert!(rejoin.status.success(), "rejoin {WORKER}: {}", String::from_utf8_lossy(&rejoin.stderr));
 }
+
+/// The lines of a run's output in which its flag parser refused a flag.
+fn flag_errors(text: &str) -> Vec<&str> {
+    let bad = ["unknown flag", "flag provided but not defined", "invalid argument", "unknown shorthand"];
+    text.lines().filter(|l| bad.iter().any(|b| l.contains(b))).collect()
+}
+
+/// The Windows plan's exact kubelet and kube-proxy command lines, given to the real v1.20.2 Windows binaries under
+/// wine: they parse every flag and go on to the service manager or their kubeconfig (which fail under wine, as
+/// expected), never stopping at a flag.
+#[test]
+#[ignore = "needs the lab: scripts/lab up"]
+fn lab_start_windows_command_lines_are_accepted_by_the_real_windows_binaries() {
+    let lab = Lab::get();
+    let root = tempfile::tempdir().unwrap();
+    let mut c = crate::util::wkjoin();
+    c.arg("fetch").arg("--root-dir").arg(root.path());
+    c.args(["--os", "windows", "--node-name", "win-1", "--mirror", &lab.mirror, "--kubernetes-version", "v1.20.2"]);
+    crate::util::stdout_of(&mut c);
+    let v = KubeVersion::new(1, 20, 2);
+    let p = PartialSettings {
+        node_name: Some("win-1".into()),
+        node_ip: Some("172.30.0.21".parse().unwrap()),
+        pod_cidr: Some("10.244.5.0/24".parse().unwrap()),
+        ..Default::default()
+    };
+    let s = resolve(Os::Windows, Some("C:\\k"), &[(Origin::CommandLine, &p)], &HostFacts::default()).unwrap();
+    let wine_env = lab.repo.join("scripts/wine-env");
+    for (exe, args) in
+        [("kubelet.exe", kubelet_args(&s, v, &s.pause_image)), ("kube-proxy.exe", kube_proxy_args(&s, v).0)]
+    {
+        let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect();
+        let script = format!(
+            "source {} >/dev/null; set +e; timeout 60 wine {} {} 2>&1; echo \"exit $?\"",
+            wine_env.display(),
+            root.path().join(exe).display(),
+            quoted.join(" ")
+        );
+        let out = Command::new("bash").args(["-c", &script]).output().expect("run wine");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(flag_errors(&text).is_empty(), "{exe} rejected a flag of the plan: {:?}\n{text}", flag_errors(&text));
+        // It got past the flags: it reached the service manager, its kubeconfig, or its own start-up log.
+        let went_on = ["service", "kubeconfig", "Version", "I1", "W1", "E1", "F1"].iter().any(|m| text.contains(m));
+        assert!(went_on, "{exe} stopped before doing anything: {text}");
+    }
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation::{ERROR_SERVICE_DOES_NOT_EXIST, ERROR_SERVICE_NOT_ACTIVE, GetLastError};
 use windows_sys::Win32::System::Com::CoTaskMemFree;
-use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
+use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LOAD_LIBRARY_SEARCH_SYSTEM32, LoadLibraryExW};
 use windows_sys::Win32::System::Services::{
     CloseServiceHandle, ControlService, DeleteService, OpenSCManagerW, OpenServiceW, QueryServiceStatus,
     SC_MANAGER_CONNECT, SERVICE_CONTROL_STOP, SERVICE_QUERY_STATUS, SERVICE_STATUS, SERVICE_STOP, SERVICE_STOPPED,
@@ -185,13 +185,14 @@ type HcnCreateNetwork = unsafe extern "system" fn(
 type HcnCloseNetwork = unsafe extern "system" fn(*mut std::ffi::c_void) -> windows_sys::core::HRESULT;
 
 /// A function of computenetwork.dll, loaded at run time: it only exists with the Containers feature (and not
-/// under wine), and a static import would keep wkjoin.exe from starting at all without it.
+/// under wine), and a static import would keep wkjoin.exe from starting at all without it. Only System32's copy
+/// is ever loaded: a computenetwork.dll planted beside wkjoin.exe or in the working dir is never picked up.
 fn hcn_proc(symbol: &std::ffi::CStr) -> Option<unsafe extern "system" fn() -> isize> {
     let dll = wide("computenetwork.dll");
     // SAFETY: a NUL-terminated library name and symbol name; the library stays loaded for the life of the
     // process.
     unsafe {
-        let lib = LoadLibraryW(dll.as_ptr());
+        let lib = LoadLibraryExW(dll.as_ptr(), std::ptr::null_mut(), LOAD_LIBRARY_SEARCH_SYSTEM32);
         if lib.is_null() {
             return None;
         }
@@ -289,4 +290,25 @@ pub fn delete_hns_network(name: &str) -> Result<(), HostError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
+
+    /// A computenetwork.dll planted beside the executable (any DLL will do: here a copy of System32's
+    /// version.dll) is never loaded; only System32's copy would be, and wine has none.
+    #[test]
+    fn a_computenetwork_dll_beside_the_exe_is_never_loaded() {
+        let system = std::path::PathBuf::from(std::env::var("SystemRoot").unwrap_or_else(|_| r"C:\windows".into()));
+        let planted = std::env::current_exe().unwrap().with_file_name("computenetwork.dll");
+        std::fs::copy(system.join("system32").join("version.dll"), &planted).unwrap();
+        let found = hcn_proc(c"HcnEnumerateNetworks");
+        let name = wide("computenetwork.dll");
+        // SAFETY: a NUL-terminated module name; only asks whether it is loaded.
+        let loaded = unsafe { !GetModuleHandleW(name.as_ptr()).is_null() };
+        let _ = std::fs::remove_file(&planted);
+        assert!(found.is_none() && !loaded, "the planted computenetwork.dll was loaded");
+    }
 }
