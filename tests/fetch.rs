@@ -71,6 +71,13 @@ fn fails_without_changes(root: &Path, cmd: &mut Command) -> String {
     err
 }
 
+/// What a finished fetch must not leave in the root: staging, temporary and partial files, the lock.
+fn leftovers(root: &Path) -> Vec<String> {
+    let temporary =
+        |p: &String| ["wkjoin-staging", "wkjoin-tmp", ".part", ".lock", ".previous-new"].iter().any(|t| p.contains(t));
+    crate::util::tree(root).into_iter().filter(temporary).collect()
+}
+
 fn installed(root: &Path, name: &str) -> Vec<u8> {
     std::fs::read(bin_dir(root).join(exe(name))).unwrap()
 }
@@ -126,11 +133,7 @@ fn installs_the_verified_binaries_and_reports_them() {
     assert!(state["steps"]["fetch"]["digest"].is_string());
     let cached = root.path().join("cache").join(format!("sha512-{}.tar.gz", sha512_hex(&tgz)));
     assert_eq!(std::fs::read(cached).unwrap(), tgz, "the verified archive is cached by checksum");
-    let leftovers: Vec<_> = crate::util::tree(root.path())
-        .into_iter()
-        .filter(|p| p.contains("wkjoin-staging") || p.contains("wkjoin-tmp") || p.contains(".part"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(leftovers(root.path()), Vec::<String>::new());
 }
 
 #[test]
@@ -656,11 +659,7 @@ fn a_fetch_killed_mid_download_leaves_the_node_as_it_was_and_the_next_run_finish
     let out = stdout_of(&mut fetch_version(root.path(), &server.url(), V));
     assert!(out.contains("installed Kubernetes"), "{out}");
     assert_eq!(installed(root.path(), "kubelet"), archive::fake_binary("kubelet", V, SIZE));
-    let leftovers: Vec<String> = crate::util::tree(root.path())
-        .into_iter()
-        .filter(|p| p.contains(".wkjoin-") || p.contains(".lock") || p.contains(".part-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(leftovers(root.path()), Vec::<String>::new());
 }
 
 /// A mirror that goes silent mid-archive: the attempt ends at the stall timeout and the download resumes where it
