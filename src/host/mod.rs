@@ -54,6 +54,12 @@ pub use net::{Route, RouteChange};
 pub use service::ServiceSpec;
 pub use system::{Manager, SupervisorFiles, System, last_lines, service_active, stop_supervisor};
 
+/// Whether an HCN call failed: a failing HRESULT, or any error record at all, as hcsshim's `checkForErrors`
+/// (hcn/hcnerrors.go) judges it: HCN can answer S_OK and still describe an error in the record.
+pub fn hcn_failed(hr: i32, record: Option<&str>) -> bool {
+    hr < 0 || record.is_some_and(|r| !r.trim().is_empty())
+}
+
 /// SHA-256 of bytes, as lowercase hex.
 pub fn digest_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -143,4 +149,15 @@ pub trait Host {
     async fn runtime_status(&mut self, endpoint: &str) -> Result<cri::CriStatus, HostError>;
     /// Whether the runtime has `image` under that exact name (CRI ImageStatus).
     async fn runtime_has_image(&mut self, endpoint: &str, image: &str) -> Result<bool, HostError>;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_hcn_error_record_is_an_error_even_with_s_ok() {
+        assert!(!super::hcn_failed(0, None));
+        assert!(!super::hcn_failed(0, Some("  ")));
+        assert!(super::hcn_failed(0, Some(r#"{"Success":false,"Error":"The object already exists."}"#)));
+        assert!(super::hcn_failed(-2147024713, None));
+    }
 }

@@ -222,7 +222,7 @@ fn networks_named(enumerate: HcnEnumerateNetworks, name: &str) -> Result<Vec<Str
     // SAFETY: a NUL-terminated query and two out pointers HCN allocates.
     let hr = unsafe { enumerate(q.as_ptr(), &mut networks, &mut record) };
     let record = take_wide(record);
-    if hr < 0 {
+    if crate::host::hcn_failed(hr, record.as_deref()) {
         return Err(hcn_error("list HNS networks named", name, hr, record));
     }
     Ok(take_wide(networks).and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
@@ -262,7 +262,7 @@ pub fn create_hns_network(name: &str, definition: &str) -> Result<bool, HostErro
     // SAFETY: a GUID and NUL-terminated JSON we own, out pointers for the handle and HCN's error record.
     let hr = unsafe { create(&id, settings.as_ptr(), &mut network, &mut record) };
     let record = take_wide(record);
-    if hr < 0 {
+    if crate::host::hcn_failed(hr, record.as_deref()) {
         return Err(hcn_error("create HNS network", name, hr, record));
     }
     if !network.is_null() {
@@ -285,7 +285,7 @@ pub fn delete_hns_network(name: &str) -> Result<(), HostError> {
         // SAFETY: a GUID we own and an out pointer HCN allocates.
         let hr = unsafe { hcn_delete_network(&guid, &mut record) };
         let record = take_wide(record);
-        if hr < 0 {
+        if crate::host::hcn_failed(hr, record.as_deref()) {
             return Err(hcn_error("delete HNS network", name, hr, record));
         }
     }
