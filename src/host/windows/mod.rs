@@ -80,9 +80,13 @@ pub fn replace_file(staged: &Path, target: &Path, keep: Option<&Path>) -> Result
     Ok(())
 }
 
-/// Hostname and CNI directory of this host; interface addresses come with the routes backend.
+/// Hostname, Windows build and the interfaces' addresses (IP Helper) of this host.
 pub fn facts() -> Machine {
-    Machine { hostname: std::env::var("COMPUTERNAME").ok(), windows_build: windows_build(), ..Default::default() }
+    Machine {
+        hostname: std::env::var("COMPUTERNAME").ok(),
+        interfaces: routes::interface_addresses(),
+        windows_build: windows_build(),
+    }
 }
 
 /// Windows files keep the ACL of their directory: nothing to carry over.
@@ -98,4 +102,18 @@ pub fn process_cmdline(_pid: u32) -> Option<Vec<String>> {
 /// The OS build (17763, 20348, ...): `CurrentBuildNumber` in the registry, as preflight reads it.
 pub fn windows_build() -> Option<u32> {
     probe::windows_version().and_then(|v| v.build)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The addresses IP Helper reports are this machine's own (a socket binds to each), with the interface's alias.
+    #[test]
+    fn interface_addresses_come_from_ip_helper() {
+        let found = super::facts().interfaces;
+        assert!(!found.is_empty(), "no interface addresses");
+        for (name, net) in &found {
+            assert!(!name.is_empty(), "{net} has no interface name");
+            assert!(crate::host::is_local_address(net.addr()), "{name}: {net} is not an address of this machine");
+        }
+    }
 }

@@ -90,6 +90,33 @@ fn interface_networks() -> Result<HashMap<u32, Vec<IpNet>>, HostError> {
     Ok(out)
 }
 
+/// Every unicast address of the host with its on-link prefix and its interface's alias (`Ethernet`,
+/// `vEthernet (Ethernet)`): the node IP, the management subnet and the interface that holds them.
+pub fn interface_addresses() -> Vec<(String, IpNet)> {
+    let mut table: *mut MIB_UNICASTIPADDRESS_TABLE = std::ptr::null_mut();
+    let mut out = Vec::new();
+    // SAFETY: IP Helper allocates the table, which is read within its NumEntries and freed with FreeMibTable;
+    // the alias buffer is ours and NUL-terminated by the call.
+    unsafe {
+        if GetUnicastIpAddressTable(AF_UNSPEC, &mut table) != NO_ERROR {
+            return out;
+        }
+        for row in std::slice::from_raw_parts((*table).Table.as_ptr(), (*table).NumEntries as usize) {
+            let Some(net) = to_ip(&row.Address).and_then(|ip| IpNet::new(ip, row.OnLinkPrefixLength).ok()) else {
+                continue;
+            };
+            let mut buf = [0u16; 257];
+            let name = match ConvertInterfaceLuidToAlias(&row.InterfaceLuid, buf.as_mut_ptr(), buf.len()) {
+                NO_ERROR => String::from_utf16_lossy(&buf[..buf.iter().position(|c| *c == 0).unwrap_or(0)]),
+                _ => format!("if{}", row.InterfaceIndex),
+            };
+            out.push((name, net));
+        }
+        FreeMibTable(table as *const _);
+    }
+    out
+}
+
 /// The host's IP Helper routing table.
 pub struct RouteTable;
 
