@@ -52,9 +52,19 @@ fn owner_file(lock: &Path) -> PathBuf {
     lock.with_file_name(".lock.owner")
 }
 
-/// Takes the lock of `root` at once, or says who holds it. `what`: this command, for the owner file.
+/// How long a command waits for the routes watcher's pass (a state write of a moment) before it gives up.
+const BRIEF_HOLDER_WAIT: Duration = Duration::from_secs(30);
+
+/// Takes the lock of `root` at once, or says who holds it. `what`: this command, for the owner file. A routes
+/// pass (the watcher's state write) is waited for, briefly: it ends within moments, unlike another command.
 pub fn lock_root(root: &Path, what: &str) -> Result<RootLock, LockError> {
-    lock_root_within(root, what, Duration::ZERO)
+    match lock_root_within(root, what, Duration::ZERO) {
+        Err(LockError::Held { holder, .. }) if holder.contains("`wkjoin routes`") => {
+            tracing::info!("waiting for the routes watcher's pass ({holder}) to finish");
+            lock_root_within(root, what, BRIEF_HOLDER_WAIT)
+        }
+        other => other,
+    }
 }
 
 /// As [`lock_root`], waiting up to `wait` for a holder to finish (the routes watcher's state writes).
@@ -127,6 +137,35 @@ fn is_at(_file: &File, path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Holds `root`'s lock as another process would (its own open file), saying it is `holder`, for `secs`.
+    fn held_by(root: &Path, holder: &str, secs: u64) -> std::thread::JoinHandle<()> {
+        std::fs::create_dir_all(root).unwrap();
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(root.join(".lock")).unwrap();
+        file.try_lock().unwrap();
+        std::fs::write(root.join(".lock.owner"), format!("pid 1, since now, `{holder}`")).unwrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(secs));
+            drop(file);
+        })
+    }
+
+    #[test]
+    fn a_command_waits_briefly_for_a_routes_pass_and_never_for_another_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = held_by(dir.path(), "wkjoin routes", 1);
+        let started = Instant::now();
+        let got = lock_root(dir.path(), "wkjoin join").expect("the routes pass ends and the join goes on");
+        assert!(started.elapsed() >= Duration::from_millis(800), "{:?}", started.elapsed());
+        drop(got);
+        pass.join().unwrap();
+        let other = dir.path().join("other");
+        let join = held_by(&other, "wkjoin join", 2);
+        let started = Instant::now();
+        let e = lock_root(&other, "wkjoin reset").unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(500) && e.to_string().contains("`wkjoin join`"), "{e}");
+        join.join().unwrap();
+    }
 
     #[test]
     fn the_lock_is_reentrant_in_a_process_and_released_by_the_last_guard() {
