@@ -75,7 +75,13 @@ pub fn lock_root_within(root: &Path, what: &str, wait: Duration) -> Result<RootL
     if let Some(f) = map.get(&path) {
         return Ok(RootLock { path, file: Some(f.clone()) });
     }
-    std::fs::create_dir_all(root).map_err(io)?;
+    // A root wkjoin creates is protected before anything is written into it (Windows: SYSTEM and Administrators
+    // only, Users read); one that exists keeps what its owner gave it.
+    if !root.exists() {
+        std::fs::create_dir_all(root).map_err(io)?;
+        super::protect_dir(root)
+            .map_err(|e| LockError::Io { path: root.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+    }
     let deadline = Instant::now() + wait;
     let busy = |path: PathBuf| {
         let holder = std::fs::read_to_string(owner_file(&path))

@@ -30,7 +30,7 @@ pub use linux::probe;
 pub use linux::scm;
 #[cfg(unix)]
 pub use linux::{
-    RouteTable, create_cgroup, facts, owner_only, process, process_cmdline, replace_file, set_executable,
+    RouteTable, create_cgroup, facts, owner_only, process, process_cmdline, protect_dir, replace_file, set_executable,
     windows_build, write_file,
 };
 #[cfg(windows)]
@@ -43,7 +43,7 @@ pub use windows::probe;
 pub use windows::scm;
 #[cfg(windows)]
 pub use windows::{
-    RouteTable, create_cgroup, facts, owner_only, process, process_cmdline, replace_file, set_executable,
+    RouteTable, create_cgroup, facts, owner_only, process, process_cmdline, protect_dir, replace_file, set_executable,
     windows_build, write_file,
 };
 

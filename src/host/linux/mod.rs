@@ -99,6 +99,15 @@ pub fn process_cmdline(pid: u32) -> Option<Vec<String>> {
     (!args.is_empty()).then_some(args)
 }
 
+/// The root dir wkjoin creates: writable by root only (0755), whatever the umask.
+pub fn protect_dir(path: &Path) -> Result<(), HostError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|source| HostError::Io {
+        op: "set the mode of",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Marks an installed binary executable for everyone (0755), as package managers install them.
 pub fn set_executable(path: &Path) -> Result<(), HostError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|source| HostError::Io {

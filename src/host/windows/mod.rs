@@ -1,11 +1,13 @@
 //! The Windows host: files with ACLs, processes, routes, and host facts. Thin: decisions are made elsewhere.
 
+mod acl;
 pub mod cleanup;
 pub mod probe;
 pub mod process;
 mod routes;
 pub mod scm;
 
+pub use acl::protect_dir;
 pub use routes::RouteTable;
 
 use super::machine::Machine;
