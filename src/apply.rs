@@ -290,6 +290,7 @@ pub async fn action(
             return Err(ApplyError::Deferred { step, action: what.clone(), needs: needs.clone() });
         }
         Action::FetchRelease { .. }
+        | Action::FetchCniPlugins { .. }
         | Action::RollbackRelease { .. }
         | Action::ImportImage { .. }
         | Action::ConfigureRuntime { .. }

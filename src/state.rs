@@ -67,6 +67,9 @@ pub struct State {
     /// The binaries they replaced, kept for `wkjoin fetch --rollback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_binaries: Option<InstalledRelease>,
+    /// Windows: the CNI plugins wkjoin installed into the runtime's CNI bin dir (only those: `reset` removes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni_plugins: Option<InstalledRelease>,
     /// Routes wkjoin created (Windows has no owner tag on routes; Linux also keeps them for `reset`).
     #[serde(default)]
     pub routes: Vec<crate::host::net::Route>,
@@ -102,6 +105,7 @@ impl Default for State {
             steps: BTreeMap::new(),
             binaries: None,
             previous_binaries: None,
+            cni_plugins: None,
             routes: Vec::new(),
             runtime_config: None,
         }

@@ -104,22 +104,28 @@ fn lab_fetch_installs_the_mirrors_linux_binaries_and_a_second_fetch_downloads_no
 fn lab_fetch_installs_windows_binaries_that_run_under_wine() {
     let lab = Lab::get();
     let root = tempfile::tempdir().unwrap();
-    let mut c = wkjoin();
-    c.arg("fetch").arg("--root-dir").arg(root.path());
-    c.args(["--os", "windows", "--node-name", "win-1", "--mirror", &lab.mirror, "--kubernetes-version", "v1.20.2"]);
-    stdout_of(&mut c);
+    let out = stdout_of(&mut lab.fetch_windows(root.path()));
+    assert!(out.contains("installed CNI plugins v1.1.1 into"), "{out}");
     // Windows installs into the root itself (C:\k in the guide).
     let kubelet = root.path().join("kubelet.exe");
     assert!(kubelet.is_file(), "no kubelet.exe in {}", root.path().display());
     let wine_env = lab.repo.join("scripts/wine-env");
-    let script = format!("source {} && wine {} --version", wine_env.display(), kubelet.display());
-    let out = Command::new("bash").args(["-c", &script]).output().expect("run wine");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("v1.20.2"),
-        "kubelet.exe --version under wine printed {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let wine = |env: &str, exe: &std::path::Path, args: &str| {
+        let script = format!("source {} && {env} wine {} {args} </dev/null", wine_env.display(), exe.display());
+        let out = Command::new("bash").args(["-c", &script]).output().expect("run wine");
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let text = wine("", &kubelet, "--version");
+    assert!(text.contains("v1.20.2"), "kubelet.exe --version under wine printed {text}");
+    // The plugins land in the CNI bin dir (C:\k\cni by default) and are the real ones: each answers the CNI
+    // VERSION command, as the runtime asks it, with the spec versions it supports.
+    for plugin in ["win-bridge.exe", "host-local.exe"] {
+        let text = wine("CNI_COMMAND=VERSION", &root.path().join("cni").join(plugin), "");
+        assert!(
+            text.contains("\"supportedVersions\"") && text.contains("1.0.0"),
+            "{plugin} VERSION under wine: {text}"
+        );
+    }
 }
 
 /// A Node that stays NotReady longer than the client's read timeout (30 s): the wait re-watches and still sees it

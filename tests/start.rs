@@ -234,10 +234,7 @@ fn flag_errors(text: &str) -> Vec<&str> {
 fn lab_start_windows_command_lines_are_accepted_by_the_real_windows_binaries() {
     let lab = Lab::get();
     let root = tempfile::tempdir().unwrap();
-    let mut c = crate::util::wkjoin();
-    c.arg("fetch").arg("--root-dir").arg(root.path());
-    c.args(["--os", "windows", "--node-name", "win-1", "--mirror", &lab.mirror, "--kubernetes-version", "v1.20.2"]);
-    crate::util::stdout_of(&mut c);
+    crate::util::stdout_of(&mut lab.fetch_windows(root.path()));
     let v = KubeVersion::new(1, 20, 2);
     let p = PartialSettings {
         node_name: Some("win-1".into()),

@@ -9,6 +9,7 @@ mod config;
 mod cri;
 mod cri_pipe;
 mod fetch;
+mod fetch_plugins;
 // The module graph, read from the source tree.
 #[cfg(unix)]
 mod layers;

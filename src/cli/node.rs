@@ -68,6 +68,14 @@ pub struct NodeArgs {
     #[arg(long, env = "WKJOIN_MIRROR", value_name = "URL")]
     pub mirror: Option<String>,
 
+    /// Windows: the containernetworking/plugins release fetch installs win-bridge.exe and host-local.exe from [default: v1.1.1 for Kubernetes up to 1.26, v1.5.1 after]
+    #[arg(long, env = "WKJOIN_CNI_PLUGINS_VERSION", value_name = "VERSION")]
+    pub cni_plugins_version: Option<String>,
+
+    /// Windows: mirror of the CNI plugins releases, laid out {version}/cni-plugins-windows-{arch}-{version}.tgz [default: https://github.com/containernetworking/plugins/releases/download]
+    #[arg(long, env = "WKJOIN_CNI_PLUGINS_MIRROR", value_name = "URL")]
+    pub cni_plugins_mirror: Option<String>,
+
     /// Directory of the CNI plugins [default: what containerd reports over CRI (its bin_dir); else C:\k\cni on Windows, /opt/cni/bin or /usr/lib/cni on Linux]
     #[arg(long, env = "WKJOIN_CNI_BIN_DIR", value_name = "DIR")]
     pub cni_bin_dir: Option<String>,
@@ -118,6 +126,8 @@ impl NodeArgs {
             runtime: self.runtime,
             runtime_endpoint: self.runtime_endpoint.clone(),
             mirror: self.mirror.clone(),
+            cni_plugins_version: self.cni_plugins_version.clone(),
+            cni_plugins_mirror: self.cni_plugins_mirror.clone(),
             cni_bin_dir: self.cni_bin_dir.clone(),
             cni_conf_dir: self.cni_conf_dir.clone(),
             runtime_config: self.runtime_config.clone(),

@@ -28,6 +28,30 @@ pub async fn run(g: &GlobalArgs, a: &FetchArgs) -> Result<i32, AppError> {
     Ok(exit::OK)
 }
 
+/// The CNI plugins part: what was installed (or found intact), and what was left alone.
+fn print_plugins(w: &mut impl Write, p: &Report) -> Result<(), AppError> {
+    let r = &p.installed;
+    let version = r.version.as_deref().unwrap_or("(version unknown)");
+    match (p.outcome, r.files.is_empty()) {
+        (Outcome::Installed, _) => writeln!(
+            w,
+            "installed CNI plugins {version} into {} ({}; verified: {})",
+            r.bin_dir,
+            r.source,
+            p.verified_with.as_deref().unwrap_or("-")
+        )?,
+        (_, false) => writeln!(w, "CNI plugins {version} are already installed in {} and intact", r.bin_dir)?,
+        (_, true) => writeln!(w, "CNI plugins: nothing to install into {}", r.bin_dir)?,
+    }
+    for f in &r.files {
+        writeln!(w, "  {}", f.path)?;
+    }
+    for path in &p.left_alone {
+        writeln!(w, "  {path}: not installed by wkjoin, left alone")?;
+    }
+    Ok(())
+}
+
 /// Sizes for people, in the progress bar's units: 91.5 MiB.
 fn human_bytes(n: u64) -> String {
     match n {
@@ -68,6 +92,9 @@ fn print_report(w: &mut impl Write, report: &Report, format: OutputFormat) -> Re
     let width = r.files.iter().map(|f| f.name.len()).max().unwrap_or(0);
     for f in &r.files {
         writeln!(w, "  {:<width$}  {:<10} {}", f.name, f.version.as_deref().unwrap_or("-"), f.path)?;
+    }
+    if let Some(plugins) = &report.cni_plugins {
+        print_plugins(w, plugins)?;
     }
     if let Some(p) = &report.previous {
         let pv = p.version.as_deref().unwrap_or("(version unknown)");

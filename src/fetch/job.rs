@@ -19,8 +19,19 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// Which archive a job installs, and so which record in the state file is its.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// The Kubernetes node archive: its replaced binaries rotate into previous/ for `--rollback`.
+    Node,
+    /// The CNI plugins release (Windows): installed into the runtime's CNI bin dir, never over a plugin wkjoin
+    /// did not install (the caller leaves those out of `wanted`).
+    CniPlugins,
+}
+
 /// One install of a node archive.
 pub(super) struct Job<'a> {
+    pub(super) kind: Kind,
     pub(super) s: &'a Settings,
     pub(super) url: &'a str,
     pub(super) pinned: Option<&'a str>,
@@ -47,7 +58,7 @@ impl Job<'_> {
 
     /// The same archive is recorded as installed and every binary still has the recorded SHA-256.
     async fn already_installed(&self, state: &State) -> Result<Option<Report>, FetchError> {
-        let Some(rec) = &state.binaries else { return Ok(None) };
+        let Some(rec) = self.record(state) else { return Ok(None) };
         let same = rec.source == self.url
             && rec.os == self.s.os.as_str()
             && Path::new(&rec.bin_dir) == self.bin_dir
@@ -72,9 +83,26 @@ impl Job<'_> {
             from_cache: false,
             verified_with: None,
             installed: rec.clone(),
-            previous: state.previous_binaries.clone(),
+            previous: self.previous(state),
             warnings: Vec::new(),
+            left_alone: Vec::new(),
+            cni_plugins: None,
         }))
+    }
+
+    /// This archive's record in the state file.
+    fn record<'s>(&self, state: &'s State) -> Option<&'s InstalledRelease> {
+        match self.kind {
+            Kind::Node => state.binaries.as_ref(),
+            Kind::CniPlugins => state.cni_plugins.as_ref(),
+        }
+    }
+
+    fn previous(&self, state: &State) -> Option<InstalledRelease> {
+        match self.kind {
+            Kind::Node => state.previous_binaries.clone(),
+            Kind::CniPlugins => None,
+        }
     }
 
     async fn install(
@@ -150,18 +178,21 @@ impl Job<'_> {
         };
 
         // A new release rotates the current one into previous/; reinstalling the same one (a repair) does not.
-        let rotate = match &state.binaries {
-            Some(rec) => rec.archive_sha512 != pass.digests.sha512,
-            None => pass.unpacked.files.iter().any(|f| self.bin_dir.join(&f.name).exists()),
+        let rotate = match (self.kind, &state.binaries) {
+            (Kind::CniPlugins, _) => false,
+            (Kind::Node, Some(rec)) => rec.archive_sha512 != pass.digests.sha512,
+            (Kind::Node, None) => pass.unpacked.files.iter().any(|f| self.bin_dir.join(&f.name).exists()),
         };
-        let retire: Vec<String> = state
-            .binaries
-            .iter()
+        // Plugins are only ever added or repaired: a recorded one the set lacks stays for `reset` to judge.
+        let retire: Vec<String> = self
+            .record(state)
+            .filter(|_| self.kind == Kind::Node)
+            .into_iter()
             .flat_map(|rec| rec.files.iter().map(|f| f.name.clone()))
             .filter(|n| !pass.unpacked.files.iter().any(|f| &f.name == n))
             .collect();
         // Binaries installed by hand (no record) are kept like a release, so --rollback can restore them.
-        let found = match (&state.binaries, rotate) {
+        let found = match (self.record(state), rotate) {
             (None, true) => Some(self.found_release(&pass.unpacked.files)),
             _ => None,
         };
@@ -193,10 +224,15 @@ impl Job<'_> {
             bin_dir: self.bin_dir.display().to_string(),
             files,
         };
-        if rotate {
-            state.previous_binaries = state.binaries.take().or(found).map(|rec| moved(rec, &self.previous_dir));
+        match self.kind {
+            Kind::Node => {
+                if rotate {
+                    state.previous_binaries = state.binaries.take().or(found).map(|rec| moved(rec, &self.previous_dir));
+                }
+                state.binaries = Some(installed.clone());
+            }
+            Kind::CniPlugins => state.cni_plugins = Some(installed.clone()),
         }
-        state.binaries = Some(installed.clone());
         prune_cache(self.cache_dir, state);
         Ok(Report {
             outcome: Outcome::Installed,
@@ -204,8 +240,10 @@ impl Job<'_> {
             from_cache,
             verified_with: Some(format!("{} from {checksum_source}", expected.algorithm())),
             installed,
-            previous: state.previous_binaries.clone(),
+            previous: self.previous(state),
             warnings,
+            left_alone: Vec::new(),
+            cni_plugins: None,
         })
     }
 
@@ -274,7 +312,8 @@ impl Job<'_> {
         want: Option<&str>,
         warnings: &mut Vec<String>,
     ) -> Option<String> {
-        if self.s.os != Os::host() {
+        // A CNI plugin has no version flag (it answers CNI_COMMAND=VERSION, about the CNI spec).
+        if self.s.os != Os::host() || self.kind == Kind::CniPlugins {
             return None;
         }
         match binary_version(name, path).await {
@@ -296,7 +335,8 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-pub(super) fn file_sha256(path: &Path) -> std::io::Result<String> {
+/// SHA-256 of a file, hex: what the state file records of each installed binary.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -311,7 +351,7 @@ pub(super) fn file_sha256(path: &Path) -> std::io::Result<String> {
 
 /// Keeps the cached archives of the installed and the previous release; older ones only take space.
 fn prune_cache(cache_dir: &Path, state: &State) {
-    let keep: Vec<String> = [&state.binaries, &state.previous_binaries]
+    let keep: Vec<String> = [&state.binaries, &state.previous_binaries, &state.cni_plugins]
         .into_iter()
         .flatten()
         .filter_map(|rec| rec.checksum.split_once(':').map(|(a, h)| format!("{a}-{h}.tar.gz")))

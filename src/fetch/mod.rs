@@ -7,6 +7,7 @@
 //! This module holds the plan and the entry points; a run is a job (job: one install; pass: its streaming
 //! pass) or a rollback, and ends in a report.
 
+pub mod cni_plugins;
 pub mod download;
 mod error;
 mod install;
@@ -21,6 +22,7 @@ mod version;
 
 pub use error::FetchError;
 pub(crate) use error::chain;
+pub use job::file_sha256;
 pub use report::{Outcome, Report};
 pub use version::binary_version;
 
@@ -28,10 +30,10 @@ use crate::host::Native;
 use crate::layout::Os;
 use crate::plan::{Action, Plan, Step};
 use crate::settings::Settings;
-use crate::state::State;
+use crate::state::{InstalledRelease, State};
 use crate::version::{KubeVersion, VersionSpec};
 use download::{Downloader, RetryPolicy};
-use job::Job;
+use job::{Job, Kind};
 use progress::Progress;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -89,6 +91,7 @@ pub fn plan_with(s: &Settings, input: &FetchInput) -> Plan {
     if let Some(archive) = &input.archive {
         let mut plan = Plan::new(Step::Fetch, format!("install the node binaries from {archive}"));
         plan.push(release(archive.clone(), None));
+        push_cni_plugins(&mut plan, s);
         return plan;
     }
     let mut plan = Plan::new(Step::Fetch, format!("install the Kubernetes {} node binaries", s.kubernetes_version));
@@ -105,7 +108,36 @@ pub fn plan_with(s: &Settings, input: &FetchInput) -> Plan {
             });
         }
     }
+    push_cni_plugins(&mut plan, s);
     plan
+}
+
+/// Windows: the CNI plugins release pinned to the Kubernetes version (or `--cni-plugins-version`).
+fn push_cni_plugins(plan: &mut Plan, s: &Settings) {
+    if s.os == Os::Windows {
+        plan.push(cni_plugins_action(s));
+    }
+}
+
+fn cni_plugins_action(s: &Settings) -> Action {
+    let binaries: Vec<String> = cni_plugins::WINDOWS.iter().map(|b| b.to_string()).collect();
+    match cni_plugins::version(s) {
+        Some(version) => {
+            let url = cni_plugins::archive_url(&s.cni_plugins_mirror, &version, &s.arch);
+            Action::FetchCniPlugins {
+                checksum_url: format!("{url}.sha512"),
+                url,
+                version,
+                binaries,
+                bin_dir: s.cni_bin_dir.clone(),
+                cache_dir: s.layout().cache_dir(),
+            }
+        }
+        None => Action::Deferred {
+            what: format!("download and install {} into {}", binaries.join(", "), s.cni_bin_dir),
+            needs: "the Kubernetes version, which the CNI plugins release is pinned to".into(),
+        },
+    }
 }
 
 /// Plans and applies `wkjoin fetch` (see [`apply`]).
@@ -136,18 +168,19 @@ pub async fn apply(s: &Settings, plan: &Plan, progress: &Progress) -> Result<(Pl
             progress.phase(format!("re-planned for {v}: {a}"));
         }
     }
-    let report = match plan.actions.first() {
+    let mut report = match plan.actions.first() {
         Some(Action::FetchRelease {
             url, sha512, version, binaries, optional_binaries, bin_dir, cache_dir, ..
         }) => {
             // The mirror's own archive for the version, or an archive the user named (other error messages).
             let mirror_url = s.kubernetes_version.exact().map(|v| archive_url(&s.mirror, v, s.os.as_str(), &s.arch));
             let job = Job {
+                kind: Kind::Node,
                 s: &s,
                 url,
                 pinned: sha512.as_deref(),
                 version: version.as_deref(),
-                wanted: Wanted { required: binaries.clone(), optional: optional_binaries.clone() },
+                wanted: Wanted::node(binaries.clone(), optional_binaries.clone()),
                 bin_dir: Path::new(bin_dir),
                 previous_dir: PathBuf::from(layout.previous_bin_dir()),
                 cache_dir: Path::new(cache_dir),
@@ -160,12 +193,91 @@ pub async fn apply(s: &Settings, plan: &Plan, progress: &Progress) -> Result<(Pl
         }
         other => return Err(FetchError::NotPlanned { action: other.map(|a| a.to_string()).unwrap_or_default() }),
     };
+    // The node binaries are recorded as soon as they are in place, whatever happens to the plugins next.
+    if plan.actions.len() > 1 {
+        state.save(&state_path, &mut Native)?;
+    }
+    for i in 1..plan.actions.len() {
+        // A local archive of a version not named before: its plugins are pinned to the version it held.
+        let archived = report.installed.version.as_deref().and_then(|v| v.parse::<KubeVersion>().ok());
+        if let (Action::Deferred { .. }, Some(k)) = (&plan.actions[i], archived) {
+            let s = Settings { kubernetes_version: VersionSpec::Exact(k), ..s.clone() };
+            plan.actions[i] = cni_plugins_action(&s);
+            progress.phase(format!("re-planned for {k}: {}", plan.actions[i]));
+        }
+        let action = &plan.actions[i];
+        let Action::FetchCniPlugins { url, version, binaries, bin_dir, cache_dir, .. } = action else {
+            return Err(FetchError::NotPlanned { action: action.to_string() });
+        };
+        report.cni_plugins = Some(Box::new(
+            cni_plugins_job(&s, &mut state, progress, url, version, binaries, Path::new(bin_dir), cache_dir).await?,
+        ));
+    }
     state.record(&plan, SystemTime::now());
     if state.node_name.is_none() {
         state.node_name = Some(s.node_name.clone());
     }
     state.save(&state_path, &mut Native)?;
     Ok((plan, report))
+}
+
+/// Installs the plugins wkjoin may own; one already in `bin_dir` that it did not install is left alone.
+#[allow(clippy::too_many_arguments)]
+async fn cni_plugins_job(
+    s: &Settings,
+    state: &mut State,
+    progress: &Progress,
+    url: &str,
+    version: &str,
+    binaries: &[String],
+    bin_dir: &Path,
+    cache_dir: &str,
+) -> Result<Report, FetchError> {
+    let left_alone = cni_plugins::not_ours(binaries, bin_dir, state);
+    let required: Vec<String> =
+        binaries.iter().filter(|b| !left_alone.contains(&bin_dir.join(b).display().to_string())).cloned().collect();
+    for path in &left_alone {
+        progress.phase(format!("{path} was not installed by wkjoin: left alone"));
+    }
+    let mut report = if required.is_empty() {
+        Report {
+            outcome: Outcome::AlreadyInstalled,
+            downloaded_bytes: 0,
+            from_cache: false,
+            verified_with: None,
+            installed: state.cni_plugins.clone().unwrap_or_else(|| InstalledRelease {
+                version: Some(version.to_string()),
+                os: s.os.as_str().to_string(),
+                arch: s.arch.clone(),
+                source: url.to_string(),
+                archive_sha512: String::new(),
+                checksum: String::new(),
+                installed_at: String::new(),
+                bin_dir: bin_dir.display().to_string(),
+                files: Vec::new(),
+            }),
+            previous: None,
+            warnings: Vec::new(),
+            left_alone: Vec::new(),
+            cni_plugins: None,
+        }
+    } else {
+        let job = Job {
+            kind: Kind::CniPlugins,
+            s,
+            url,
+            pinned: None,
+            version: Some(version),
+            wanted: Wanted { required, optional: Vec::new(), prefix: "" },
+            bin_dir,
+            previous_dir: PathBuf::new(),
+            cache_dir: Path::new(cache_dir),
+            local_archive: true,
+        };
+        job.run(state, progress).await?
+    };
+    report.left_alone = left_alone;
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -26,4 +26,10 @@ pub struct Report {
     /// What `--rollback` would restore.
     pub previous: Option<InstalledRelease>,
     pub warnings: Vec<String>,
+    /// Files already in place that wkjoin did not install, so did not touch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_alone: Vec<String>,
+    /// Windows: the CNI plugins, installed after the node binaries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cni_plugins: Option<Box<Report>>,
 }

@@ -67,5 +67,7 @@ pub(super) async fn rollback(
         installed: restored,
         previous: state.previous_binaries.clone(),
         warnings,
+        left_alone: Vec::new(),
+        cni_plugins: None,
     })
 }

@@ -114,11 +114,20 @@ pub struct Unpacked {
     pub archive_version: Option<String>,
 }
 
-/// Which files of `kubernetes/node/bin/` to extract.
+/// Which files to extract, and the directory of the archive they are in.
 #[derive(Debug, Clone)]
 pub struct Wanted {
     pub required: Vec<String>,
     pub optional: Vec<String>,
+    /// `kubernetes/node/bin/` in a node archive; empty for an archive of plugins at its top level.
+    pub prefix: &'static str,
+}
+
+impl Wanted {
+    /// Binaries of a Kubernetes node archive (`kubernetes/node/bin/`).
+    pub fn node(required: Vec<String>, optional: Vec<String>) -> Wanted {
+        Wanted { required, optional, prefix: BIN_PREFIX }
+    }
 }
 
 /// Why an entry name is unsafe to use, if it is: every component must be a plain name.
@@ -320,8 +329,17 @@ pub fn unpack(input: impl Read, staging: &Path, wanted: &Wanted) -> Result<Unpac
     let writer = Writer::start();
     for entry in archive.entries().map_err(UnpackError::Corrupt)? {
         let mut entry = entry.map_err(UnpackError::Corrupt)?;
-        let raw = entry.path_bytes().into_owned();
+        let mut raw = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
+        // A top-level archive made with `tar -C dir .` (the CNI plugins release) names its entries `./name`.
+        if wanted.prefix.is_empty()
+            && let Some(rest) = raw.strip_prefix(b"./")
+        {
+            if rest.is_empty() {
+                continue;
+            }
+            raw = rest.to_vec();
+        }
         let unsafe_entry = |reason: String| UnpackError::Unsafe { entry: name.clone(), reason };
         check_entry_path(&raw).map_err(|r| unsafe_entry(r.to_string()))?;
         let kind = entry.header().entry_type();
@@ -339,14 +357,15 @@ pub fn unpack(input: impl Read, staging: &Path, wanted: &Wanted) -> Result<Unpac
         if !kind.is_file() {
             continue;
         }
-        let path = name.trim_end_matches('/');
+        let relative = String::from_utf8_lossy(&raw).into_owned();
+        let path = relative.trim_end_matches('/');
         if path == VERSION_ENTRY && size <= 128 {
             let mut text = String::new();
             entry.read_to_string(&mut text).map_err(UnpackError::Corrupt)?;
             archive_version = Some(text.trim().to_string());
             continue;
         }
-        let Some(file_name) = path.strip_prefix(BIN_PREFIX) else { continue };
+        let Some(file_name) = path.strip_prefix(wanted.prefix) else { continue };
         if !wanted.required.iter().chain(&wanted.optional).any(|w| w == file_name) {
             continue;
         }
@@ -378,7 +397,7 @@ pub fn unpack(input: impl Read, staging: &Path, wanted: &Wanted) -> Result<Unpac
     }
     let mut files = writer.finish()?;
     if let Some(missing) = wanted.required.iter().find(|r| !files.iter().any(|f| &f.name == *r)) {
-        return Err(UnpackError::Missing { entry: format!("{BIN_PREFIX}{missing}") });
+        return Err(UnpackError::Missing { entry: format!("{}{missing}", wanted.prefix) });
     }
     // Archive order is not ours to expose: install in the order the plan names the binaries.
     let order = |n: &str| wanted.required.iter().chain(&wanted.optional).position(|w| w == n);

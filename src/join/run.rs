@@ -136,13 +136,25 @@ async fn step(s: &Settings, o: &Options, plan: &Plan) -> Result<(bool, String), 
             progress.finish();
             let (_, report) = result?;
             let version = report.installed.version.clone().unwrap_or_else(|| "(version unknown)".into());
-            Ok(match report.outcome {
+            let (mut changed, mut summary) = match report.outcome {
                 FetchOutcome::AlreadyInstalled => (
                     false,
                     format!("Kubernetes {version} already installed and intact in {}", report.installed.bin_dir),
                 ),
                 _ => (true, format!("installed Kubernetes {version} into {}", report.installed.bin_dir)),
-            })
+            };
+            if let Some(p) = &report.cni_plugins {
+                let v = p.installed.version.as_deref().unwrap_or("(version unknown)");
+                changed |= p.outcome == FetchOutcome::Installed;
+                summary += &match p.outcome {
+                    FetchOutcome::Installed => format!("; CNI plugins {v} into {}", p.installed.bin_dir),
+                    _ => format!("; CNI plugins {v} in place in {}", p.installed.bin_dir),
+                };
+                if !p.left_alone.is_empty() {
+                    summary += &format!(" (not wkjoin's, left alone: {})", p.left_alone.join(", "));
+                }
+            }
+            Ok((changed, summary))
         }
         Step::Pause => Ok(pause::apply(s, plan, &mut host::Native).await?.summary(&pause::pause_image(s))),
         Step::Config => {

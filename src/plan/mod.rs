@@ -97,6 +97,17 @@ pub enum Action {
         bin_dir: String,
         cache_dir: String,
     },
+    /// Windows: download the CNI plugins release, verify it like the node archive, and install the plugins the
+    /// pod network needs into the runtime's CNI bin dir. A plugin there that wkjoin did not install is left alone.
+    FetchCniPlugins {
+        url: String,
+        /// The published checksum (`.sha512`; `.sha256` is the fallback).
+        checksum_url: String,
+        version: String,
+        binaries: Vec<String>,
+        bin_dir: String,
+        cache_dir: String,
+    },
     /// Swap the installed node binaries with the ones an upgrade kept.
     RollbackRelease {
         bin_dir: String,

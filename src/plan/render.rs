@@ -26,6 +26,12 @@ impl fmt::Display for Action {
                 }
                 write!(f, " into {bin_dir}")
             }
+            Action::FetchCniPlugins { url, checksum_url, binaries, bin_dir, .. } => write!(
+                f,
+                "download {url}, verify it against {checksum_url}, install {} into {bin_dir} (one already there that \
+                 wkjoin did not install is left alone)",
+                binaries.join(", ")
+            ),
             Action::RollbackRelease { bin_dir, previous_dir } => {
                 write!(f, "swap the node binaries in {bin_dir} with the previous ones kept in {previous_dir}")
             }

@@ -95,6 +95,13 @@ pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOp
         }
     }
     o.left_alone = not_ours(s, &o, state.is_some());
+    // A plugin replaced since wkjoin installed it is someone else's now.
+    for f in state.iter().filter_map(|st| st.cni_plugins.as_ref()).flat_map(|r| &r.files) {
+        if o.paths.contains(&f.path) && crate::fetch::file_sha256(Path::new(&f.path)).ok().as_ref() != Some(&f.sha256) {
+            o.paths.retain(|p| p != &f.path);
+            o.left_alone.push(format!("{}: changed since wkjoin installed it, left alone", f.path));
+        }
+    }
     if o.is_bare() {
         return Ok(o);
     }

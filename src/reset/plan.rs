@@ -42,6 +42,10 @@ pub fn candidate_paths(s: &Settings, state: Option<&State>, purge: bool) -> Vec<
             if let Some(files) = state.and_then(|st| st.binaries.as_ref()).map(|b| &b.files) {
                 bins.extend(files.iter().map(|f| f.path.clone()));
             }
+            // The CNI plugins wkjoin installed into the runtime's bin dir: only those it recorded.
+            if let Some(files) = state.and_then(|st| st.cni_plugins.as_ref()).map(|b| &b.files) {
+                bins.extend(files.iter().map(|f| f.path.clone()));
+            }
             bins.sort();
             bins.dedup();
             out.extend(bins);

@@ -59,6 +59,10 @@ pub struct PartialSettings {
     pub runtime: Option<Runtime>,
     pub runtime_endpoint: Option<String>,
     pub mirror: Option<String>,
+    /// Windows: the containernetworking/plugins release whose win-bridge and host-local `fetch` installs.
+    pub cni_plugins_version: Option<String>,
+    /// Windows: where that release is, in GitHub's `{version}/cni-plugins-windows-{arch}-{version}.tgz` layout.
+    pub cni_plugins_mirror: Option<String>,
     pub cni_bin_dir: Option<String>,
     /// Where the runtime reads CNI configs; normally learned from the runtime itself.
     pub cni_conf_dir: Option<String>,
@@ -128,6 +132,10 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_config: Option<String>,
     pub mirror: String,
+    /// The CNI plugins release asked for; else the one pinned for the Kubernetes version (`fetch::cni_plugins`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cni_plugins_version: Option<String>,
+    pub cni_plugins_mirror: String,
     pub cni_bin_dir: String,
     /// Where the runtime reads CNI configs (containerd's `conf_dir`; the kubelet's `--cni-conf-dir` with Docker).
     pub cni_conf_dir: String,
@@ -161,6 +169,8 @@ pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
 /// kubeadm's default service subnet.
 pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 pub const DEFAULT_MIRROR: &str = "https://dl.k8s.io/release";
+/// containernetworking/plugins' GitHub releases: `{version}/cni-plugins-windows-amd64-{version}.tgz` (+ `.sha512`).
+pub const DEFAULT_CNI_PLUGINS_MIRROR: &str = "https://github.com/containernetworking/plugins/releases/download";
 pub const DEFAULT_NETWORK_NAME: &str = "cbr0";
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 
@@ -315,6 +325,12 @@ pub fn resolve(
         runtime_endpoint,
         runtime_config: pick(layers, |l| l.runtime_config.clone()).map(|s| s.value),
         mirror: or_default(pick(layers, |l| l.mirror.clone()), DEFAULT_MIRROR.to_string()).value,
+        cni_plugins_version: pick(layers, |l| l.cni_plugins_version.clone()).map(|s| s.value),
+        cni_plugins_mirror: or_default(
+            pick(layers, |l| l.cni_plugins_mirror.clone()),
+            DEFAULT_CNI_PLUGINS_MIRROR.to_string(),
+        )
+        .value,
         cni_bin_dir: cni_bin_dir.value,
         cni_conf_dir: cni_conf_dir.value,
         pause_image: pause_image.value,

@@ -49,6 +49,10 @@ pub enum SettingsError {
         "cluster domain `{value}` is not a DNS name (labels of letters, digits and '-', joined by '.'): it goes into the kubelet's command line; fix kubeadm-config's networking.dnsDomain or give --cluster-domain"
     )]
     ClusterDomain { value: String },
+    #[error(
+        "--cni-plugins-version `{value}` is not a containernetworking/plugins release: use the form v1.1.1 (see https://github.com/containernetworking/plugins/releases)"
+    )]
+    CniPluginsVersion { value: String },
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
     #[error("cannot read config file {}: {source}", path.display())]
@@ -160,6 +164,12 @@ pub fn validate(s: &Settings) -> Result<(), SettingsError> {
     };
     if s.cluster_domain.len() > 253 || !s.cluster_domain.trim_end_matches('.').split('.').all(label) {
         return Err(SettingsError::ClusterDomain { value: s.cluster_domain.clone() });
+    }
+    // It becomes part of a URL and a file name: a release tag only.
+    if let Some(v) = &s.cni_plugins_version
+        && v.parse::<crate::version::KubeVersion>().is_err()
+    {
+        return Err(SettingsError::CniPluginsVersion { value: v.clone() });
     }
     if s.pause_image.trim().is_empty() {
         return Err(SettingsError::Empty { what: "--pause-image" });

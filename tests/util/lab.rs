@@ -74,6 +74,25 @@ impl Lab {
     }
 
     /// kubectl as the admin; panics with its output when it fails.
+    /// `wkjoin fetch --os windows` of v1.20.2 into `root` from the lab's mirror: the node archive and the CNI
+    /// plugins release (win-bridge.exe, host-local.exe built from Debian's source by scripts/upstream/build).
+    pub fn fetch_windows(&self, root: &std::path::Path) -> assert_cmd::Command {
+        let mut c = crate::util::wkjoin();
+        c.arg("fetch").arg("--root-dir").arg(root);
+        c.args([
+            "--os",
+            "windows",
+            "--node-name",
+            "win-1",
+            "--mirror",
+            &self.mirror,
+            "--kubernetes-version",
+            "v1.20.2",
+        ]);
+        c.args(["--cni-plugins-mirror", &format!("{}/cni-plugins", self.mirror)]);
+        c
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> String {
         self.try_kubectl(args).unwrap_or_else(|e| panic!("kubectl {}: {e}", args.join(" ")))
     }

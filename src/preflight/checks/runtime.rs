@@ -10,8 +10,7 @@ use crate::settings::{Runtime, Settings};
 pub fn required_cni_plugins(os: Os) -> &'static [&'static str] {
     match os {
         Os::Linux => &["bridge", "host-local", "portmap"],
-        // wkjoin's L2Bridge/L2Tunnel network: win-bridge with host-local IPAM (containernetworking/plugins).
-        Os::Windows => &["win-bridge.exe", "host-local.exe"],
+        Os::Windows => &crate::fetch::cni_plugins::WINDOWS,
     }
 }
 
@@ -123,8 +122,8 @@ pub(super) fn cni_plugins(f: &Facts) -> Check {
                       --cni-bin-dir with the directory that has them"
             .to_string(),
         Os::Windows => format!(
-            "unpack cni-plugins-windows-amd64-<version>.tgz from https://github.com/containernetworking/plugins/releases \
-             (it has win-bridge.exe and host-local.exe) into {}, the runtime's CNI bin dir, or give --cni-bin-dir",
+            "run `wkjoin fetch` (it installs win-bridge.exe and host-local.exe from containernetworking/plugins' \
+             cni-plugins-windows-amd64-<version>.tgz into {}, the runtime's CNI bin dir), or give --cni-bin-dir",
             f.cni_bin_dir
         ),
     };

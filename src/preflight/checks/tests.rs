@@ -124,7 +124,7 @@ const CASES: &[Case] = &[
     ("portmap missing", Os::Linux, |f, _, _| { f.cni_plugins_found.pop(); }, "cni-plugins", Status::Fail, "portmap missing"),
     ("win-overlay is not enough", Os::Windows, |f, _, _| f.cni_plugins_found = vec!["win-overlay.exe".into()], "cni-plugins", Status::Fail, "win-bridge.exe, host-local.exe missing"),
     ("no host-local ipam", Os::Windows, |f, _, _| f.cni_plugins_found = vec!["win-bridge.exe".into()], "cni-plugins", Status::Fail, "host-local.exe missing"),
-    ("no windows cni", Os::Windows, |f, _, _| f.cni_plugins_found.clear(), "cni-plugins", Status::Fail, "containernetworking/plugins/releases"),
+    ("no windows cni", Os::Windows, |f, _, _| f.cni_plugins_found.clear(), "cni-plugins", Status::Fail, "run `wkjoin fetch`"),
     ("a config sorts before ours", Os::Linux, |f, _, _| f.cni_conf_files = vec!["05-other.conflist".into(), "10-wkjoin.conflist".into()], "cni-conf", Status::Fail, "05-other.conflist"),
     ("ours alone in the conf dir", Os::Linux, |f, _, _| f.cni_conf_files = vec!["10-wkjoin.conflist".into()], "cni-conf", Status::Pass, "runtime's CNI conf dir"),
     ("a config sorts after ours", Os::Windows, |f, _, _| f.cni_conf_files = vec!["99-loopback.conf".into()], "cni-conf", Status::Warn, "99-loopback.conf"),
