@@ -266,3 +266,47 @@ fn the_windows_checker_rejects_v1_policies_on_the_v2_api() {
     let err = rejected(Checker::Windows, "conflist", conf);
     assert!(err.contains(r#"unknown field "ExceptionList""#), "{err}");
 }
+
+/// What the real `win-bridge.exe` (Debian's containernetworking/plugins 1.1.1 source, built by the checker's
+/// script) answers to CNI ADD with `config` on stdin, under wine: its error JSON's `msg` (it must fail: no HNS).
+fn win_bridge_add(config: &Value) -> String {
+    let plugins = checkers().parent().unwrap().join("plugins");
+    let mut c = Command::new("bash");
+    c.current_dir(repo()).arg("-c").arg(r#"source scripts/wine-env >&2 && exec wine "$@""#).arg("wine");
+    c.arg(plugins.join("win-bridge.exe"));
+    c.envs([("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "wkjoin-test"), ("CNI_NETNS", "none"), ("CNI_IFNAME", "eth0")]);
+    c.env("CNI_PATH", wine_path(&plugins));
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("run win-bridge.exe under wine");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), config.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "win-bridge.exe without HNS must fail: {out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let err: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: not a CNI error: {stdout}"));
+    err["msg"].as_str().unwrap_or_default().to_string()
+}
+
+/// The plugin's own config as the runtime hands it over: the list's `name` and `cniVersion` injected (libcni).
+fn first_plugin(conflist: &str) -> Value {
+    let list: Value = serde_json::from_str(conflist).unwrap();
+    let mut plugin = list["plugins"][0].clone();
+    plugin["name"] = list["name"].clone();
+    plugin["cniVersion"] = list["cniVersion"].clone();
+    plugin
+}
+
+/// The real win-bridge.exe takes wkjoin's config through its own parsing and picks the path the runtime needs:
+/// HCN (v2) for containerd, HNS v1 for dockershim, each asking HNS for the network named `cbr0`; that call is
+/// where it stops under wine (no computenetwork.dll, no vmcompute.dll). A config it cannot parse stops earlier.
+#[test]
+fn the_real_win_bridge_exe_reads_wkjoins_config_and_asks_hns_for_its_network() {
+    let v2 = win_bridge_add(&first_plugin(&cni_config(&start_actions(&["--os", "windows"]))));
+    assert!(v2.contains("error while getting network cbr0") && v2.contains("hcnEnumerateNetworks"), "{v2}");
+    let v1 = win_bridge_add(&first_plugin(&cni_config(&start_actions(&["--os", "windows", "--runtime", "docker"]))));
+    assert!(v1.contains("error while getting network cbr0") && v1.contains("hnsCall"), "{v1}");
+    // The control: a config win-bridge cannot load never reaches HNS.
+    let mut broken = first_plugin(&cni_config(&start_actions(&["--os", "windows"])));
+    broken["ipam"] = Value::String("host-local".into());
+    let msg = win_bridge_add(&broken);
+    assert!(!msg.contains("getting network") && msg.contains("failed to load netconf"), "{msg}");
+}
