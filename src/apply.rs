@@ -36,6 +36,10 @@ pub enum ApplyError {
     )]
     RuntimeRestart { service: String, command: String, image: String, secs: u64, message: String },
     #[error(
+        "{step}: no interface holds {address} {secs} s after the HNS network was created: the host is off its network (check the adapter the network uses: Get-NetIPAddress, Get-HnsNetwork; `wkjoin reset` removes the network)"
+    )]
+    AddressGone { step: Step, address: std::net::IpAddr, secs: u64 },
+    #[error(
         "the runtime at {endpoint} does not have image {image} under that name after the import (CRI ImageStatus): {message}; its sandboxes would fail with \"failed to get sandbox image\""
     )]
     NotInRuntime { endpoint: String, image: String, message: String },
@@ -240,6 +244,19 @@ pub async fn action(
         }
         Action::StopService { name } => host.stop_service(name).map_err(he)?,
         Action::RemoveService { name } => host.remove_service(name).map_err(he)?,
+        Action::WaitForAddress { address, timeout_secs } => {
+            let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
+            loop {
+                if let Some(iface) = host.interface_with_address(*address).map_err(host_err(step, a))? {
+                    tracing::info!("{address} is on {iface}");
+                    return Ok(false);
+                }
+                if Instant::now() >= deadline {
+                    return Err(ApplyError::AddressGone { step, address: *address, secs: *timeout_secs });
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
         Action::AllowFirewallPort { rule, protocol, port } => {
             return host.allow_firewall_port(rule, protocol, *port).map_err(he);
         }

@@ -76,6 +76,7 @@ fn expect(a: &Action, replan: &dyn Fn() -> Vec<Action>, calls: &mut Vec<Call>, o
             calls.push(Call::CreateHnsNetwork { name: name.clone(), definition: definition.clone() })
         }
         Action::RemoveHnsNetwork { name } => calls.push(Call::DeleteHnsNetwork(name.clone())),
+        Action::WaitForAddress { address, .. } => calls.push(Call::InterfaceWithAddress(*address)),
         Action::AddRoute { route } => calls.push(Call::ChangeRoutes(vec![RouteChange::Add(route.clone())])),
         Action::ReplaceRoute { from, to } => {
             calls.push(Call::ChangeRoutes(vec![RouteChange::Replace { from: from.clone(), to: to.clone() }]))
@@ -414,4 +415,40 @@ fn a_hostile_pod_cidr_from_the_cluster_never_reaches_the_cni_config_or_hns() {
             assert!(!network, "{os:?} {hostile}: {:?}", host.calls);
         }
     }
+}
+
+/// Creating the HNS network moves the host's address to a new vNIC: the plan waits until an interface holds it
+/// again before anything else, polling; if it never comes back, nothing after the network is done.
+#[test]
+fn the_windows_pod_network_waits_for_the_node_address_on_the_new_vnic() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(Os::Windows, dir.path(), Some("10.244.1.0/24"));
+    let mut plan = Plan::new(wkjoin::plan::Step::Start, "pod network");
+    plan.actions = wkjoin::start::services::network_actions(&s, "10.244.1.0/24".parse().unwrap());
+    let node_ip: std::net::IpAddr = "172.30.0.11".parse().unwrap();
+    let wait =
+        plan.actions.iter().position(|a| matches!(a, Action::WaitForAddress { address, .. } if *address == node_ip));
+    assert_eq!(wait, Some(1), "right after the network: {:#?}", plan.actions);
+
+    let mut host = Recording { windows: true, address_absent_polls: 3, ..Default::default() };
+    let mut cluster = Nodes::default();
+    block_on(apply::apply(&plan, Os::Windows, &mut host, &mut cluster, &apply::Options::default())).unwrap();
+    let polls: Vec<usize> = host
+        .calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == Call::InterfaceWithAddress(node_ip))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(polls, [1, 2, 3, 4], "{:?}", host.calls);
+    assert!(matches!(host.calls[5], Call::CreateDir(_)), "{:?}", host.calls);
+
+    let mut short = plan.clone();
+    short.actions[1] = Action::WaitForAddress { address: node_ip, timeout_secs: 1 };
+    let mut host = Recording { windows: true, address_absent_polls: usize::MAX, ..Default::default() };
+    let err =
+        block_on(apply::apply(&short, Os::Windows, &mut host, &mut cluster, &apply::Options::default())).unwrap_err();
+    assert!(matches!(err, apply::ApplyError::AddressGone { .. }), "{err}");
+    assert!(err.to_string().contains("172.30.0.11") && err.to_string().contains("Get-NetIPAddress"), "{err}");
+    assert!(!host.calls.iter().any(|c| matches!(c, Call::CreateDir(_) | Call::WriteFile { .. })), "{:?}", host.calls);
 }

@@ -139,6 +139,8 @@ pub trait Host {
     /// Creates an HNS network from its JSON definition; returns false when one of that name exists.
     fn create_hns_network(&mut self, name: &str, definition: &str) -> Result<bool, HostError>;
     fn delete_hns_network(&mut self, name: &str) -> Result<(), HostError>;
+    /// The interface that holds `address` now, if any (IP Helper on Windows, netlink on Linux).
+    fn interface_with_address(&mut self, address: std::net::IpAddr) -> Result<Option<String>, HostError>;
 
     /// Allows inbound `protocol/port` under the rule name; returns false when the rule exists.
     fn allow_firewall_port(&mut self, rule: &str, protocol: &str, port: u16) -> Result<bool, HostError>;

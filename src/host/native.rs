@@ -190,6 +190,10 @@ impl Host for Native {
         super::create_hns_network(name, definition)
     }
 
+    fn interface_with_address(&mut self, address: std::net::IpAddr) -> Result<Option<String>, HostError> {
+        Ok(super::facts().interfaces.into_iter().find(|(_, net)| net.addr() == address).map(|(name, _)| name))
+    }
+
     fn delete_hns_network(&mut self, name: &str) -> Result<(), HostError> {
         super::delete_hns_network(name)
     }

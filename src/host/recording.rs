@@ -30,6 +30,7 @@ pub enum Call {
     RemoveLink(String),
     CreateHnsNetwork { name: String, definition: String },
     DeleteHnsNetwork(String),
+    InterfaceWithAddress(std::net::IpAddr),
     AllowFirewallPort { rule: String, protocol: String, port: u16 },
     RemoveFirewallRule(String),
     RuntimeStatus(String),
@@ -47,6 +48,9 @@ pub struct Recording {
     pub outputs: BTreeMap<String, CommandOutput>,
     /// Images the runtime has.
     pub images: Vec<String>,
+    /// How many times `interface_with_address` answers that no interface holds the address yet (then
+    /// `vEthernet (Ethernet)` does); `usize::MAX`: never.
+    pub address_absent_polls: usize,
     /// What the runtime's CRI status says (default: refuses, as a runtime that is down).
     pub status: Option<CriStatus>,
 }
@@ -135,6 +139,14 @@ impl Host for Recording {
     fn create_hns_network(&mut self, name: &str, definition: &str) -> Result<bool, HostError> {
         self.calls.push(Call::CreateHnsNetwork { name: name.into(), definition: definition.into() });
         Ok(true)
+    }
+    fn interface_with_address(&mut self, address: std::net::IpAddr) -> Result<Option<String>, HostError> {
+        self.calls.push(Call::InterfaceWithAddress(address));
+        if self.address_absent_polls > 0 {
+            self.address_absent_polls -= 1;
+            return Ok(None);
+        }
+        Ok(Some("vEthernet (Ethernet)".into()))
     }
     fn delete_hns_network(&mut self, name: &str) -> Result<(), HostError> {
         self.calls.push(Call::DeleteHnsNetwork(name.into()));

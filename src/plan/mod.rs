@@ -191,6 +191,12 @@ pub enum Action {
         name: String,
         definition: String,
     },
+    /// Wait until an interface holds `address` again: creating an L2Bridge network moves the host's address to a
+    /// new `vEthernet (<adapter>)` vNIC, and the host is off the network until it is there.
+    WaitForAddress {
+        address: std::net::IpAddr,
+        timeout_secs: u64,
+    },
     /// Compute host-gateway routes from the Node list and reconcile the routes wkjoin owns.
     ReconcileRoutes {
         node: String,

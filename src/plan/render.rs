@@ -83,6 +83,10 @@ impl fmt::Display for Action {
                 write!(f, "wait up to {timeout_secs}s for node {node} to be given a pod CIDR")
             }
             Action::CreateHnsNetwork { name, .. } => write!(f, "create HNS network {name}"),
+            Action::WaitForAddress { address, timeout_secs } => write!(
+                f,
+                "wait up to {timeout_secs} s for {address} to be on an interface again (the HNS network moves it to a vEthernet adapter)"
+            ),
             Action::ReconcileRoutes { node, cluster_cidr, service_cidr, next_hop } => write!(
                 f,
                 "reconcile host-gateway routes on {node}: every other node's pod CIDR in {cluster_cidr} via its {}, service CIDR {service_cidr} on the primary interface",

@@ -153,15 +153,21 @@ pub fn screen(nodes: &[ClusterNode], opts: &RouteOptions, host: &HostNetwork) ->
 }
 
 fn primary_interface<'a>(nodes: &[ClusterNode], opts: &'a RouteOptions, host: &'a HostNetwork) -> Option<&'a str> {
-    if let Some(name) = &opts.primary_interface {
-        return Some(name);
-    }
     let me = nodes.iter().find(|n| n.name == opts.self_node);
-    if let Some(iface) = me
+    let by_address = me
         .into_iter()
         .flat_map(|n| &n.internal_ips)
-        .find_map(|ip| host.interfaces.iter().find(|i| i.networks.iter().any(|net| net.addr() == *ip)))
-    {
+        .find_map(|ip| host.interfaces.iter().find(|i| i.networks.iter().any(|net| net.addr() == *ip)));
+    if let Some(name) = &opts.primary_interface {
+        // Windows: once the L2Bridge network exists the address is on `vEthernet (<name>)`, not on the adapter
+        // named by --interface: a named interface without addresses gives way to the one holding the node's.
+        let named_holds_addresses = host.interfaces.iter().any(|i| &i.name == name && !i.networks.is_empty());
+        return match (named_holds_addresses, by_address) {
+            (false, Some(iface)) if opts.os == Os::Windows => Some(&iface.name),
+            _ => Some(name),
+        };
+    }
+    if let Some(iface) = by_address {
         return Some(&iface.name);
     }
     host.routes
@@ -354,6 +360,27 @@ mod tests {
                 "10.244.2.0/24 via 10.244.2.2 dev eth0",
             ]
         );
+    }
+
+    /// --interface Ethernet names the adapter; after the L2Bridge network is created the node's address is on
+    /// `vEthernet (Ethernet)` and the adapter has none: routes follow the address (flannel does the same).
+    #[test]
+    fn windows_routes_follow_the_node_address_to_the_vnic() {
+        let mut o = opts(Os::Windows, NextHop::NodeIp);
+        o.primary_interface = Some("Ethernet".into());
+        let mut h = host(false);
+        h.interfaces[1].name = "vEthernet (Ethernet)".into();
+        h.interfaces.push(Interface { name: "Ethernet".into(), index: 3, networks: vec![] });
+        let r = desired(&cluster(), &o, &h).unwrap();
+        assert!(r.iter().all(|r| r.interface.as_deref() == Some("vEthernet (Ethernet)")), "{:?}", show(&r));
+        // Before the network exists the adapter holds the address: the name given is used.
+        let r = desired(&cluster(), &o, &{
+            let mut h = host(false);
+            h.interfaces[1].name = "Ethernet".into();
+            h
+        })
+        .unwrap();
+        assert!(r.iter().all(|r| r.interface.as_deref() == Some("Ethernet")), "{:?}", show(&r));
     }
 
     #[test]

@@ -174,6 +174,9 @@ fn runtime_dependency(s: &Settings) -> Vec<String> {
     }
 }
 
+/// How long the host's address may take to reach the new vEthernet adapter (seconds, as the guide sees it).
+pub const HNS_VNIC_WAIT_SECS: u64 = 60;
+
 /// The pod network's actions once the pod CIDR is known.
 pub fn network_actions(s: &Settings, pod_cidr: IpNet) -> Vec<Action> {
     let conf_path = Layout::new(s.os, s.cni_conf_dir.clone()).join(&[network::CNI_CONF_FILE]);
@@ -186,15 +189,23 @@ pub fn network_actions(s: &Settings, pod_cidr: IpNet) -> Vec<Action> {
                 private: false,
             },
         ],
-        Os::Windows => vec![
-            Action::CreateHnsNetwork { name: s.network_name.clone(), definition: network::hns_network(s, pod_cidr) },
-            Action::CreateDir { path: s.cni_conf_dir.clone() },
-            Action::WriteFile {
+        Os::Windows => {
+            let mut actions = vec![Action::CreateHnsNetwork {
+                name: s.network_name.clone(),
+                definition: network::hns_network(s, pod_cidr),
+            }];
+            // The host is off its network until its address is on the new vNIC: nothing may start before.
+            if let Some(address) = s.node_ip {
+                actions.push(Action::WaitForAddress { address, timeout_secs: HNS_VNIC_WAIT_SECS });
+            }
+            actions.push(Action::CreateDir { path: s.cni_conf_dir.clone() });
+            actions.push(Action::WriteFile {
                 path: conf_path,
                 contents: Contents::Text { text: network::windows_cni_config(s, pod_cidr) },
                 private: false,
-            },
-        ],
+            });
+            actions
+        }
     }
 }
 
