@@ -54,6 +54,8 @@ pub struct Outcome {
     pub changed: usize,
     /// The pod CIDR an `AwaitPodCidr` action found.
     pub pod_cidr: Option<IpNet>,
+    /// HNS networks this plan created (not ones it found in place): what the state file records as wkjoin's.
+    pub created_networks: Vec<String>,
 }
 
 /// What a step gives the executor beyond the plan.
@@ -94,6 +96,7 @@ pub async fn apply(
                 tracing::info!("{a}");
             }
             out.changed += usize::from(changed);
+            created(&mut out, a, changed);
             out.executed.push(a.clone());
             continue;
         };
@@ -106,12 +109,20 @@ pub async fn apply(
             println!("  {}. {m}", i + 1);
         }
         for m in more {
-            out.changed += usize::from(action(plan.step, &m, host, cluster, &mut ctx).await?);
+            let changed = action(plan.step, &m, host, cluster, &mut ctx).await?;
+            out.changed += usize::from(changed);
+            created(&mut out, &m, changed);
             out.executed.push(m);
         }
     }
     out.pod_cidr = ctx.pod_cidr;
     Ok(out)
+}
+
+fn created(out: &mut Outcome, a: &Action, changed: bool) {
+    if let (Action::CreateHnsNetwork { name, .. }, true) = (a, changed) {
+        out.created_networks.push(name.clone());
+    }
 }
 
 /// What earlier actions of the same plan found.

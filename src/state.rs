@@ -67,6 +67,9 @@ pub struct State {
     /// The binaries they replaced, kept for `wkjoin fetch --rollback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_binaries: Option<InstalledRelease>,
+    /// Windows: the HNS network wkjoin created (an existing one it found is not wkjoin's to remove or recreate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hns_network: Option<HnsNetworkRecord>,
     /// Windows: the CNI plugins wkjoin installed into the runtime's CNI bin dir (only those: `reset` removes them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni_plugins: Option<InstalledRelease>,
@@ -76,6 +79,14 @@ pub struct State {
     /// The container runtime's config file as wkjoin changed it, so `reset` can restore exactly that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_config: Option<RuntimeConfigChange>,
+}
+
+/// An HNS network wkjoin created, with the pod CIDR it was made for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HnsNetworkRecord {
+    pub name: String,
+    pub subnet: ipnet::IpNet,
 }
 
 /// One change wkjoin made to the container runtime's config file.
@@ -106,6 +117,7 @@ impl Default for State {
             binaries: None,
             previous_binaries: None,
             cni_plugins: None,
+            hns_network: None,
             routes: Vec::new(),
             runtime_config: None,
         }

@@ -432,7 +432,9 @@ fn the_windows_pod_network_waits_for_the_node_address_on_the_new_vnic() {
 
     let mut host = Recording { windows: true, address_absent_polls: 3, ..Default::default() };
     let mut cluster = Nodes::default();
-    block_on(apply::apply(&plan, Os::Windows, &mut host, &mut cluster, &apply::Options::default())).unwrap();
+    let out = block_on(apply::apply(&plan, Os::Windows, &mut host, &mut cluster, &apply::Options::default())).unwrap();
+    // The network this plan created is what start records as wkjoin's (reset removes only that one).
+    assert_eq!(out.created_networks, ["cbr0"]);
     let polls: Vec<usize> = host
         .calls
         .iter()

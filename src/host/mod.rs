@@ -22,7 +22,8 @@ mod windows;
 
 #[cfg(unix)]
 pub use linux::cleanup::{
-    create_hns_network, delete_hns_network, delete_link, delete_service, stop_process, stop_service, unmount,
+    create_hns_network, delete_hns_network, delete_link, delete_service, hns_network_subnets, stop_process,
+    stop_service, unmount,
 };
 #[cfg(unix)]
 pub use linux::probe;
@@ -35,7 +36,8 @@ pub use linux::{
 };
 #[cfg(windows)]
 pub use windows::cleanup::{
-    create_hns_network, delete_hns_network, delete_link, delete_service, stop_process, stop_service, unmount,
+    create_hns_network, delete_hns_network, delete_link, delete_service, hns_network_subnets, stop_process,
+    stop_service, unmount,
 };
 #[cfg(windows)]
 pub use windows::probe;
@@ -58,6 +60,18 @@ pub use system::{Manager, SupervisorFiles, System, last_lines, service_active, s
 /// (hcn/hcnerrors.go) judges it: HCN can answer S_OK and still describe an error in the record.
 pub fn hcn_failed(hr: i32, record: Option<&str>) -> bool {
     hr < 0 || record.is_some_and(|r| !r.trim().is_empty())
+}
+
+/// The subnets of an HCN network's properties (`Ipams[].Subnets[].IpAddressPrefix`, hcsshim's
+/// `HostComputeNetwork`); a prefix that does not parse is left out.
+pub fn hns_subnets(properties: &str) -> Vec<ipnet::IpNet> {
+    let v: serde_json::Value = serde_json::from_str(properties).unwrap_or_default();
+    let ipams = v["Ipams"].as_array().cloned().unwrap_or_default();
+    ipams
+        .iter()
+        .flat_map(|i| i["Subnets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s["IpAddressPrefix"].as_str().and_then(|p| p.parse().ok()))
+        .collect()
 }
 
 /// SHA-256 of bytes, as lowercase hex.
@@ -139,6 +153,8 @@ pub trait Host {
     /// Creates an HNS network from its JSON definition; returns false when one of that name exists.
     fn create_hns_network(&mut self, name: &str, definition: &str) -> Result<bool, HostError>;
     fn delete_hns_network(&mut self, name: &str) -> Result<(), HostError>;
+    /// The subnets of the HNS network named `name`; `None` when there is no such network (or no HNS).
+    fn hns_network_subnets(&mut self, name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError>;
     /// The interface that holds `address` now, if any (IP Helper on Windows, netlink on Linux).
     fn interface_with_address(&mut self, address: std::net::IpAddr) -> Result<Option<String>, HostError>;
 
@@ -161,5 +177,17 @@ mod tests {
         assert!(!super::hcn_failed(0, Some("  ")));
         assert!(super::hcn_failed(0, Some(r#"{"Success":false,"Error":"The object already exists."}"#)));
         assert!(super::hcn_failed(-2147024713, None));
+    }
+
+    /// hcsshim's HostComputeNetwork as HcnQueryNetworkProperties returns it (hcn/hcnnetwork.go).
+    #[test]
+    fn hns_subnets_come_from_the_ipams() {
+        let props = r#"{"ID":"1d1b4e2a-0000-0000-0000-000000000000","Name":"cbr0","Type":"L2Bridge",
+            "Ipams":[{"Type":"Static","Subnets":[{"IpAddressPrefix":"10.244.1.0/24",
+            "Routes":[{"NextHop":"10.244.1.1","DestinationPrefix":"0.0.0.0/0"}]}]}],
+            "SchemaVersion":{"Major":2,"Minor":0}}"#;
+        assert_eq!(super::hns_subnets(props), ["10.244.1.0/24".parse::<ipnet::IpNet>().unwrap()]);
+        assert!(super::hns_subnets(r#"{"Name":"cbr0"}"#).is_empty());
+        assert!(super::hns_subnets("not json").is_empty());
     }
 }

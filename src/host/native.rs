@@ -190,6 +190,10 @@ impl Host for Native {
         super::create_hns_network(name, definition)
     }
 
+    fn hns_network_subnets(&mut self, name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError> {
+        super::hns_network_subnets(name)
+    }
+
     fn interface_with_address(&mut self, address: std::net::IpAddr) -> Result<Option<String>, HostError> {
         Ok(super::facts().interfaces.into_iter().find(|(_, net)| net.addr() == address).map(|(name, _)| name))
     }

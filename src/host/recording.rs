@@ -31,6 +31,7 @@ pub enum Call {
     CreateHnsNetwork { name: String, definition: String },
     DeleteHnsNetwork(String),
     InterfaceWithAddress(std::net::IpAddr),
+    HnsNetworkSubnets(String),
     AllowFirewallPort { rule: String, protocol: String, port: u16 },
     RemoveFirewallRule(String),
     RuntimeStatus(String),
@@ -48,6 +49,8 @@ pub struct Recording {
     pub outputs: BTreeMap<String, CommandOutput>,
     /// Images the runtime has.
     pub images: Vec<String>,
+    /// HNS networks that exist, by name, with their subnets.
+    pub hns_networks: BTreeMap<String, Vec<ipnet::IpNet>>,
     /// How many times `interface_with_address` answers that no interface holds the address yet (then
     /// `vEthernet (Ethernet)` does); `usize::MAX`: never.
     pub address_absent_polls: usize,
@@ -139,6 +142,10 @@ impl Host for Recording {
     fn create_hns_network(&mut self, name: &str, definition: &str) -> Result<bool, HostError> {
         self.calls.push(Call::CreateHnsNetwork { name: name.into(), definition: definition.into() });
         Ok(true)
+    }
+    fn hns_network_subnets(&mut self, name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError> {
+        self.calls.push(Call::HnsNetworkSubnets(name.into()));
+        Ok(self.hns_networks.get(name).cloned())
     }
     fn interface_with_address(&mut self, address: std::net::IpAddr) -> Result<Option<String>, HostError> {
         self.calls.push(Call::InterfaceWithAddress(address));

@@ -326,6 +326,9 @@ impl Host for System {
     fn create_hns_network(&mut self, name: &str, definition: &str) -> Result<bool, HostError> {
         Native.create_hns_network(name, definition)
     }
+    fn hns_network_subnets(&mut self, name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError> {
+        Native.hns_network_subnets(name)
+    }
     fn interface_with_address(&mut self, address: std::net::IpAddr) -> Result<Option<String>, HostError> {
         Native.interface_with_address(address)
     }

@@ -80,6 +80,8 @@ pub struct Observed {
     pub restored_sandbox_image: Option<String>,
     /// A recorded change whose file was edited since: left alone, with the reason.
     pub runtime_config_changed: Option<String>,
+    /// The HNS network the state file records wkjoin created (Windows): the only one reset removes.
+    pub hns_network: Option<String>,
     /// What reset saw and leaves alone because no record says it is wkjoin's, each with the reason.
     pub left_alone: Vec<String>,
 }
@@ -171,9 +173,21 @@ mod tests {
                     route("10.244.0.0/24", "172.30.0.10", "Ethernet").with_metric(300),
                 ];
                 o.services = vec!["kubelet".into(), "kube-proxy".into()];
+                o.hns_network = Some("cbr0".into());
             }
         }
         o
+    }
+
+    /// An HNS network the state file does not record as wkjoin's (another tool's, or made by hand) stays.
+    #[test]
+    fn a_network_wkjoin_did_not_create_is_not_removed() {
+        let s = settings(Os::Windows);
+        let o = Observed { hns_network: None, ..joined(Os::Windows) };
+        let p = plan(&s, &o, &ResetOptions::default());
+        assert!(!p.actions.iter().any(|a| matches!(a, Action::RemoveHnsNetwork { .. })), "{p:#?}");
+        let p = plan(&s, &joined(Os::Windows), &ResetOptions::default());
+        assert!(p.actions.iter().any(|a| matches!(a, Action::RemoveHnsNetwork { name } if name == "cbr0")));
     }
 
     fn golden(path: &str, expected: &str, actual: &str) {

@@ -95,6 +95,13 @@ pub async fn observe(s: &Settings, kubeconfig_flag: Option<&str>, opts: &ResetOp
         }
     }
     o.left_alone = not_ours(s, &o, state.is_some());
+    o.hns_network = state.as_ref().and_then(|st| st.hns_network.as_ref()).map(|n| n.name.clone());
+    if s.os == Os::Windows && o.hns_network.is_none() {
+        // A network wkjoin did not record creating (another tool's, or made by hand) is never removed.
+        if let Ok(Some(_)) = host::Host::hns_network_subnets(&mut host::Native, &s.network_name) {
+            o.left_alone.push(format!("HNS network {}: not created by wkjoin", s.network_name));
+        }
+    }
     // A plugin replaced since wkjoin installed it is someone else's now.
     for f in state.iter().filter_map(|st| st.cni_plugins.as_ref()).flat_map(|r| &r.files) {
         if o.paths.contains(&f.path) && crate::fetch::file_sha256(Path::new(&f.path)).ok().as_ref() != Some(&f.sha256) {

@@ -130,7 +130,10 @@ pub fn plan(s: &Settings, o: &Observed, opts: &ResetOptions) -> Plan {
     match s.os {
         Os::Linux if o.bridge => p.push(Action::RemoveLink { name: LINUX_BRIDGE.into() }),
         Os::Linux => &mut p,
-        Os::Windows => p.push(Action::RemoveHnsNetwork { name: s.network_name.clone() }),
+        Os::Windows => match &o.hns_network {
+            Some(name) => p.push(Action::RemoveHnsNetwork { name: name.clone() }),
+            None => &mut p,
+        },
     };
     // 7. The runtime's config as the admin had it, byte for byte, and the runtime restarted on it.
     if let Some(rc) = &o.runtime_config {

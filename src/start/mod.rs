@@ -31,6 +31,8 @@ pub enum StartError {
     Supervisor(#[from] crate::host::supervisor::SupervisorError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("{reason}; nothing was started")]
+    Network { reason: String },
     #[error("cannot use the node kubeconfig {path}: {message} (install it with `wkjoin config`, or give --kubeconfig)")]
     Kubeconfig { path: String, message: String },
 }
@@ -150,6 +152,17 @@ pub fn plan_observed(base: &Plan, o: &Observed, mgr: Manager, foreground: bool) 
     p
 }
 
+/// The HNS network of the pod network's name on this host, and whether wkjoin recorded creating it (Windows).
+fn network_found(s: &Settings) -> Result<services::NetworkFound, StartError> {
+    if s.os != crate::layout::Os::Windows {
+        return Ok(services::NetworkFound::default());
+    }
+    let state = State::load(Path::new(&s.layout().state_file()))?.unwrap_or_default();
+    let subnets = crate::host::Host::hns_network_subnets(&mut crate::host::Native, &s.network_name)?;
+    let ours = state.hns_network.is_some_and(|n| n.name == s.network_name);
+    Ok(services::NetworkFound { subnets, ours })
+}
+
 /// The installed kubelet's version: the start plan's flags depend on it.
 pub async fn kubelet_version(s: &Settings) -> Result<KubeVersion, StartError> {
     let kubelet = s.layout().binary(services::KUBELET);
@@ -175,7 +188,9 @@ pub async fn start_planned(
     let l = s.layout();
     let mgr = manager(s.os, process::systemd_is_init(), foreground);
     let version = kubelet_version(s).await?;
+    let found = network_found(s)?;
     let base = services::plan(s, Some(version), &pause::pause_image(s));
+    let base = services::fit_network(base, s, &found).map_err(|reason| StartError::Network { reason })?;
     let observed = observe(s, &base, mgr, foreground)?;
     let plan = plan_observed(&base, &observed, mgr, foreground);
     if printed.is_some_and(|p| p != &plan) && !plan.actions.is_empty() {
@@ -203,13 +218,17 @@ pub async fn start_planned(
     let managed: Vec<ServiceSpec> = plan_services(&base).into_iter().cloned().collect();
     let mut system = System::new(mgr, supervisor_files(&l, foreground), managed);
     let mut cluster = KubeCluster::new(Some(kubeconfig), kubelet_log);
-    let replan = |cidr| network::check_pod_cidr(s, cidr).map(|()| services::network_actions(s, cidr));
+    let replan = |cidr| network::check_pod_cidr(s, cidr).and_then(|()| services::network_actions_for(s, cidr, &found));
     let opts = apply::Options { replan: Some(&replan), verbose: false };
-    apply::apply(&plan, s.os, &mut system, &mut cluster, &opts).await?;
+    let outcome = apply::apply(&plan, s.os, &mut system, &mut cluster, &opts).await?;
 
     let state_path = PathBuf::from(l.state_file());
     let mut state = State::load(&state_path)?.unwrap_or_default();
     state.node_name = Some(s.node_name.clone());
+    // Only a network this run created is recorded as wkjoin's: one found in place stays another tool's.
+    if let (Some(name), Some(subnet)) = (outcome.created_networks.last(), outcome.pod_cidr.or(s.pod_cidr)) {
+        state.hns_network = Some(crate::state::HnsNetworkRecord { name: name.clone(), subnet });
+    }
     state.record(&settled(&base), std::time::SystemTime::now());
     state.save(&state_path, &mut crate::host::Native)?;
 

@@ -110,6 +110,11 @@ pub fn delete_hns_network(name: &str) -> Result<(), HostError> {
     Err(unsupported("delete HNS network", name))
 }
 
+/// HNS exists only on Windows: there is no network of any name here.
+pub fn hns_network_subnets(_name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError> {
+    Ok(None)
+}
+
 /// HNS exists only on Windows.
 pub fn create_hns_network(name: &str, _definition: &str) -> Result<bool, HostError> {
     Err(unsupported("create HNS network", name))

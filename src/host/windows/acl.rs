@@ -4,8 +4,7 @@ use crate::host::HostError;
 use std::path::{Path, PathBuf};
 use windows_sys::Win32::Foundation::LocalFree;
 use windows_sys::Win32::Security::Authorization::{
-    ConvertSecurityDescriptorToStringSecurityDescriptorW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
-    GetNamedSecurityInfoW, SDDL_REVISION_1, SE_FILE_OBJECT, SetNamedSecurityInfoW,
+    ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1, SE_FILE_OBJECT, SetNamedSecurityInfoW,
 };
 use windows_sys::Win32::Security::{
     ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl, PROTECTED_DACL_SECURITY_INFORMATION,
@@ -72,6 +71,7 @@ pub fn protect_dir(path: &Path) -> Result<(), HostError> {
 /// A security descriptor's DACL in SDDL, as the system writes it.
 #[cfg(test)]
 fn dacl_sddl(sd: PSECURITY_DESCRIPTOR) -> Option<String> {
+    use windows_sys::Win32::Security::Authorization::ConvertSecurityDescriptorToStringSecurityDescriptorW;
     let mut text: windows_sys::core::PWSTR = std::ptr::null_mut();
     // SAFETY: `sd` is a valid descriptor; the string is allocated by the system and freed below.
     let ok = unsafe {

@@ -183,6 +183,17 @@ type HcnCreateNetwork = unsafe extern "system" fn(
     *mut windows_sys::core::PWSTR,
 ) -> windows_sys::core::HRESULT;
 type HcnCloseNetwork = unsafe extern "system" fn(*mut std::ffi::c_void) -> windows_sys::core::HRESULT;
+type HcnOpenNetwork = unsafe extern "system" fn(
+    *const windows_sys::core::GUID,
+    *mut *mut std::ffi::c_void,
+    *mut windows_sys::core::PWSTR,
+) -> windows_sys::core::HRESULT;
+type HcnQueryNetworkProperties = unsafe extern "system" fn(
+    *const std::ffi::c_void,
+    windows_sys::core::PCWSTR,
+    *mut windows_sys::core::PWSTR,
+    *mut windows_sys::core::PWSTR,
+) -> windows_sys::core::HRESULT;
 
 /// A function of computenetwork.dll, loaded at run time: it only exists with the Containers feature (and not
 /// under wine), and a static import would keep wkjoin.exe from starting at all without it. Only System32's copy
@@ -270,6 +281,47 @@ pub fn create_hns_network(name: &str, definition: &str) -> Result<bool, HostErro
         unsafe { close(network) };
     }
     Ok(true)
+}
+
+/// The subnets of the first HNS network named `name` (HcnOpenNetwork + HcnQueryNetworkProperties, as hcsshim's
+/// `GetNetworkByName` reads one); `None` when there is none, or no HNS at all.
+pub fn hns_network_subnets(name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError> {
+    let (Some((enumerate, _)), Some(open), Some(query), Some(close)) =
+        (hcn(), hcn_proc(c"HcnOpenNetwork"), hcn_proc(c"HcnQueryNetworkProperties"), hcn_proc(c"HcnCloseNetwork"))
+    else {
+        return Ok(None);
+    };
+    // SAFETY: the symbols have the signatures declared above (as in windows-sys).
+    let (open, query, close) = unsafe {
+        (
+            std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnOpenNetwork>(open),
+            std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnQueryNetworkProperties>(query),
+            std::mem::transmute::<unsafe extern "system" fn() -> isize, HcnCloseNetwork>(close),
+        )
+    };
+    let Some(guid) = networks_named(enumerate, name)?.first().and_then(|id| parse_guid(id)) else {
+        return Ok(None);
+    };
+    let mut network: *mut std::ffi::c_void = std::ptr::null_mut();
+    let mut record: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: a GUID we own and out pointers for the handle and HCN's error record.
+    let hr = unsafe { open(&guid, &mut network, &mut record) };
+    let record = take_wide(record);
+    if crate::host::hcn_failed(hr, record.as_deref()) {
+        return Err(hcn_error("open HNS network", name, hr, record));
+    }
+    let q = wide(&serde_json::json!({ "SchemaVersion": { "Major": 2, "Minor": 0 } }).to_string());
+    let mut props: windows_sys::core::PWSTR = std::ptr::null_mut();
+    let mut record: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: the handle opened above, a NUL-terminated query and out pointers HCN allocates.
+    let hr = unsafe { query(network, q.as_ptr(), &mut props, &mut record) };
+    // SAFETY: closes the handle HcnOpenNetwork returned.
+    unsafe { close(network) };
+    let (props, record) = (take_wide(props), take_wide(record));
+    if crate::host::hcn_failed(hr, record.as_deref()) {
+        return Err(hcn_error("read HNS network", name, hr, record));
+    }
+    Ok(Some(crate::host::hns_subnets(&props.unwrap_or_default())))
 }
 
 /// Deletes every HNS network with this name; none (or no HNS at all) is fine.

@@ -11,6 +11,9 @@ pub use crate::settings::extra_flag_name;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 
+mod fit;
+pub use fit::{NetworkFound, fit_network, network_actions_for};
+
 pub const KUBELET: &str = "kubelet";
 pub const KUBE_PROXY: &str = "kube-proxy";
 pub use crate::routes::ROUTES_WATCHER;
