@@ -107,3 +107,36 @@ fn no_validate_drops_the_last_step() {
     let out = stdout_of(wkjoin().args(["join", "--dry-run", "--no-validate", "--os", "linux"]).args(NODE));
     assert!(out.contains("[5/5] start") && !out.contains("validate:"), "{out}");
 }
+
+/// From Kubernetes 1.26 the Windows plan's kubelet and kube-proxy services are `wkjoin.exe log-runner … -- <binary>
+/// <args>`: wkjoin's own command line (what the SCM starts) takes exactly those arguments, and hands the binary
+/// its flags unchanged, without `--windows-service` (the runner is the service).
+#[test]
+fn the_windows_1_26_services_are_command_lines_wkjoins_log_runner_accepts() {
+    use clap::Parser;
+    let json = stdout_of(
+        wkjoin()
+            .args(["join", "--dry-run", "-o", "json", "--os", "windows", "--kubeconfig", "k"])
+            .args(NODE.iter().map(|a| if *a == "v1.20.2" { "v1.29.0" } else { a })),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let start = v["plans"].as_array().unwrap().iter().find(|p| p["step"] == "start").unwrap();
+    let services: Vec<&serde_json::Value> =
+        start["actions"].as_array().unwrap().iter().filter(|a| a["action"] == "install-service").collect();
+    for name in ["kubelet", "kube-proxy"] {
+        let sp = services.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no {name} in {start}"));
+        let args: Vec<String> =
+            sp["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+        assert_eq!(sp["program"], "C:\\k\\wkjoin.exe");
+        let cli = wkjoin::cli::Cli::try_parse_from(std::iter::once("wkjoin".to_string()).chain(args.clone()))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let wkjoin::cli::Command::LogRunner(runner) = cli.command else { panic!("{name}: not log-runner") };
+        assert_eq!(runner.service.as_deref(), Some(name));
+        assert_eq!(runner.log_file, std::path::PathBuf::from(format!("C:\\k\\logs\\{name}.log")));
+        assert_eq!(runner.command[0], format!("C:\\k\\{name}.exe"));
+        let after = args.iter().position(|a| a == "--").unwrap();
+        assert_eq!(runner.command[1..], args[after + 2..], "{name}: its flags reach the binary unchanged");
+        assert!(!runner.command.iter().any(|a| a == "--windows-service"), "{name}");
+        assert!(runner.command.iter().any(|a| a.starts_with("--kubeconfig=")), "{name}");
+    }
+}

@@ -77,3 +77,56 @@ fn scm_runs_the_routes_watcher_as_a_service_until_stopped() {
     assert!(text().contains("watching Nodes"), "{}:\n{}", log.display(), text());
     host::delete_service(&name).unwrap();
 }
+
+/// From Kubernetes 1.26 the node services run under `wkjoin.exe log-runner` (the SCM captures no output, and
+/// klog has no log-file flags). Its child here is `cmd /c` printing a line, waiting, printing another and
+/// running on (unbuffered, as klog writes): the SCM runs the runner, the child's output lands in the log file
+/// as it is written, a stop ends both.
+#[test]
+#[ignore = "creates a Windows service: run as Administrator, or under wine (`-- --ignored scm_`)"]
+fn scm_runs_a_program_under_the_log_runner_with_its_output_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("wkjoin-test-logrunner-{}", std::process::id());
+    let log = dir.path().join("logs").join("child.log");
+    let system = std::env::var("SystemRoot").unwrap_or_else(|_| r"C:\windows".into());
+    let cmd = format!(r"{system}\system32\cmd.exe");
+    let script = "echo tick-1 & ping -n 3 127.0.0.1 >nul & echo tick-2 & ping -n 40 127.0.0.1 >nul";
+    let args: Vec<String> =
+        ["log-runner".to_string(), format!("--service={name}"), format!("--log-file={}", log.display())]
+            .into_iter()
+            .chain(["--", &cmd, "/c", script].map(String::from))
+            .collect();
+    let spec = ServiceSpec {
+        name: name.clone(),
+        description: "wkjoin test: log runner".into(),
+        program: env!("CARGO_BIN_EXE_wkjoin").into(),
+        args,
+        env: Default::default(),
+        depends_on: vec![],
+        log_file: String::new(),
+        restart: Restart { delay_secs: 5, max_delay_secs: 60 },
+    };
+    let _ = host::delete_service(&name);
+    let _remove = Remove(name.clone());
+    scm::install_service(&spec).unwrap();
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    scm::start_service(&name).unwrap_or_else(|e| panic!("{e}; its log:\n{}", text()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !text().contains("tick-2") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        text().contains("tick-1") && text().contains("tick-2"),
+        "the child's output is not in {}:\n{}",
+        log.display(),
+        text()
+    );
+    assert!(scm::service_running(&name).unwrap(), "stopped by itself; its log:\n{}", text());
+    host::stop_service(&name).unwrap();
+    assert!(!scm::service_running(&name).unwrap());
+    // The child went with the runner: the log stops growing.
+    let after_stop = text();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(text(), after_stop, "the child still runs after the service stopped");
+    host::delete_service(&name).unwrap();
+}

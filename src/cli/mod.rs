@@ -11,7 +11,9 @@ pub use crate::output::OutputFormat;
 pub use config::{ConfigAction, ConfigArgs, ConfigCheckArgs, TokenArgs};
 pub use join::JoinArgs;
 pub use node::NodeArgs;
-pub use steps::{CompletionsArgs, FetchArgs, PauseArgs, PreflightArgs, ResetArgs, RoutesArgs, StartArgs, StatusArgs};
+pub use steps::{
+    CompletionsArgs, FetchArgs, LogRunnerArgs, PauseArgs, PreflightArgs, ResetArgs, RoutesArgs, StartArgs, StatusArgs,
+};
 pub use validate::{ValidateArgs, ValidateCommandArgs};
 
 use clap::{Args, Parser, Subcommand};
@@ -154,6 +156,9 @@ wkjoin validate --local   (on the master: the guide's master → pod/Service che
     Status(StatusArgs),
     /// Print a shell completion script (e.g. `wkjoin completions bash > /etc/bash_completion.d/wkjoin`)
     Completions(CompletionsArgs),
+    /// Run a program with its output in a rotated log file (the node services under the Windows SCM)
+    #[command(hide = true)]
+    LogRunner(LogRunnerArgs),
 }
 
 /// A SHA-256 given on the command line: 64 hex digits (any case).

@@ -119,6 +119,26 @@ pub struct StatusArgs {
     pub out: OutputArgs,
 }
 
+/// `wkjoin log-runner` (hidden): what the SCM runs for kubelet and kube-proxy from Kubernetes 1.26.
+#[derive(Debug, Args)]
+pub struct LogRunnerArgs {
+    /// Run as this SCM service (how the SCM starts it); without it, run in the foreground until Ctrl-C
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// The log file the program's stdout and stderr go to
+    #[arg(long, value_name = "FILE")]
+    pub log_file: PathBuf,
+    /// Rotate the log when it would pass this size
+    #[arg(long, value_name = "MIB", default_value_t = 100)]
+    pub max_size_mb: u64,
+    /// How many rotated logs to keep (FILE.1 ... FILE.N)
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub keep: u32,
+    /// The program and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub command: Vec<String>,
+}
+
 /// `wkjoin completions`.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {

@@ -5,6 +5,7 @@ mod common;
 mod config;
 mod fetch;
 mod join;
+mod log_runner;
 mod pause;
 mod preflight;
 mod reset;
@@ -103,6 +104,7 @@ pub async fn run(cli: Cli) -> Result<i32, AppError> {
         Command::Reset(a) => reset::run(g, a).await,
         Command::Status(a) => status::run(g, a),
         Command::Completions(a) => completions(a),
+        Command::LogRunner(a) => log_runner::run(a),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod cri;
 mod files;
 pub mod iphelper;
 pub mod lock;
+pub mod log_runner;
 pub mod machine;
 pub mod native;
 pub mod net;

@@ -232,16 +232,23 @@ pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &st
     if let (Os::Linux, Some(root)) = (s.os, &s.cgroup_root) {
         plan.push(Action::CreateCgroup { path: root.clone() });
     }
+    // wkjoin installs itself beside the node binaries: its services must not depend on where it was run from.
+    let wkjoin = l.binary("wkjoin");
     if s.os == Os::Windows {
         plan.push(Action::AllowFirewallPort { rule: "wkjoin kubelet API".into(), protocol: "tcp".into(), port: 10250 });
+        plan.push(Action::InstallSelf { path: wkjoin.clone() });
     }
-    plan.push(Action::InstallService(service(
+    plan.push(Action::InstallService(captured(
+        service(
+            s,
+            KUBELET,
+            "Kubernetes node agent",
+            kubelet_args(s, v, pause_image),
+            BTreeMap::new(),
+            runtime_dependency(s),
+        ),
         s,
-        KUBELET,
-        "Kubernetes node agent",
-        kubelet_args(s, v, pause_image),
-        BTreeMap::new(),
-        runtime_dependency(s),
+        v,
     )))
     .push(Action::StartService { name: KUBELET.into(), restart: false });
     match s.pod_cidr {
@@ -256,17 +263,12 @@ pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &st
         }
     }
     let (args, env) = kube_proxy_args(s, v);
-    plan.push(Action::InstallService(service(
+    plan.push(Action::InstallService(captured(
+        service(s, KUBE_PROXY, "Kubernetes service proxy", args, env, vec![KUBELET.into()]),
         s,
-        KUBE_PROXY,
-        "Kubernetes service proxy",
-        args,
-        env,
-        vec![KUBELET.into()],
+        v,
     )))
     .push(Action::StartService { name: KUBE_PROXY.into(), restart: false });
-    // wkjoin installs itself beside the node binaries: its service must not depend on where it was run from.
-    let wkjoin = l.binary("wkjoin");
     let mut watcher = service(
         s,
         ROUTES_WATCHER,
@@ -276,11 +278,33 @@ pub fn plan(s: &Settings, kubelet_version: Option<KubeVersion>, pause_image: &st
         vec![],
     );
     watcher.program = wkjoin.clone();
-    plan.push(Action::InstallSelf { path: wkjoin })
-        .push(Action::InstallService(watcher))
+    if s.os == Os::Linux {
+        plan.push(Action::InstallSelf { path: wkjoin });
+    }
+    plan.push(Action::InstallService(watcher))
         .push(Action::StartService { name: ROUTES_WATCHER.into(), restart: false })
         .push(Action::AwaitNodeReady { node: s.node_name.clone(), timeout_secs: NODE_READY_TIMEOUT_SECS });
     plan
+}
+
+/// From Kubernetes 1.26 klog has no log-file flags and the SCM captures no output: on Windows the service is
+/// `wkjoin.exe log-runner`, which runs the binary (not as a service itself) with its output in the service's
+/// log file, rotated at 100 MiB, 5 kept (kube-log-runner's job, as sig-windows-tools wraps the node services).
+fn captured(mut spec: ServiceSpec, s: &Settings, v: KubeVersion) -> ServiceSpec {
+    if s.os != Os::Windows || !v.at_least(1, 26) {
+        return spec;
+    }
+    let mut args = vec![
+        "log-runner".to_string(),
+        format!("--service={}", spec.name),
+        format!("--log-file={}", spec.log_file),
+        "--".into(),
+        spec.program.clone(),
+    ];
+    args.extend(spec.args.into_iter().filter(|a| a != "--windows-service"));
+    spec.args = args;
+    spec.program = s.layout().binary("wkjoin");
+    spec
 }
 
 /// `wkjoin routes --watch` for this node: new nodes get routes, departed ones lose them, and the recorded
@@ -411,6 +435,47 @@ mod tests {
         // The Linux watcher is a plain process (supervisor or systemd).
         let linux = routes_watcher_args(&settings(Os::Linux, Runtime::Containerd));
         assert!(!linux.iter().any(|a| a == "--windows-service"));
+    }
+
+    /// From 1.26 the SCM runs `wkjoin.exe log-runner -- <binary> <args>` (no `--windows-service` for the binary),
+    /// installed before the first service that needs it; before 1.26 the binaries are the services.
+    #[test]
+    fn from_1_26_the_windows_services_run_under_wkjoins_log_runner() {
+        let s = settings(Os::Windows, Runtime::Containerd);
+        let plan = plan(&s, Some(KubeVersion::new(1, 29, 0)), "p");
+        let specs: Vec<&ServiceSpec> = plan_specs(&plan);
+        for sp in &specs[..2] {
+            assert_eq!(sp.program, r"C:\k\wkjoin.exe", "{}", sp.name);
+            let binary = format!(r"C:\k\{}.exe", sp.name);
+            let head = [
+                "log-runner".into(),
+                format!("--service={}", sp.name),
+                format!(r"--log-file=C:\k\logs\{}.log", sp.name),
+                "--".into(),
+                binary,
+            ];
+            assert_eq!(sp.args[..5], head, "{:?}", sp.args);
+            assert!(!sp.args.iter().any(|a| a == "--windows-service"), "{:?}", sp.args);
+        }
+        let self_at = plan.actions.iter().position(|a| matches!(a, Action::InstallSelf { .. })).unwrap();
+        let kubelet_at =
+            plan.actions.iter().position(|a| matches!(a, Action::InstallService(sp) if sp.name == KUBELET));
+        assert!(self_at < kubelet_at.unwrap(), "wkjoin.exe is installed before the service that runs it");
+        let old = plan_specs(&super::plan(&s, Some(KubeVersion::new(1, 25, 9)), "p"))
+            .iter()
+            .map(|sp| sp.program.clone())
+            .collect::<Vec<_>>();
+        assert_eq!(old[..2], [r"C:\k\kubelet.exe".to_string(), r"C:\k\kube-proxy.exe".to_string()]);
+    }
+
+    fn plan_specs(p: &Plan) -> Vec<&ServiceSpec> {
+        p.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::InstallService(sp) => Some(sp),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
