@@ -36,7 +36,22 @@ fn publish(server: &Server, version: &str, archive: &[u8]) {
 fn fetch(root: &Path, mirror: &str) -> Command {
     let mut cmd = wkjoin();
     cmd.arg("fetch").arg("--root-dir").arg(root).args(["--node-name", "worker-1", "--mirror", mirror]);
+    // A Windows fetch also installs the CNI plugins (fetch_plugins tests them): here the runtime has its own.
+    cmd.arg("--cni-bin-dir").arg(runtime_plugins());
     cmd
+}
+
+/// A CNI bin dir outside every test root that already has the Windows plugins, not installed by wkjoin.
+fn runtime_plugins() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        for p in wkjoin::fetch::cni_plugins::WINDOWS {
+            std::fs::write(d.path().join(p), p).unwrap();
+        }
+        d
+    })
+    .path()
 }
 
 fn fetch_version(root: &Path, mirror: &str, version: &str) -> Command {
@@ -527,14 +542,8 @@ fn windows_binaries_can_be_fetched_from_any_host() {
     let tgz = node_archive(Os::Windows, V, SIZE);
     server.route(&format!("/{V}/kubernetes-node-windows-amd64.tar.gz"), Route::new(tgz.clone()));
     server.route(&format!("/{V}/kubernetes-node-windows-amd64.tar.gz.sha512"), Route::new(sha512_hex(&tgz)));
-    // The plugins release is another test's subject (fetch_plugins): here a pinned version the mirror lacks is
-    // not asked for, the one the runtime has is kept.
+    // The plugins release is another test's subject (fetch_plugins): the runtime's own are kept (`fetch`).
     let root = tempfile::tempdir().unwrap();
-    let cni = root.path().join("cni");
-    std::fs::create_dir_all(&cni).unwrap();
-    for p in ["win-bridge.exe", "host-local.exe"] {
-        std::fs::write(cni.join(p), p).unwrap();
-    }
     let v = json(fetch_version(root.path(), &server.url(), V).args(["--os", "windows"]));
     assert_eq!(v["installed"]["os"], "windows");
     // The Windows layout keeps the binaries in the root itself, as C:\k does.
@@ -588,6 +597,8 @@ fn the_dry_run_names_every_source() {
         &sha,
     ]));
     assert!(plan.contains(&format!("1. read node.tar.gz, verify its sha512 is {sha}, install kubelet.exe")), "{plan}");
+    // Offline, nothing else is downloaded: the CNI plugins are not part of a node archive.
+    assert!(!plan.contains("cni-plugins") && !plan.contains("2. "), "{plan}");
 }
 
 /// A checksum URL that serves a large body (a wrong URL, a hostile mirror) is read only up to the small-file

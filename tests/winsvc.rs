@@ -21,6 +21,20 @@ contexts:
 current-context: x
 ";
 
+/// A test service running wkjoin.exe with `args`.
+fn spec(name: &str, description: &str, args: Vec<String>) -> ServiceSpec {
+    ServiceSpec {
+        name: name.to_string(),
+        description: description.to_string(),
+        program: env!("CARGO_BIN_EXE_wkjoin").into(),
+        args,
+        env: Default::default(),
+        depends_on: vec![],
+        log_file: String::new(),
+        restart: Restart { delay_secs: 5, max_delay_secs: 60 },
+    }
+}
+
 struct Remove(String);
 
 impl Drop for Remove {
@@ -38,28 +52,20 @@ fn scm_runs_the_routes_watcher_as_a_service_until_stopped() {
     let kubeconfig = dir.path().join("k.yaml");
     std::fs::write(&kubeconfig, KUBECONFIG).unwrap();
     let name = format!("wkjoin-test-routes-{}", std::process::id());
-    let spec = ServiceSpec {
-        name: name.clone(),
-        description: "wkjoin test: routes watcher".into(),
-        program: env!("CARGO_BIN_EXE_wkjoin").into(),
-        args: [
-            "routes",
-            "--watch",
-            "--windows-service",
-            &format!("--root-dir={root}"),
-            &format!("--kubeconfig={}", kubeconfig.display()),
-            "--node-name=n1",
-            "--cluster-cidr=10.244.0.0/16",
-            "--service-cidr=10.96.0.0/16",
-            "--node-ip=127.0.0.1",
-        ]
-        .map(String::from)
-        .to_vec(),
-        env: Default::default(),
-        depends_on: vec![],
-        log_file: String::new(),
-        restart: Restart { delay_secs: 5, max_delay_secs: 60 },
-    };
+    let args = [
+        "routes",
+        "--watch",
+        "--windows-service",
+        &format!("--root-dir={root}"),
+        &format!("--kubeconfig={}", kubeconfig.display()),
+        "--node-name=n1",
+        "--cluster-cidr=10.244.0.0/16",
+        "--service-cidr=10.96.0.0/16",
+        "--node-ip=127.0.0.1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let spec = spec(&name, "wkjoin test: routes watcher", args);
     let _ = host::delete_service(&name);
     let _remove = Remove(name.clone());
     scm::install_service(&spec).unwrap();
@@ -96,16 +102,7 @@ fn scm_runs_a_program_under_the_log_runner_with_its_output_in_the_log() {
             .into_iter()
             .chain(["--", &cmd, "/c", script].map(String::from))
             .collect();
-    let spec = ServiceSpec {
-        name: name.clone(),
-        description: "wkjoin test: log runner".into(),
-        program: env!("CARGO_BIN_EXE_wkjoin").into(),
-        args,
-        env: Default::default(),
-        depends_on: vec![],
-        log_file: String::new(),
-        restart: Restart { delay_secs: 5, max_delay_secs: 60 },
-    };
+    let spec = spec(&name, "wkjoin test: log runner", args);
     let _ = host::delete_service(&name);
     let _remove = Remove(name.clone());
     scm::install_service(&spec).unwrap();

@@ -90,8 +90,8 @@ pub fn plan_with(s: &Settings, input: &FetchInput) -> Plan {
     };
     if let Some(archive) = &input.archive {
         let mut plan = Plan::new(Step::Fetch, format!("install the node binaries from {archive}"));
+        // An offline install is what the archive holds: the CNI plugins come from their own mirror, if wanted.
         plan.push(release(archive.clone(), None));
-        push_cni_plugins(&mut plan, s);
         return plan;
     }
     let mut plan = Plan::new(Step::Fetch, format!("install the Kubernetes {} node binaries", s.kubernetes_version));
@@ -197,15 +197,7 @@ pub async fn apply(s: &Settings, plan: &Plan, progress: &Progress) -> Result<(Pl
     if plan.actions.len() > 1 {
         state.save(&state_path, &mut Native)?;
     }
-    for i in 1..plan.actions.len() {
-        // A local archive of a version not named before: its plugins are pinned to the version it held.
-        let archived = report.installed.version.as_deref().and_then(|v| v.parse::<KubeVersion>().ok());
-        if let (Action::Deferred { .. }, Some(k)) = (&plan.actions[i], archived) {
-            let s = Settings { kubernetes_version: VersionSpec::Exact(k), ..s.clone() };
-            plan.actions[i] = cni_plugins_action(&s);
-            progress.phase(format!("re-planned for {k}: {}", plan.actions[i]));
-        }
-        let action = &plan.actions[i];
+    for action in plan.actions.iter().skip(1) {
         let Action::FetchCniPlugins { url, version, binaries, bin_dir, cache_dir, .. } = action else {
             return Err(FetchError::NotPlanned { action: action.to_string() });
         };

@@ -86,13 +86,9 @@ fn dacl_sddl(sd: PSECURITY_DESCRIPTOR) -> Option<String> {
     if ok == 0 || text.is_null() {
         return None;
     }
-    // SAFETY: a NUL-terminated string the call above returned, LocalAlloc'd.
+    // SAFETY: a NUL-terminated string the call above returned, LocalAlloc'd and freed here.
     unsafe {
-        let mut len = 0;
-        while *text.add(len) != 0 {
-            len += 1;
-        }
-        let s = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
+        let s = super::scm::read_wide(text);
         LocalFree(text.cast());
         Some(s)
     }

@@ -76,7 +76,7 @@ fn open_service(scm: &Handle, name: &str, access: u32) -> Result<Option<Handle>,
 ///
 /// # Safety
 /// `p` is null or points to a NUL-terminated UTF-16 string.
-unsafe fn read_wide(p: *const u16) -> String {
+pub(super) unsafe fn read_wide(p: *const u16) -> String {
     if p.is_null() {
         return String::new();
     }
