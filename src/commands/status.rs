@@ -36,6 +36,9 @@ pub fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<i32, AppError> {
                     None => writeln!(out, "{:<10} {:<10} {:<22} -", step, "not run", "-")?,
                 }
             }
+            for line in owned(&st) {
+                writeln!(out, "{line}")?;
+            }
         }
         (format, state) => {
             #[derive(Serialize)]
@@ -49,4 +52,36 @@ pub fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<i32, AppError> {
         }
     }
     Ok(exit::OK)
+}
+
+/// What the state file records as wkjoin's: what `reset` would remove, and nothing else.
+fn owned(st: &State) -> Vec<String> {
+    let mut out = Vec::new();
+    let release = |what: &str, r: &crate::state::InstalledRelease| {
+        let names: Vec<&str> = r.files.iter().map(|f| f.name.as_str()).collect();
+        format!("{what} {} in {}: {}", r.version.as_deref().unwrap_or("(version unknown)"), r.bin_dir, names.join(", "))
+    };
+    if let Some(r) = &st.binaries {
+        out.push(release("node binaries", r));
+    }
+    if let Some(r) = &st.previous_binaries {
+        out.push(release("kept for --rollback:", r));
+    }
+    if let Some(r) = &st.cni_plugins {
+        out.push(release("CNI plugins", r));
+    }
+    if let Some(n) = &st.hns_network {
+        out.push(format!("HNS network {} ({})", n.name, n.subnet));
+    }
+    if !st.routes.is_empty() {
+        out.push(format!("routes: {}", st.routes.len()));
+    }
+    if let Some(rc) = &st.runtime_config {
+        out.push(format!("runtime config changed: {} (the original kept for reset)", rc.file));
+    }
+    if out.is_empty() {
+        return out;
+    }
+    out.insert(0, "wkjoin's own here (what `wkjoin reset` removes):".to_string());
+    out.iter().enumerate().map(|(i, l)| if i == 0 { l.clone() } else { format!("  {l}") }).collect()
 }
