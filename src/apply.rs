@@ -255,6 +255,10 @@ pub async fn action(
         }
         Action::StopService { name } => host.stop_service(name).map_err(he)?,
         Action::RemoveService { name } => host.remove_service(name).map_err(he)?,
+        Action::CreateHostEndpoint { network, name, address } => {
+            return host.create_host_endpoint(network, name, *address).map_err(he);
+        }
+        Action::EnableForwarding { address } => return host.enable_forwarding(*address).map_err(he),
         Action::WaitForAddress { address, timeout_secs } => {
             let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
             loop {

@@ -77,6 +77,10 @@ fn expect(a: &Action, replan: &dyn Fn() -> Vec<Action>, calls: &mut Vec<Call>, o
         }
         Action::RemoveHnsNetwork { name } => calls.push(Call::DeleteHnsNetwork(name.clone())),
         Action::WaitForAddress { address, .. } => calls.push(Call::InterfaceWithAddress(*address)),
+        Action::CreateHostEndpoint { network, name, address } => {
+            calls.push(Call::CreateHostEndpoint { network: network.clone(), name: name.clone(), address: *address })
+        }
+        Action::EnableForwarding { address } => calls.push(Call::EnableForwarding(*address)),
         Action::AddRoute { route } => calls.push(Call::ChangeRoutes(vec![RouteChange::Add(route.clone())])),
         Action::ReplaceRoute { from, to } => {
             calls.push(Call::ChangeRoutes(vec![RouteChange::Replace { from: from.clone(), to: to.clone() }]))
@@ -443,7 +447,17 @@ fn the_windows_pod_network_waits_for_the_node_address_on_the_new_vnic() {
         .map(|(i, _)| i)
         .collect();
     assert_eq!(polls, [1, 2, 3, 4], "{:?}", host.calls);
-    assert!(matches!(host.calls[5], Call::CreateDir(_)), "{:?}", host.calls);
+    // Then the pods' gateway: the host endpoint at .2, and forwarding on the node's vNIC and on it.
+    let gateway: std::net::IpAddr = "10.244.1.2".parse().unwrap();
+    assert_eq!(
+        host.calls[5..8],
+        [
+            Call::CreateHostEndpoint { network: "cbr0".into(), name: "cbr0_ep".into(), address: gateway },
+            Call::EnableForwarding(node_ip),
+            Call::EnableForwarding(gateway),
+        ]
+    );
+    assert!(matches!(host.calls[8], Call::CreateDir(_)), "{:?}", host.calls);
 
     let mut short = plan.clone();
     short.actions[1] = Action::WaitForAddress { address: node_ip, timeout_secs: 1 };
@@ -452,5 +466,6 @@ fn the_windows_pod_network_waits_for_the_node_address_on_the_new_vnic() {
         block_on(apply::apply(&short, Os::Windows, &mut host, &mut cluster, &apply::Options::default())).unwrap_err();
     assert!(matches!(err, apply::ApplyError::AddressGone { .. }), "{err}");
     assert!(err.to_string().contains("172.30.0.11") && err.to_string().contains("Get-NetIPAddress"), "{err}");
-    assert!(!host.calls.iter().any(|c| matches!(c, Call::CreateDir(_) | Call::WriteFile { .. })), "{:?}", host.calls);
+    let later = |c: &Call| matches!(c, Call::CreateHostEndpoint { .. } | Call::CreateDir(_) | Call::WriteFile { .. });
+    assert!(!host.calls.iter().any(later), "{:?}", host.calls);
 }

@@ -310,3 +310,16 @@ fn the_real_win_bridge_exe_reads_wkjoins_config_and_asks_hns_for_its_network() {
     let msg = win_bridge_add(&broken);
     assert!(!msg.contains("getting network") && msg.contains("failed to load netconf"), "{msg}");
 }
+
+/// The host endpoint's HNS v1 requests are byte for byte (as JSON values, keys' case included) what hcsshim itself
+/// sends for flannel's host-gw endpoint: `HNSEndpoint.Create` and `HostAttach(1)` (cnicheck.exe under wine).
+#[test]
+fn the_host_endpoint_requests_are_what_hcsshim_sends() {
+    use wkjoin::host::hns_v1;
+    let (name, network, address) = ("cbr0_ep", "22222222-0000-0000-0000-000000000002", "10.244.1.2");
+    let input = serde_json::json!({ "Name": name, "VirtualNetwork": network, "IPAddress": address }).to_string();
+    let upstream = accepted(Checker::Windows, "hns-v1-requests", "endpoint.json", &input);
+    let ours = |c: hns_v1::Call| serde_json::from_str::<Value>(&c.request).unwrap();
+    assert_eq!(ours(hns_v1::create_endpoint(name, network, address.parse().unwrap())), upstream["create"]);
+    assert_eq!(ours(hns_v1::attach_to_host("33333333")), upstream["attach"]);
+}

@@ -3,6 +3,7 @@
 
 pub mod cri;
 mod files;
+pub mod hns_v1;
 pub mod iphelper;
 pub mod lock;
 pub mod log_runner;
@@ -27,6 +28,8 @@ pub use linux::cleanup::{
     stop_service, unmount,
 };
 #[cfg(unix)]
+pub use linux::cleanup::{create_host_endpoint, enable_forwarding};
+#[cfg(unix)]
 pub use linux::probe;
 #[cfg(unix)]
 pub use linux::scm;
@@ -46,8 +49,8 @@ pub use windows::probe;
 pub use windows::scm;
 #[cfg(windows)]
 pub use windows::{
-    RouteTable, create_cgroup, facts, owner_only, process, process_cmdline, protect_dir, replace_file, set_executable,
-    windows_build, write_file,
+    RouteTable, create_cgroup, create_host_endpoint, enable_forwarding, facts, owner_only, process, process_cmdline,
+    protect_dir, replace_file, set_executable, windows_build, write_file,
 };
 
 use std::path::{Path, PathBuf};
@@ -154,6 +157,11 @@ pub trait Host {
     /// Creates an HNS network from its JSON definition; returns false when one of that name exists.
     fn create_hns_network(&mut self, name: &str, definition: &str) -> Result<bool, HostError>;
     fn delete_hns_network(&mut self, name: &str) -> Result<(), HostError>;
+    /// Makes sure the host endpoint `name` at `address` is on `network`, attached to the host; whether it was made.
+    fn create_host_endpoint(&mut self, network: &str, name: &str, address: std::net::IpAddr)
+    -> Result<bool, HostError>;
+    /// Turns on IP forwarding on the interface holding `address`; whether it was off.
+    fn enable_forwarding(&mut self, address: std::net::IpAddr) -> Result<bool, HostError>;
     /// The subnets of the HNS network named `name`; `None` when there is no such network (or no HNS).
     fn hns_network_subnets(&mut self, name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError>;
     /// The interface that holds `address` now, if any (IP Helper on Windows, netlink on Linux).

@@ -190,6 +190,19 @@ impl Host for Native {
         super::create_hns_network(name, definition)
     }
 
+    fn create_host_endpoint(
+        &mut self,
+        network: &str,
+        name: &str,
+        address: std::net::IpAddr,
+    ) -> Result<bool, HostError> {
+        super::create_host_endpoint(network, name, address)
+    }
+
+    fn enable_forwarding(&mut self, address: std::net::IpAddr) -> Result<bool, HostError> {
+        super::enable_forwarding(address)
+    }
+
     fn hns_network_subnets(&mut self, name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError> {
         super::hns_network_subnets(name)
     }

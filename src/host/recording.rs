@@ -32,6 +32,8 @@ pub enum Call {
     DeleteHnsNetwork(String),
     InterfaceWithAddress(std::net::IpAddr),
     HnsNetworkSubnets(String),
+    CreateHostEndpoint { network: String, name: String, address: std::net::IpAddr },
+    EnableForwarding(std::net::IpAddr),
     AllowFirewallPort { rule: String, protocol: String, port: u16 },
     RemoveFirewallRule(String),
     RuntimeStatus(String),
@@ -141,6 +143,19 @@ impl Host for Recording {
     }
     fn create_hns_network(&mut self, name: &str, definition: &str) -> Result<bool, HostError> {
         self.calls.push(Call::CreateHnsNetwork { name: name.into(), definition: definition.into() });
+        Ok(true)
+    }
+    fn create_host_endpoint(
+        &mut self,
+        network: &str,
+        name: &str,
+        address: std::net::IpAddr,
+    ) -> Result<bool, HostError> {
+        self.calls.push(Call::CreateHostEndpoint { network: network.into(), name: name.into(), address });
+        Ok(true)
+    }
+    fn enable_forwarding(&mut self, address: std::net::IpAddr) -> Result<bool, HostError> {
+        self.calls.push(Call::EnableForwarding(address));
         Ok(true)
     }
     fn hns_network_subnets(&mut self, name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError> {

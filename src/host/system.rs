@@ -326,6 +326,17 @@ impl Host for System {
     fn create_hns_network(&mut self, name: &str, definition: &str) -> Result<bool, HostError> {
         Native.create_hns_network(name, definition)
     }
+    fn create_host_endpoint(
+        &mut self,
+        network: &str,
+        name: &str,
+        address: std::net::IpAddr,
+    ) -> Result<bool, HostError> {
+        Native.create_host_endpoint(network, name, address)
+    }
+    fn enable_forwarding(&mut self, address: std::net::IpAddr) -> Result<bool, HostError> {
+        Native.enable_forwarding(address)
+    }
     fn hns_network_subnets(&mut self, name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError> {
         Native.hns_network_subnets(name)
     }

@@ -191,6 +191,17 @@ pub enum Action {
         name: String,
         definition: String,
     },
+    /// Make sure the HNS endpoint `name` at `address` (the pod CIDR's `.2`, every pod's gateway) is on `network`
+    /// and attached to the host's compartment, as flannel's host-gw backend does.
+    CreateHostEndpoint {
+        network: String,
+        name: String,
+        address: std::net::IpAddr,
+    },
+    /// Turn on IP forwarding on the interface that holds `address` (the node's vNIC, the host endpoint).
+    EnableForwarding {
+        address: std::net::IpAddr,
+    },
     /// Wait until an interface holds `address` again: creating an L2Bridge network moves the host's address to a
     /// new `vEthernet (<adapter>)` vNIC, and the host is off the network until it is there.
     WaitForAddress {

@@ -83,6 +83,13 @@ impl fmt::Display for Action {
                 write!(f, "wait up to {timeout_secs}s for node {node} to be given a pod CIDR")
             }
             Action::CreateHnsNetwork { name, .. } => write!(f, "create HNS network {name}"),
+            Action::CreateHostEndpoint { network, name, address } => write!(
+                f,
+                "make HNS endpoint {name} at {address} on network {network}, attached to the host (the pods' gateway)"
+            ),
+            Action::EnableForwarding { address } => {
+                write!(f, "enable IP forwarding on the interface that holds {address}")
+            }
             Action::WaitForAddress { address, timeout_secs } => write!(
                 f,
                 "wait up to {timeout_secs} s for {address} to be on an interface again (the HNS network moves it to a vEthernet adapter)"

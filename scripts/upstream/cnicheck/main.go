@@ -4,6 +4,7 @@
 //
 //	cnicheck conflist FILE      a CNI config list: both libcni versions, host-local, and (Windows build) win-bridge
 //	cnicheck hns-network FILE   an HCN network definition as HcnCreateNetwork takes it (Windows build)
+//	cnicheck hns-v1-requests FILE  hcsshim's own HNS v1 requests for a host endpoint (Windows build)
 //	cnicheck version            where the upstream code came from
 package main
 
@@ -33,7 +34,7 @@ func main() {
 		return
 	}
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: cnicheck conflist FILE | cnicheck hns-network FILE | cnicheck version")
+		fmt.Fprintln(os.Stderr, "usage: cnicheck conflist FILE | cnicheck hns-network FILE | cnicheck hns-v1-requests FILE | cnicheck version")
 		os.Exit(2)
 	}
 	path := os.Args[2]
@@ -47,6 +48,8 @@ func main() {
 		out, err = conflist(data)
 	case "hns-network":
 		out, err = consumers.HNSNetwork(data)
+	case "hns-v1-requests":
+		out, err = consumers.HNSV1Requests(data)
 	default:
 		err = fmt.Errorf("unknown check %q", os.Args[1])
 	}

@@ -110,6 +110,16 @@ pub fn delete_hns_network(name: &str) -> Result<(), HostError> {
     Err(unsupported("delete HNS network", name))
 }
 
+/// HNS exists only on Windows.
+pub fn create_host_endpoint(_network: &str, name: &str, _address: std::net::IpAddr) -> Result<bool, HostError> {
+    Err(unsupported("create HNS endpoint", name))
+}
+
+/// The Linux pod network forwards through the kernel's own setting, which the lab and the admin own.
+pub fn enable_forwarding(address: std::net::IpAddr) -> Result<bool, HostError> {
+    Err(unsupported("enable forwarding on the interface of", &address.to_string()))
+}
+
 /// HNS exists only on Windows: there is no network of any name here.
 pub fn hns_network_subnets(_name: &str) -> Result<Option<Vec<ipnet::IpNet>>, HostError> {
     Ok(None)

@@ -134,7 +134,7 @@ pub async fn delete_link(name: &str) -> Result<(), HostError> {
     Err(unsupported("delete link", name))
 }
 
-fn take_wide(p: windows_sys::core::PWSTR) -> Option<String> {
+pub(super) fn take_wide(p: windows_sys::core::PWSTR) -> Option<String> {
     if p.is_null() {
         return None;
     }
@@ -199,7 +199,12 @@ type HcnQueryNetworkProperties = unsafe extern "system" fn(
 /// under wine), and a static import would keep wkjoin.exe from starting at all without it. Only System32's copy
 /// is ever loaded: a computenetwork.dll planted beside wkjoin.exe or in the working dir is never picked up.
 fn hcn_proc(symbol: &std::ffi::CStr) -> Option<unsafe extern "system" fn() -> isize> {
-    let dll = wide("computenetwork.dll");
+    system32_proc("computenetwork.dll", symbol)
+}
+
+/// A function of a System32 DLL, loaded at run time from System32 only (see [`hcn_proc`]).
+pub(super) fn system32_proc(dll: &str, symbol: &std::ffi::CStr) -> Option<unsafe extern "system" fn() -> isize> {
+    let dll = wide(dll);
     // SAFETY: a NUL-terminated library name and symbol name; the library stays loaded for the life of the
     // process.
     unsafe {

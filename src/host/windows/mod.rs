@@ -2,12 +2,14 @@
 
 mod acl;
 pub mod cleanup;
+mod hns;
 pub mod probe;
 pub mod process;
 mod routes;
 pub mod scm;
 
 pub use acl::protect_dir;
+pub use hns::{create_host_endpoint, enable_forwarding};
 pub use routes::RouteTable;
 
 use super::machine::Machine;

@@ -117,6 +117,21 @@ pub fn interface_addresses() -> Vec<(String, IpNet)> {
     out
 }
 
+/// The index of the interface that holds `address` (IP Helper), if one does.
+pub fn interface_index_of(address: IpAddr) -> Option<u32> {
+    let mut table: *mut MIB_UNICASTIPADDRESS_TABLE = std::ptr::null_mut();
+    // SAFETY: IP Helper allocates the table, read within its NumEntries and freed with FreeMibTable.
+    unsafe {
+        if GetUnicastIpAddressTable(AF_UNSPEC, &mut table) != NO_ERROR {
+            return None;
+        }
+        let rows = std::slice::from_raw_parts((*table).Table.as_ptr(), (*table).NumEntries as usize);
+        let found = rows.iter().find(|r| to_ip(&r.Address) == Some(address)).map(|r| r.InterfaceIndex);
+        FreeMibTable(table as *const _);
+        found
+    }
+}
+
 /// The host's IP Helper routing table.
 pub struct RouteTable;
 

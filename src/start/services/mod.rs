@@ -201,6 +201,13 @@ pub fn network_actions(s: &Settings, pod_cidr: IpNet) -> Vec<Action> {
             if let Some(address) = s.node_ip {
                 actions.push(Action::WaitForAddress { address, timeout_secs: HNS_VNIC_WAIT_SECS });
             }
+            // The pods' gateway `.2` is the host's own endpoint on the pod network; both it and the node's vNIC
+            // forward between the pods and the rest of the cluster (flannel's host-gw steps 5 to 7).
+            let (name, gateway) = network::host_endpoint(s, pod_cidr);
+            actions.push(Action::CreateHostEndpoint { network: s.network_name.clone(), name, address: gateway });
+            for address in s.node_ip.into_iter().chain([gateway]) {
+                actions.push(Action::EnableForwarding { address });
+            }
             actions.push(Action::CreateDir { path: s.cni_conf_dir.clone() });
             actions.push(Action::WriteFile {
                 path: conf_path,
