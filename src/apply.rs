@@ -259,6 +259,7 @@ pub async fn action(
             return host.create_host_endpoint(network, name, *address).map_err(he);
         }
         Action::EnableForwarding { address } => return host.enable_forwarding(*address).map_err(he),
+        Action::RemoveHostEndpoint { name } => return host.remove_host_endpoint(name).map_err(he),
         Action::WaitForAddress { address, timeout_secs } => {
             let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
             loop {

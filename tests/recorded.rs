@@ -81,6 +81,7 @@ fn expect(a: &Action, replan: &dyn Fn() -> Vec<Action>, calls: &mut Vec<Call>, o
             calls.push(Call::CreateHostEndpoint { network: network.clone(), name: name.clone(), address: *address })
         }
         Action::EnableForwarding { address } => calls.push(Call::EnableForwarding(*address)),
+        Action::RemoveHostEndpoint { name } => calls.push(Call::RemoveHostEndpoint(name.clone())),
         Action::AddRoute { route } => calls.push(Call::ChangeRoutes(vec![RouteChange::Add(route.clone())])),
         Action::ReplaceRoute { from, to } => {
             calls.push(Call::ChangeRoutes(vec![RouteChange::Replace { from: from.clone(), to: to.clone() }]))

@@ -28,7 +28,7 @@ pub use linux::cleanup::{
     stop_service, unmount,
 };
 #[cfg(unix)]
-pub use linux::cleanup::{create_host_endpoint, enable_forwarding};
+pub use linux::cleanup::{create_host_endpoint, enable_forwarding, remove_host_endpoint};
 #[cfg(unix)]
 pub use linux::probe;
 #[cfg(unix)]
@@ -50,7 +50,7 @@ pub use windows::scm;
 #[cfg(windows)]
 pub use windows::{
     RouteTable, create_cgroup, create_host_endpoint, enable_forwarding, facts, owner_only, process, process_cmdline,
-    protect_dir, replace_file, set_executable, windows_build, write_file,
+    protect_dir, remove_host_endpoint, replace_file, set_executable, windows_build, write_file,
 };
 
 use std::path::{Path, PathBuf};
@@ -160,6 +160,8 @@ pub trait Host {
     /// Makes sure the host endpoint `name` at `address` is on `network`, attached to the host; whether it was made.
     fn create_host_endpoint(&mut self, network: &str, name: &str, address: std::net::IpAddr)
     -> Result<bool, HostError>;
+    /// Deletes the HNS endpoint `name`; a missing one (or no HNS) is fine. Returns whether it existed.
+    fn remove_host_endpoint(&mut self, name: &str) -> Result<bool, HostError>;
     /// Turns on IP forwarding on the interface holding `address`; whether it was off.
     fn enable_forwarding(&mut self, address: std::net::IpAddr) -> Result<bool, HostError>;
     /// The subnets of the HNS network named `name`; `None` when there is no such network (or no HNS).

@@ -199,6 +199,10 @@ impl Host for Native {
         super::create_host_endpoint(network, name, address)
     }
 
+    fn remove_host_endpoint(&mut self, name: &str) -> Result<bool, HostError> {
+        super::remove_host_endpoint(name)
+    }
+
     fn enable_forwarding(&mut self, address: std::net::IpAddr) -> Result<bool, HostError> {
         super::enable_forwarding(address)
     }

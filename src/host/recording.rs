@@ -34,6 +34,7 @@ pub enum Call {
     HnsNetworkSubnets(String),
     CreateHostEndpoint { network: String, name: String, address: std::net::IpAddr },
     EnableForwarding(std::net::IpAddr),
+    RemoveHostEndpoint(String),
     AllowFirewallPort { rule: String, protocol: String, port: u16 },
     RemoveFirewallRule(String),
     RuntimeStatus(String),
@@ -152,6 +153,10 @@ impl Host for Recording {
         address: std::net::IpAddr,
     ) -> Result<bool, HostError> {
         self.calls.push(Call::CreateHostEndpoint { network: network.into(), name: name.into(), address });
+        Ok(true)
+    }
+    fn remove_host_endpoint(&mut self, name: &str) -> Result<bool, HostError> {
+        self.calls.push(Call::RemoveHostEndpoint(name.into()));
         Ok(true)
     }
     fn enable_forwarding(&mut self, address: std::net::IpAddr) -> Result<bool, HostError> {

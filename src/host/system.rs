@@ -334,6 +334,9 @@ impl Host for System {
     ) -> Result<bool, HostError> {
         Native.create_host_endpoint(network, name, address)
     }
+    fn remove_host_endpoint(&mut self, name: &str) -> Result<bool, HostError> {
+        Native.remove_host_endpoint(name)
+    }
     fn enable_forwarding(&mut self, address: std::net::IpAddr) -> Result<bool, HostError> {
         Native.enable_forwarding(address)
     }

@@ -198,6 +198,10 @@ pub enum Action {
         name: String,
         address: std::net::IpAddr,
     },
+    /// Delete the host endpoint wkjoin made on its network (reset).
+    RemoveHostEndpoint {
+        name: String,
+    },
     /// Turn on IP forwarding on the interface that holds `address` (the node's vNIC, the host endpoint).
     EnableForwarding {
         address: std::net::IpAddr,

@@ -87,6 +87,7 @@ impl fmt::Display for Action {
                 f,
                 "make HNS endpoint {name} at {address} on network {network}, attached to the host (the pods' gateway)"
             ),
+            Action::RemoveHostEndpoint { name } => write!(f, "remove HNS endpoint {name}"),
             Action::EnableForwarding { address } => {
                 write!(f, "enable IP forwarding on the interface that holds {address}")
             }

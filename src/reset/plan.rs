@@ -131,7 +131,10 @@ pub fn plan(s: &Settings, o: &Observed, opts: &ResetOptions) -> Plan {
         Os::Linux if o.bridge => p.push(Action::RemoveLink { name: LINUX_BRIDGE.into() }),
         Os::Linux => &mut p,
         Os::Windows => match &o.hns_network {
-            Some(name) => p.push(Action::RemoveHnsNetwork { name: name.clone() }),
+            // The host endpoint wkjoin made on it first (`<network>_ep`), then the network.
+            Some(name) => p
+                .push(Action::RemoveHostEndpoint { name: format!("{name}_ep") })
+                .push(Action::RemoveHnsNetwork { name: name.clone() }),
             None => &mut p,
         },
     };

@@ -115,6 +115,11 @@ pub fn create_host_endpoint(_network: &str, name: &str, _address: std::net::IpAd
     Err(unsupported("create HNS endpoint", name))
 }
 
+/// HNS exists only on Windows: there is no endpoint to remove.
+pub fn remove_host_endpoint(_name: &str) -> Result<bool, HostError> {
+    Ok(false)
+}
+
 /// The Linux pod network forwards through the kernel's own setting, which the lab and the admin own.
 pub fn enable_forwarding(address: std::net::IpAddr) -> Result<bool, HostError> {
     Err(unsupported("enable forwarding on the interface of", &address.to_string()))

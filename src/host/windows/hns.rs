@@ -77,6 +77,17 @@ pub fn create_host_endpoint(network: &str, name: &str, address: IpAddr) -> Resul
     Ok(create)
 }
 
+/// Deletes the endpoint `name` if HNS has one; returns whether it did.
+pub fn remove_host_endpoint(name: &str) -> Result<bool, HostError> {
+    if system32_proc("vmcompute.dll", c"HNSCall").is_none() {
+        return Ok(false);
+    }
+    let endpoints = call(&hns_v1::list_endpoints())?;
+    let Some((id, _)) = hns_v1::find(&endpoints, name) else { return Ok(false) };
+    call(&hns_v1::delete_endpoint(&id))?;
+    Ok(true)
+}
+
 /// Turns on IP forwarding on the interface that holds `address`; returns whether it was off.
 pub fn enable_forwarding(address: IpAddr) -> Result<bool, HostError> {
     let what = format!("the interface of {address}");
@@ -132,12 +143,14 @@ mod tests {
         let first = create_host_endpoint("cbr0", "cbr0_ep", gateway);
         let again = create_host_endpoint("cbr0", "cbr0_ep", gateway);
         let missing = create_host_endpoint("other", "other_ep", gateway);
+        let removed = remove_host_endpoint("cbr0_ep");
         // SAFETY: as above.
         unsafe { std::env::remove_var("WKJOIN_HNS_STANDIN_LOG") };
         assert!(first.expect("created"), "the first run creates it");
         assert!(!again.expect("found"), "the second run finds it");
         let err = missing.unwrap_err().to_string();
         assert!(err.contains("no HNS network named other"), "{err}");
+        assert!(removed.expect("removed"), "reset finds and deletes it");
         // The stand-in writes UTF-8 with a byte-order mark.
         let text = std::fs::read_to_string(&log).unwrap().replace('\u{feff}', "");
         let calls: Vec<&str> = text.lines().collect();
@@ -154,7 +167,8 @@ mod tests {
         let attach = body(calls[3], "POST /endpoints/33333333-0000-0000-0000-000000000003/attach ");
         assert_eq!(attach, serde_json::json!({ "SystemType": "Host", "CompartmentId": 1 }));
         assert_eq!(calls[4..7], ["GET /networks/ ", "GET /endpoints/ ", calls[3]], "{text}");
-        assert_eq!(calls[7..], ["GET /networks/ "], "{text}");
+        let delete = "DELETE /endpoints/33333333-0000-0000-0000-000000000003 ";
+        assert_eq!(calls[7..], ["GET /networks/ ", "GET /endpoints/ ", delete], "{text}");
     }
 
     /// An address no interface holds has nothing to enable forwarding on: the error says so.

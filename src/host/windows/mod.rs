@@ -9,7 +9,7 @@ mod routes;
 pub mod scm;
 
 pub use acl::protect_dir;
-pub use hns::{create_host_endpoint, enable_forwarding};
+pub use hns::{create_host_endpoint, enable_forwarding, remove_host_endpoint};
 pub use routes::RouteTable;
 
 use super::machine::Machine;
