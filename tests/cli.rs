@@ -205,3 +205,36 @@ fn a_cluster_domain_that_is_not_a_dns_name_is_refused() {
     }
     stdout_of(wkjoin().args(["start", "--dry-run", "--node-name", "n", "--cluster-domain", "corp.example.local"]));
 }
+
+/// A root dir wkjoin creates is writable by root only (0755), whatever the umask it runs under: with umask 077
+/// it would be 0700 (the kubelet's files unreadable to the tools that inspect them), with 000 world-writable.
+#[cfg(unix)]
+#[test]
+fn a_root_wkjoin_creates_gets_its_own_mode_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    for umask in ["077", "000"] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("k");
+        // A command that takes the root lock and then fails at once (nothing listens on the discard port).
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("umask {umask}; exec \"$@\""), "sh", env!("CARGO_BIN_EXE_wkjoin"), "fetch"])
+            .arg("--root-dir")
+            .arg(&root)
+            .args([
+                "--os",
+                "linux",
+                "--node-name",
+                "n",
+                "--kubernetes-version",
+                "v1.20.2",
+                "--mirror",
+                "http://127.0.0.1:9",
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the fetch was to fail: {out:?}");
+        let mode =
+            std::fs::metadata(&root).unwrap_or_else(|e| panic!("umask {umask}: no root: {e}")).permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "umask {umask}: root mode {:o}", mode & 0o777);
+    }
+}

@@ -125,10 +125,11 @@ mod tests {
         assert_eq!(back.matches("(A;").count(), 3, "{back}");
     }
 
-    /// A root the lock creates is given that ACL (SetNamedSecurityInfoW accepts it). Wine keeps no DACL on a
-    /// file (it maps one to unix mode bits), so what a real NTFS directory then holds is not checked here.
+    /// SetNamedSecurityInfoW takes the ACL on a directory, again on a re-run, and a missing one is an error. Wine
+    /// keeps no DACL on a file (it maps one to unix mode bits), so what NTFS then holds is not checked here; that
+    /// the lock calls this on a root it creates is `cli::a_root_wkjoin_creates_gets_its_own_mode_whatever_the_umask`.
     #[test]
-    fn a_root_wkjoin_creates_is_given_the_acl_before_anything_is_in_it() {
+    fn the_acl_is_set_on_a_directory_and_a_missing_one_fails() {
         let parent = tempfile::tempdir().unwrap();
         let root = parent.path().join("k");
         let lock = crate::host::lock::lock_root(&root, "test").unwrap();
