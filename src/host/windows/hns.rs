@@ -94,6 +94,11 @@ pub fn enable_forwarding(address: IpAddr) -> Result<bool, HostError> {
     let Some(index) = super::routes::interface_index_of(address) else {
         return Err(hns_error(&what, "no interface holds that address".into()));
     };
+    let failed = |op: &'static str, rc: u32| HostError::Io {
+        op,
+        path: what.clone().into(),
+        source: std::io::Error::from_raw_os_error(rc as i32),
+    };
     // SAFETY: a zeroed row initialised by IP Helper, then read and written by it.
     unsafe {
         let mut row: MIB_IPINTERFACE_ROW = std::mem::zeroed();
@@ -102,11 +107,7 @@ pub fn enable_forwarding(address: IpAddr) -> Result<bool, HostError> {
         row.InterfaceIndex = index;
         let rc = GetIpInterfaceEntry(&mut row);
         if rc != NO_ERROR {
-            return Err(HostError::Io {
-                op: "read forwarding of",
-                path: what.into(),
-                source: std::io::Error::from_raw_os_error(rc as i32),
-            });
+            return Err(failed("read forwarding of", rc));
         }
         if row.ForwardingEnabled {
             return Ok(false);
@@ -116,11 +117,7 @@ pub fn enable_forwarding(address: IpAddr) -> Result<bool, HostError> {
         row.SitePrefixLength = 0;
         let rc = SetIpInterfaceEntry(&mut row);
         if rc != NO_ERROR {
-            return Err(HostError::Io {
-                op: "enable forwarding on",
-                path: what.into(),
-                source: std::io::Error::from_raw_os_error(rc as i32),
-            });
+            return Err(failed("enable forwarding on", rc));
         }
     }
     Ok(true)
