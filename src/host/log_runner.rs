@@ -1,8 +1,9 @@
 //! Runs a program with its stdout and stderr captured into a size-capped, rotated log file: what a service
 //! manager without log capture (the Windows SCM) needs for programs that only log to stderr (klog from 1.26).
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use super::supervisor::RotatingLog;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -14,54 +15,6 @@ pub struct Limits {
     pub keep: u32,
 }
 
-/// `log`, `log.1` … `log.<keep>`: the current file is renamed to `.1` when it would pass `max_bytes`.
-pub struct RotatingLog {
-    path: PathBuf,
-    limits: Limits,
-    file: std::fs::File,
-    written: u64,
-}
-
-impl RotatingLog {
-    pub fn open(path: &Path, limits: Limits) -> std::io::Result<RotatingLog> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        let written = file.metadata()?.len();
-        Ok(RotatingLog { path: path.to_path_buf(), limits, file, written })
-    }
-
-    fn rotated(&self, n: u32) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(format!(".{n}"));
-        PathBuf::from(name)
-    }
-
-    fn rotate(&mut self) -> std::io::Result<()> {
-        let _ = std::fs::remove_file(self.rotated(self.limits.keep));
-        for n in (1..self.limits.keep).rev() {
-            let _ = std::fs::rename(self.rotated(n), self.rotated(n + 1));
-        }
-        if self.limits.keep > 0 {
-            std::fs::rename(&self.path, self.rotated(1))?;
-        }
-        self.file = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&self.path)?;
-        self.written = 0;
-        Ok(())
-    }
-
-    /// Appends one line, rotating first when it would not fit.
-    pub fn line(&mut self, line: &[u8]) -> std::io::Result<()> {
-        if self.written > 0 && self.written + line.len() as u64 > self.limits.max_bytes {
-            self.rotate()?;
-        }
-        self.file.write_all(line)?;
-        self.written += line.len() as u64;
-        Ok(())
-    }
-}
-
 /// Runs `program` until it exits (an error: a service's program is meant to run) or `stop` fires (it is
 /// killed, and that is success), with every line of its stdout and stderr in `log`.
 pub fn run_logged(
@@ -71,7 +24,10 @@ pub fn run_logged(
     limits: Limits,
     stop: mpsc::Receiver<()>,
 ) -> Result<(), String> {
-    let mut out = RotatingLog::open(log, limits).map_err(|e| format!("cannot open log {}: {e}", log.display()))?;
+    let mut out = RotatingLog::open(log, limits.max_bytes, limits.keep)
+        .map_err(|e| format!("cannot open log {}: {e}", log.display()))?;
+    // The supervisor's log writer adds the line end itself.
+    let mut write = |line: &[u8]| out.write_line(line.strip_suffix(b"\n").unwrap_or(line));
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -106,7 +62,7 @@ pub fn run_logged(
     drop(tx);
     let result = loop {
         while let Ok(line) = rx.try_recv() {
-            out.line(&line).map_err(|e| format!("cannot write log {}: {e}", log.display()))?;
+            write(&line).map_err(|e| format!("cannot write log {}: {e}", log.display()))?;
         }
         if stop.try_recv().is_ok() {
             let _ = child.kill();
@@ -119,7 +75,7 @@ pub fn run_logged(
             Err(e) => break Err(format!("cannot wait for {program}: {e}")),
         }
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => out.line(&line).map_err(|e| format!("cannot write log {}: {e}", log.display()))?,
+            Ok(line) => write(&line).map_err(|e| format!("cannot write log {}: {e}", log.display()))?,
             Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {}
         }
     };
@@ -127,7 +83,7 @@ pub fn run_logged(
     // is not waited for.
     drop(readers);
     while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
-        let _ = out.line(&line);
+        let _ = write(&line);
     }
     result
 }
@@ -172,9 +128,9 @@ mod tests {
     fn the_log_rotates_at_its_size_and_keeps_that_many_files() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("kubelet.log");
-        let mut r = RotatingLog::open(&log, Limits { max_bytes: 10, keep: 2 }).unwrap();
+        let mut r = RotatingLog::open(&log, 10, 2).unwrap();
         for i in 0..5 {
-            r.line(format!("line-{i}\n").as_bytes()).unwrap();
+            r.write_line(format!("line-{i}").as_bytes()).unwrap();
         }
         let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap_or_default();
         assert_eq!(read("kubelet.log"), "line-4\n");
