@@ -36,6 +36,9 @@ mod lab_routes;
 mod start;
 #[cfg(target_os = "linux")]
 mod validate;
+// wkjoin's pod network and the real kube-proxy.exe against the lab, through an HNS stand-in (wine).
+#[cfg(windows)]
+mod lab_hns;
 // wkjoin.exe as an SCM service (Windows or wine).
 #[cfg(windows)]
 mod winsvc;

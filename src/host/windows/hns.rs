@@ -127,30 +127,34 @@ pub fn enable_forwarding(address: IpAddr) -> Result<bool, HostError> {
 mod tests {
     use super::*;
 
-    /// Against the HNSCall stand-in (scripts/wine/vmcompute.c; not HNS: it records the calls and answers as HNS
-    /// does for one network): the endpoint goes on the network named, with hcsshim's field names, and is attached
-    /// to the host; a second run finds it and only attaches; a missing network is named in the error.
+    /// Against the HNS stand-in (scripts/wine/hns-standin; not HNS: it keeps the objects callers make in a state
+    /// dir and answers as HNS does), holding one network: the endpoint goes on the network named, with hcsshim's
+    /// field names, and is attached to the host; a second run finds it and only attaches; a missing network is
+    /// named in the error; reset deletes the endpoint it made.
     #[test]
     fn the_host_endpoint_is_made_on_the_named_network_and_attached_to_the_host() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("hns-calls.log");
+        let network =
+            serde_json::json!({ "ID": "22222222-0000-0000-0000-000000000002", "Name": "cbr0", "Type": "L2Bridge" });
+        std::fs::write(dir.path().join("state.json"), serde_json::json!({ "networks": [network] }).to_string())
+            .unwrap();
         // SAFETY: no other test reads or writes this variable (only the stand-in does, in this process).
-        unsafe { std::env::set_var("WKJOIN_HNS_STANDIN_LOG", &log) };
+        unsafe { std::env::set_var("WKJOIN_HNS_STANDIN", dir.path()) };
         let gateway: IpAddr = "10.244.1.2".parse().unwrap();
         let first = create_host_endpoint("cbr0", "cbr0_ep", gateway);
         let again = create_host_endpoint("cbr0", "cbr0_ep", gateway);
         let missing = create_host_endpoint("other", "other_ep", gateway);
+        let state_before_reset = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
         let removed = remove_host_endpoint("cbr0_ep");
         // SAFETY: as above.
-        unsafe { std::env::remove_var("WKJOIN_HNS_STANDIN_LOG") };
+        unsafe { std::env::remove_var("WKJOIN_HNS_STANDIN") };
         assert!(first.expect("created"), "the first run creates it");
         assert!(!again.expect("found"), "the second run finds it");
         let err = missing.unwrap_err().to_string();
         assert!(err.contains("no HNS network named other"), "{err}");
         assert!(removed.expect("removed"), "reset finds and deletes it");
-        // The stand-in writes UTF-8 with a byte-order mark.
-        let text = std::fs::read_to_string(&log).unwrap().replace('\u{feff}', "");
-        let calls: Vec<&str> = text.lines().collect();
+        let text = std::fs::read_to_string(dir.path().join("calls.log")).unwrap();
+        let calls: Vec<&str> = text.lines().filter(|l| !l.starts_with("  -> ")).collect();
         let body = |line: &str, prefix: &str| -> serde_json::Value {
             serde_json::from_str(line.strip_prefix(prefix).unwrap_or_else(|| panic!("{line} is not {prefix}…")))
                 .unwrap()
@@ -161,11 +165,20 @@ mod tests {
             created,
             serde_json::json!({ "Name": "cbr0_ep", "VirtualNetwork": "22222222-0000-0000-0000-000000000002", "IPAddress": "10.244.1.2" })
         );
-        let attach = body(calls[3], "POST /endpoints/33333333-0000-0000-0000-000000000003/attach ");
+        // The one endpoint HNS holds now is that one, on that network.
+        let state: serde_json::Value = serde_json::from_str(&state_before_reset).unwrap();
+        let endpoints = state["endpoints"].as_array().unwrap();
+        assert_eq!(endpoints.len(), 1, "{state}");
+        assert_eq!(endpoints[0]["HostComputeNetwork"], "22222222-0000-0000-0000-000000000002", "{state}");
+        let id = endpoints[0]["ID"].as_str().unwrap();
+        let attach = body(calls[3], &format!("POST /endpoints/{id}/attach "));
         assert_eq!(attach, serde_json::json!({ "SystemType": "Host", "CompartmentId": 1 }));
         assert_eq!(calls[4..7], ["GET /networks/ ", "GET /endpoints/ ", calls[3]], "{text}");
-        let delete = "DELETE /endpoints/33333333-0000-0000-0000-000000000003 ";
-        assert_eq!(calls[7..], ["GET /networks/ ", "GET /endpoints/ ", delete], "{text}");
+        let delete = format!("DELETE /endpoints/{id} ");
+        assert_eq!(calls[7..], ["GET /networks/ ", "GET /endpoints/ ", delete.as_str()], "{text}");
+        let after: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap()).unwrap();
+        assert_eq!(after["endpoints"], serde_json::json!([]), "{after}");
     }
 
     /// An address no interface holds has nothing to enable forwarding on: the error says so.
