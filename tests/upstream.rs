@@ -267,19 +267,28 @@ fn the_windows_checker_rejects_v1_policies_on_the_v2_api() {
     assert!(err.contains(r#"unknown field "ExceptionList""#), "{err}");
 }
 
-/// What the real `win-bridge.exe` (Debian's containernetworking/plugins 1.1.1 source, built by the checker's
-/// script) answers to CNI ADD with `config` on stdin, under wine: its error JSON's `msg` (it must fail: no HNS).
-fn win_bridge_add(config: &Value) -> String {
+/// The real `win-bridge.exe` (Debian's containernetworking/plugins 1.1.1 source, built by the checker's script)
+/// run for CNI ADD with `config` on stdin under wine; with `hns` (the HNS stand-in's state dir) it runs in the HNS
+/// prefix (scripts/wine-env: WKJOIN_WINE_HNS=1) for the pod sandbox namespace `netns`.
+fn win_bridge(config: &Value, hns: Option<(&Path, &str)>) -> Output {
     let plugins = checkers().parent().unwrap().join("plugins");
     let mut c = Command::new("bash");
     c.current_dir(repo()).arg("-c").arg(r#"source scripts/wine-env >&2 && exec wine "$@""#).arg("wine");
     c.arg(plugins.join("win-bridge.exe"));
     c.envs([("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "wkjoin-test"), ("CNI_NETNS", "none"), ("CNI_IFNAME", "eth0")]);
     c.env("CNI_PATH", wine_path(&plugins));
+    if let Some((state, netns)) = hns {
+        c.envs([("WKJOIN_WINE_HNS", "1"), ("CNI_NETNS", netns)]).env("WKJOIN_HNS_STANDIN", wine_path(state));
+    }
     c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = c.spawn().expect("run win-bridge.exe under wine");
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), config.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// What win-bridge.exe answers without HNS: its error JSON's `msg` (it must fail).
+fn win_bridge_add(config: &Value) -> String {
+    let out = win_bridge(config, None);
     assert_eq!(out.status.code(), Some(1), "win-bridge.exe without HNS must fail: {out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let err: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: not a CNI error: {stdout}"));
@@ -322,4 +331,63 @@ fn the_host_endpoint_requests_are_what_hcsshim_sends() {
     let ours = |c: hns_v1::Call| serde_json::from_str::<Value>(&c.request).unwrap();
     assert_eq!(ours(hns_v1::create_endpoint(name, network, address.parse().unwrap())), upstream["create"]);
     assert_eq!(ours(hns_v1::attach_to_host("33333333")), upstream["attach"]);
+}
+
+/// A pod added to wkjoin's network by the real plugins: the network exactly as wkjoin's plan creates it (in the
+/// HNS stand-in: scripts/wine/hns-standin, not HNS; it keeps what HCN is asked to make) and the sandbox namespace
+/// containerd would have made; then the real win-bridge.exe, with wkjoin's CNI config, runs the real
+/// host-local.exe for the address and makes the pod's endpoint through HCN. The endpoint it asks HNS for carries
+/// wkjoin's NAT exceptions and routes, sits on wkjoin's network and joins the namespace; the result gives the pod
+/// the first address of the range and `.2` as its gateway. (host-local's dataDir is moved to a temporary dir.)
+#[test]
+fn the_real_win_bridge_exe_and_host_local_exe_add_a_pod_to_wkjoins_network() {
+    let actions = start_actions(&["--os", "windows"]);
+    let create = actions.iter().find(|a| a["action"] == "create-hns-network").expect("the plan creates the network");
+    let mut network: Value = serde_json::from_str(create["definition"].as_str().unwrap()).unwrap();
+    let network_id = "5e6f7a8b-0000-4000-8000-00000000c0de";
+    network["ID"] = network_id.into();
+    let netns = "0d0e0f10-0000-4000-8000-0000000000aa";
+    let namespace =
+        serde_json::json!({ "ID": netns, "Type": "HostDefault", "SchemaVersion": { "Major": 2, "Minor": 0 } });
+    let state = tempfile::tempdir().unwrap();
+    let initial = serde_json::json!({ "networks": [network], "namespaces": [namespace] });
+    std::fs::write(state.path().join("state.json"), initial.to_string()).unwrap();
+    let mut config = first_plugin(&cni_config(&actions));
+    config["ipam"]["dataDir"] = wine_path(&state.path().join("ipam")).into();
+
+    let out = win_bridge(&config, Some((state.path(), netns)));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let calls = std::fs::read_to_string(state.path().join("calls.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "win-bridge.exe ADD failed: {stdout}\n{}\ncalls:\n{calls}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: not a CNI result: {stdout}"));
+    let ipam = &config["ipam"];
+    let address = result["ips"][0]["address"].as_str().unwrap_or_default().to_string();
+    assert_eq!(address, format!("{}/24", ipam["rangeStart"].as_str().unwrap()), "{result:#}");
+    assert_eq!(result["ips"][0]["gateway"], ipam["gateway"], "{result:#}");
+    assert_eq!(ipam["gateway"], "10.244.1.2", "upstream's Windows gateway is .2");
+
+    let after: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.path().join("state.json")).unwrap()).unwrap();
+    let endpoints = after["endpoints"].as_array().expect("an endpoint was made");
+    assert_eq!(endpoints.len(), 1, "{after:#}");
+    let ep = &endpoints[0];
+    assert_eq!(ep["HostComputeNetwork"], network_id, "{ep:#}");
+    assert_eq!(ep["IpConfigurations"][0]["IpAddress"].as_str(), address.split('/').next(), "{ep:#}");
+    assert_eq!(ep["Routes"][0]["NextHop"], "10.244.1.2", "{ep:#}");
+    let policy = |ty: &str| -> Vec<Value> {
+        ep["Policies"].as_array().unwrap().iter().filter(|p| p["Type"] == ty).map(|p| p["Settings"].clone()).collect()
+    };
+    let nat = policy("OutBoundNAT");
+    assert_eq!(nat.len(), 1, "{ep:#}");
+    assert_eq!(strings(&nat[0]["Exceptions"]), ["10.244.0.0/16", "10.96.0.0/16"], "{ep:#}");
+    let routes = policy("SDNRoute");
+    assert!(routes.iter().any(|r| r["DestinationPrefix"] == "10.96.0.0/16" && r["NeedEncap"] == true), "{ep:#}");
+    assert_eq!(
+        after["namespaces"][0]["Resources"][0]["Data"]["ID"], ep["ID"],
+        "the endpoint joined the sandbox: {after:#}"
+    );
 }

@@ -1,8 +1,8 @@
 //! A stand-in for HNS under wine, which has none: the HCN functions of computenetwork.dll and the `HNSCall` of
 //! vmcompute.dll, for tests only (never shipped). Not HNS: it programs no switch, vNIC or load balancer; it keeps
-//! the objects callers create (networks, endpoints, load balancers) as their JSON in a state file that every
-//! process of the prefix shares, and answers queries about them as HNS does, so wkjoin.exe and the real
-//! kube-proxy.exe see one another's objects. Active only when `WKJOIN_HNS_STANDIN` names the state directory
+//! the objects callers create (networks, endpoints, load balancers, namespaces) as their JSON in a state file
+//! that every process of the prefix shares, and answers queries about them as HNS does, so wkjoin.exe and the
+//! real kube-proxy.exe see one another's objects. Active only when `WKJOIN_HNS_STANDIN` names the state directory
 //! (the calls are logged to `calls.log` there); otherwise every call fails with E_NOTIMPL, as if HNS were absent.
 //! scripts/wine-env builds it and installs it as vmcompute.dll (and as computenetwork.dll in the HNS prefix).
 #![allow(non_snake_case, clippy::missing_safety_doc)]
@@ -350,5 +350,53 @@ pub unsafe extern "system" fn HcnDeleteLoadBalancer(id: *const Guid, record: *mu
 
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn HcnCloseLoadBalancer(h: Handle) -> i32 {
+    unsafe { close(h) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn HcnEnumerateNamespaces(q: Pcwstr, out: *mut Pwstr, record: *mut Pwstr) -> i32 {
+    unsafe { enumerate(Kind::Namespace, q, out, record) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn HcnCreateNamespace(
+    id: *const Guid,
+    s: Pcwstr,
+    out: *mut Handle,
+    record: *mut Pwstr,
+) -> i32 {
+    if let Some(hr) = inactive() {
+        return hr;
+    }
+    unsafe { create(Kind::Namespace, id, s, None, out.cast(), record) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn HcnOpenNamespace(id: *const Guid, out: *mut Handle, record: *mut Pwstr) -> i32 {
+    unsafe { open(Kind::Namespace, id, out, record) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn HcnModifyNamespace(h: Handle, s: Pcwstr, record: *mut Pwstr) -> i32 {
+    unsafe { modify(h, s, record) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn HcnQueryNamespaceProperties(
+    h: Handle,
+    _q: Pcwstr,
+    out: *mut Pwstr,
+    record: *mut Pwstr,
+) -> i32 {
+    unsafe { query(h, out, record) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn HcnDeleteNamespace(id: *const Guid, record: *mut Pwstr) -> i32 {
+    unsafe { delete(Kind::Namespace, id, record) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn HcnCloseNamespace(h: Handle) -> i32 {
     unsafe { close(h) }
 }

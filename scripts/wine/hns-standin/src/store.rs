@@ -14,6 +14,8 @@ pub enum Kind {
     Network,
     Endpoint,
     LoadBalancer,
+    /// Made by the runtime (containerd) for a pod sandbox before it runs CNI; the stand-in keeps its endpoints.
+    Namespace,
 }
 
 impl Kind {
@@ -22,6 +24,7 @@ impl Kind {
             Kind::Network => "networks",
             Kind::Endpoint => "endpoints",
             Kind::LoadBalancer => "loadbalancers",
+            Kind::Namespace => "namespaces",
         }
     }
 
@@ -30,7 +33,7 @@ impl Kind {
         match self {
             Kind::Network => 0x803b0001_u32 as i32,
             Kind::Endpoint => 0x803b0002_u32 as i32,
-            Kind::LoadBalancer => 0x80070490_u32 as i32,
+            Kind::LoadBalancer | Kind::Namespace => 0x80070490_u32 as i32,
         }
     }
 }
@@ -145,13 +148,20 @@ pub fn delete(kind: Kind, id: &str) -> Result<(), Failure> {
 }
 
 /// Adds or removes policies (`{"ResourceType":"Policy","RequestType":"Add"|"Remove","Settings":{"Policies":…}}`,
-/// as hcsshim's `AddPolicy`/`RemovePolicy` send them); anything else is not modelled and fails.
+/// as hcsshim's `AddPolicy`/`RemovePolicy` send them) or a namespace's endpoints (`"ResourceType":"Endpoint"`,
+/// `"Settings":{"EndpointId":…}`, as `AddNamespaceEndpoint` does); anything else is not modelled and fails.
 pub fn modify(kind: Kind, id: &str, request: &str) -> Result<(), Failure> {
     let r: Value = serde_json::from_str(request).unwrap_or(Value::Null);
-    let policies = r["Settings"]["Policies"].as_array().cloned();
-    let (Some("Policy"), Some(op @ ("Add" | "Remove")), Some(policies)) =
-        (r["ResourceType"].as_str(), r["RequestType"].as_str(), policies)
-    else {
+    let (field, items) = match (kind, r["ResourceType"].as_str()) {
+        (Kind::Namespace, Some("Endpoint")) => {
+            let endpoint = r["Settings"]["EndpointId"].clone();
+            ("Resources", Some(vec![json!({ "Type": "Endpoint", "Data": { "ID": endpoint } })]))
+        }
+        (Kind::Namespace, _) => ("Resources", None),
+        (_, Some("Policy")) => ("Policies", r["Settings"]["Policies"].as_array().cloned()),
+        _ => ("Policies", None),
+    };
+    let (Some(op @ ("Add" | "Remove")), Some(items)) = (r["RequestType"].as_str(), items) else {
         return Err(Failure(0x80004001_u32 as i32, format!("the HNS stand-in does not model this change: {request}")));
     };
     with_state(|s| {
@@ -159,11 +169,11 @@ pub fn modify(kind: Kind, id: &str, request: &str) -> Result<(), Failure> {
         let Some(object) = object else {
             return Err(Failure(kind.not_found(), format!("{} {id} not found", kind.key())));
         };
-        let have = object.as_object_mut().expect("object").entry("Policies").or_insert_with(|| json!([]));
+        let have = object.as_object_mut().expect("object").entry(field).or_insert_with(|| json!([]));
         let have = have.as_array_mut().expect("a list");
         match op {
-            "Add" => have.extend(policies),
-            _ => have.retain(|p| !policies.contains(p)),
+            "Add" => have.extend(items),
+            _ => have.retain(|p| !items.contains(p)),
         }
         Ok(())
     })
