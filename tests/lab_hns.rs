@@ -5,7 +5,8 @@
 //! computenetwork.dll and vmcompute.dll keeping objects in a state dir shared by processes; it programs nothing),
 //! and kube-proxy runs as a console process: wine's service manager loses kube-proxy.exe right after it reports
 //! RUNNING (no log line), so `--windows-service` (its SCM hook, nothing else) is the one flag left out.
-//! Run by scripts/test after `lab up`, in the HNS prefix: `WKJOIN_WINE_HNS=1`, `-- --ignored lab_hns_`.
+//! Run by scripts/test after `lab up`, in the HNS prefix: `WKJOIN_WINE_HNS=1`, `-- --ignored lab_hns_`, with
+//! `WKJOIN_LAB_NODE_KUBECONFIG` a node credential (`scripts/lab credential worker-1`).
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -93,11 +94,12 @@ fn lab_hns_the_real_kube_proxy_finds_wkjoins_network_and_programs_the_lab_servic
     let standin = tempfile::tempdir().unwrap();
     let s = settings(root.path());
     let l = s.layout();
-    // What config would have installed: the node binaries and a kubeconfig (the lab's admin one here).
+    // What fetch and config would have installed: the node binaries, and a node credential (CN=system:node:…, the
+    // identity wkjoin gives kube-proxy; a lab worker's here, minted by scripts/test).
     std::fs::create_dir_all(root.path().join("logs")).unwrap();
     let bin = z(&lab("WKJOIN_LAB_WIN_BIN"));
     std::fs::copy(bin.join("kube-proxy.exe"), root.path().join("kube-proxy.exe")).expect("the lab's kube-proxy.exe");
-    std::fs::copy(z(&lab("WKJOIN_LAB_DIR")).join("admin.kubeconfig"), l.kubeconfig()).unwrap();
+    std::fs::copy(z(&lab("WKJOIN_LAB_NODE_KUBECONFIG")), l.kubeconfig()).unwrap();
 
     let plan = wkjoin::start::services::plan(&s, Some(KubeVersion::new(1, 20, 2)), &s.pause_image);
     let spec = plan

@@ -203,58 +203,93 @@ pub unsafe extern "system" fn HNSCall(method: Pcwstr, path: Pcwstr, request: Pcw
     S_OK
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnEnumerateNetworks(q: Pcwstr, out: *mut Pwstr, record: *mut Pwstr) -> i32 {
-    unsafe { enumerate(Kind::Network, q, out, record) }
+/// The exports of one kind of HCN object: enumerate, create (for the kinds made without a parent), open, modify,
+/// query, delete and close, each forwarding to the kind-generic function above.
+macro_rules! hcn_object {
+    ($kind:expr, $enumerate:ident, $create:ident, $open:ident, $modify:ident, $query:ident, $delete:ident, $close:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "system" fn $create(id: *const Guid, s: Pcwstr, out: *mut Handle, record: *mut Pwstr) -> i32 {
+            if let Some(hr) = inactive() {
+                return hr;
+            }
+            unsafe { create($kind, id, s, None, out.cast(), record) }
+        }
+
+        hcn_object!($kind, $enumerate, $open, $modify, $query, $delete, $close);
+    };
+    ($kind:expr, $enumerate:ident, $open:ident, $modify:ident, $query:ident, $delete:ident, $close:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "system" fn $enumerate(q: Pcwstr, out: *mut Pwstr, record: *mut Pwstr) -> i32 {
+            unsafe { enumerate($kind, q, out, record) }
+        }
+
+        #[unsafe(no_mangle)]
+        pub unsafe extern "system" fn $open(id: *const Guid, out: *mut Handle, record: *mut Pwstr) -> i32 {
+            unsafe { open($kind, id, out, record) }
+        }
+
+        #[unsafe(no_mangle)]
+        pub unsafe extern "system" fn $modify(h: Handle, s: Pcwstr, record: *mut Pwstr) -> i32 {
+            unsafe { modify(h, s, record) }
+        }
+
+        #[unsafe(no_mangle)]
+        pub unsafe extern "system" fn $query(h: Handle, _q: Pcwstr, out: *mut Pwstr, record: *mut Pwstr) -> i32 {
+            unsafe { query(h, out, record) }
+        }
+
+        #[unsafe(no_mangle)]
+        pub unsafe extern "system" fn $delete(id: *const Guid, record: *mut Pwstr) -> i32 {
+            unsafe { delete($kind, id, record) }
+        }
+
+        #[unsafe(no_mangle)]
+        pub unsafe extern "system" fn $close(h: Handle) -> i32 {
+            unsafe { close(h) }
+        }
+    };
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnCreateNetwork(
-    id: *const Guid,
-    s: Pcwstr,
-    out: *mut Handle,
-    record: *mut Pwstr,
-) -> i32 {
-    if let Some(hr) = inactive() {
-        return hr;
-    }
-    unsafe { create(Kind::Network, id, s, None, out.cast(), record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnOpenNetwork(id: *const Guid, out: *mut Handle, record: *mut Pwstr) -> i32 {
-    unsafe { open(Kind::Network, id, out, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnModifyNetwork(h: Handle, s: Pcwstr, record: *mut Pwstr) -> i32 {
-    unsafe { modify(h, s, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnQueryNetworkProperties(
-    h: Handle,
-    _q: Pcwstr,
-    out: *mut Pwstr,
-    record: *mut Pwstr,
-) -> i32 {
-    unsafe { query(h, out, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnDeleteNetwork(id: *const Guid, record: *mut Pwstr) -> i32 {
-    unsafe { delete(Kind::Network, id, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnCloseNetwork(h: Handle) -> i32 {
-    unsafe { close(h) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnEnumerateEndpoints(q: Pcwstr, out: *mut Pwstr, record: *mut Pwstr) -> i32 {
-    unsafe { enumerate(Kind::Endpoint, q, out, record) }
-}
+hcn_object!(
+    Kind::Network,
+    HcnEnumerateNetworks,
+    HcnCreateNetwork,
+    HcnOpenNetwork,
+    HcnModifyNetwork,
+    HcnQueryNetworkProperties,
+    HcnDeleteNetwork,
+    HcnCloseNetwork
+);
+hcn_object!(
+    Kind::LoadBalancer,
+    HcnEnumerateLoadBalancers,
+    HcnCreateLoadBalancer,
+    HcnOpenLoadBalancer,
+    HcnModifyLoadBalancer,
+    HcnQueryLoadBalancerProperties,
+    HcnDeleteLoadBalancer,
+    HcnCloseLoadBalancer
+);
+hcn_object!(
+    Kind::Namespace,
+    HcnEnumerateNamespaces,
+    HcnCreateNamespace,
+    HcnOpenNamespace,
+    HcnModifyNamespace,
+    HcnQueryNamespaceProperties,
+    HcnDeleteNamespace,
+    HcnCloseNamespace
+);
+// An endpoint is made on a network: its creation takes the network's handle.
+hcn_object!(
+    Kind::Endpoint,
+    HcnEnumerateEndpoints,
+    HcnOpenEndpoint,
+    HcnModifyEndpoint,
+    HcnQueryEndpointProperties,
+    HcnDeleteEndpoint,
+    HcnCloseEndpoint
+);
 
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn HcnCreateEndpoint(
@@ -273,130 +308,4 @@ pub unsafe extern "system" fn HcnCreateEndpoint(
         let network = network.id.clone();
         create(Kind::Endpoint, id, s, Some(&network), out.cast(), record)
     }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnOpenEndpoint(id: *const Guid, out: *mut Handle, record: *mut Pwstr) -> i32 {
-    unsafe { open(Kind::Endpoint, id, out, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnModifyEndpoint(h: Handle, s: Pcwstr, record: *mut Pwstr) -> i32 {
-    unsafe { modify(h, s, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnQueryEndpointProperties(
-    h: Handle,
-    _q: Pcwstr,
-    out: *mut Pwstr,
-    record: *mut Pwstr,
-) -> i32 {
-    unsafe { query(h, out, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnDeleteEndpoint(id: *const Guid, record: *mut Pwstr) -> i32 {
-    unsafe { delete(Kind::Endpoint, id, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnCloseEndpoint(h: Handle) -> i32 {
-    unsafe { close(h) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnEnumerateLoadBalancers(q: Pcwstr, out: *mut Pwstr, record: *mut Pwstr) -> i32 {
-    unsafe { enumerate(Kind::LoadBalancer, q, out, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnCreateLoadBalancer(
-    id: *const Guid,
-    s: Pcwstr,
-    out: *mut Handle,
-    record: *mut Pwstr,
-) -> i32 {
-    if let Some(hr) = inactive() {
-        return hr;
-    }
-    unsafe { create(Kind::LoadBalancer, id, s, None, out.cast(), record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnOpenLoadBalancer(id: *const Guid, out: *mut Handle, record: *mut Pwstr) -> i32 {
-    unsafe { open(Kind::LoadBalancer, id, out, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnModifyLoadBalancer(h: Handle, s: Pcwstr, record: *mut Pwstr) -> i32 {
-    unsafe { modify(h, s, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnQueryLoadBalancerProperties(
-    h: Handle,
-    _q: Pcwstr,
-    out: *mut Pwstr,
-    record: *mut Pwstr,
-) -> i32 {
-    unsafe { query(h, out, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnDeleteLoadBalancer(id: *const Guid, record: *mut Pwstr) -> i32 {
-    unsafe { delete(Kind::LoadBalancer, id, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnCloseLoadBalancer(h: Handle) -> i32 {
-    unsafe { close(h) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnEnumerateNamespaces(q: Pcwstr, out: *mut Pwstr, record: *mut Pwstr) -> i32 {
-    unsafe { enumerate(Kind::Namespace, q, out, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnCreateNamespace(
-    id: *const Guid,
-    s: Pcwstr,
-    out: *mut Handle,
-    record: *mut Pwstr,
-) -> i32 {
-    if let Some(hr) = inactive() {
-        return hr;
-    }
-    unsafe { create(Kind::Namespace, id, s, None, out.cast(), record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnOpenNamespace(id: *const Guid, out: *mut Handle, record: *mut Pwstr) -> i32 {
-    unsafe { open(Kind::Namespace, id, out, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnModifyNamespace(h: Handle, s: Pcwstr, record: *mut Pwstr) -> i32 {
-    unsafe { modify(h, s, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnQueryNamespaceProperties(
-    h: Handle,
-    _q: Pcwstr,
-    out: *mut Pwstr,
-    record: *mut Pwstr,
-) -> i32 {
-    unsafe { query(h, out, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnDeleteNamespace(id: *const Guid, record: *mut Pwstr) -> i32 {
-    unsafe { delete(Kind::Namespace, id, record) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "system" fn HcnCloseNamespace(h: Handle) -> i32 {
-    unsafe { close(h) }
 }
