@@ -1,10 +1,11 @@
 //! The guide's #1 Windows failure ("Unable to find Hns Network specified by cbr0"), shown impossible: wkjoin's
-//! own Windows code creates the pod network and its host endpoint, and the real kube-proxy.exe v1.20.2
-//! (winkernel), given the command line and environment of wkjoin's kube-proxy service, finds that network by
-//! name and programs HNS load balancers for the lab's Services. HNS is a stand-in (scripts/wine/hns-standin:
-//! computenetwork.dll and vmcompute.dll keeping objects in a state dir shared by processes; it programs nothing),
-//! and kube-proxy runs as a console process: wine's service manager loses kube-proxy.exe right after it reports
-//! RUNNING (no log line), so `--windows-service` (its SCM hook, nothing else) is the one flag left out.
+//! own Windows code creates the pod network and its host endpoint, installs and starts kube-proxy as an SCM
+//! service from the plan's own service definition, and the real kube-proxy.exe v1.20.2 (winkernel) finds that
+//! network by name and programs HNS load balancers for the lab's Services; reset's actions then stop and remove
+//! the service and the network. HNS is a stand-in (scripts/wine/hns-standin: computenetwork.dll and vmcompute.dll
+//! keeping objects in a state dir shared by processes; it programs nothing); the service manager is wine's, which
+//! passes no `Environment` value to a service (so the flag `--network-name`, not `KUBE_NETWORK`, is what reaches
+//! kube-proxy here), and kubelet is not run (the service's dependency on it is dropped).
 //! Run by scripts/test after `lab up`, in the HNS prefix: `WKJOIN_WINE_HNS=1`, `-- --ignored lab_hns_`, with
 //! `WKJOIN_LAB_NODE_KUBECONFIG` a node credential (`scripts/lab credential worker-1`).
 
@@ -14,7 +15,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use wkjoin::apply::{self, Options};
 use wkjoin::cluster::Offline;
-use wkjoin::host::Native;
+use wkjoin::host::{self, Manager, Native, System};
 use wkjoin::layout::Os;
 use wkjoin::plan::{Action, Plan, ServiceSpec, Step};
 use wkjoin::settings::{HostFacts, Origin, PartialSettings, Settings, resolve};
@@ -64,18 +65,46 @@ fn list<'a>(state: &'a Value, kind: &str) -> Vec<&'a Value> {
     state[kind].as_array().map(|l| l.iter().collect()).unwrap_or_default()
 }
 
-/// The kube-proxy service of the plan, started as a console process (see the module doc) with its own
-/// environment plus the stand-in's switch.
-fn kube_proxy(spec: &ServiceSpec, env: &[(&str, &str)], standin: &Path, stderr: &Path) -> Child {
-    let args: Vec<&String> = spec.args.iter().filter(|a| *a != "--windows-service").collect();
+/// The plan's kube-proxy told another network (flag and variable), as a console process.
+fn kube_proxy_on(spec: &ServiceSpec, network: &str, stderr: &Path) -> Child {
+    let args = spec.args.iter().filter(|a| *a != "--windows-service").map(|a| match a.starts_with("--network-name=") {
+        true => format!("--network-name={network}"),
+        false => a.clone(),
+    });
     Command::new(&spec.program)
         .args(args)
         .envs(&spec.env)
-        .envs(env.iter().copied())
-        .env("WKJOIN_HNS_STANDIN", standin)
+        .env("KUBE_NETWORK", network)
         .stderr(std::fs::File::create(stderr).unwrap())
         .spawn()
         .expect("start kube-proxy.exe")
+}
+
+/// Names the stand-in's state dir for every process of the prefix, services included, until dropped.
+struct StandinFile(PathBuf);
+
+impl StandinFile {
+    fn new(dir: &Path) -> StandinFile {
+        let file = PathBuf::from(std::env::var("SystemRoot").expect("SystemRoot")).join("hns-standin.txt");
+        std::fs::write(&file, dir.display().to_string()).unwrap();
+        StandinFile(file)
+    }
+}
+
+impl Drop for StandinFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Stops and removes the kube-proxy service if the test ends before reset did.
+struct RemoveService;
+
+impl Drop for RemoveService {
+    fn drop(&mut self) {
+        let _ = host::stop_service("kube-proxy");
+        let _ = host::delete_service("kube-proxy");
+    }
 }
 
 struct Kill(Child);
@@ -121,8 +150,7 @@ fn lab_hns_the_real_kube_proxy_finds_wkjoins_network_and_programs_the_lab_servic
         .cloned()
         .collect();
     assert_eq!(network.actions.len(), 2, "{:#?}", plan.actions);
-    // SAFETY: this test is the only one of its run (`--ignored lab_hns_`); the stand-in reads the variable.
-    unsafe { std::env::set_var("WKJOIN_HNS_STANDIN", standin.path()) };
+    let _named = StandinFile::new(standin.path());
     let out = block_on(apply::apply(&network, Os::Windows, &mut Native, &mut Offline, &Options::default()));
     let out = out.expect("wkjoin makes the pod network through the stand-in");
     assert_eq!(out.created_networks, ["cbr0"]);
@@ -135,7 +163,7 @@ fn lab_hns_the_real_kube_proxy_finds_wkjoins_network_and_programs_the_lab_servic
     let log = PathBuf::from(l.log_dir()).join("kube-proxy.log");
     let stderr = PathBuf::from(l.log_dir()).join("kube-proxy.stderr");
     {
-        let _wrong = Kill(kube_proxy(&spec, &[("KUBE_NETWORK", "vxlan0")], standin.path(), &stderr));
+        let _wrong = Kill(kube_proxy_on(&spec, "vxlan0", &stderr));
         let text = wait_for(Duration::from_secs(60), || {
             let t = std::fs::read_to_string(&log).unwrap_or_default();
             t.contains("Unable to find HNS Network specified by vxlan0").then_some(t)
@@ -145,9 +173,16 @@ fn lab_hns_the_real_kube_proxy_finds_wkjoins_network_and_programs_the_lab_servic
     assert!(list(&state(standin.path()), "loadbalancers").is_empty(), "a load balancer without the network");
     std::fs::remove_file(&log).unwrap();
 
-    // wkjoin's service definition: kube-proxy finds cbr0 and programs the kubernetes Service (the API server
-    // as its one endpoint, a remote one on wkjoin's network) and kube-dns.
-    let kp = Kill(kube_proxy(&spec, &[], standin.path(), &stderr));
+    // wkjoin's service definition, installed and started by wkjoin's SCM code: kube-proxy finds cbr0 and programs
+    // the kubernetes Service (the API server as its one endpoint, a remote one on wkjoin's network) and kube-dns.
+    let _cleanup = RemoveService;
+    let mut service = spec.clone();
+    service.depends_on.clear();
+    let mut run = Plan::new(Step::Start, "kube-proxy");
+    run.actions =
+        vec![Action::InstallService(service), Action::StartService { name: "kube-proxy".into(), restart: false }];
+    let mut scm = System::new(Manager::Scm, wkjoin::start::supervisor_files(&l, false), Vec::new());
+    block_on(apply::apply(&run, Os::Windows, &mut scm, &mut Offline, &Options::default())).expect("kube-proxy service");
     let api = lab("WKJOIN_LAB_API");
     let (api_ip, api_port) = api.trim_start_matches("https://").split_once(':').unwrap();
     let service_ip = first_address(&lab("WKJOIN_LAB_SERVICE_CIDR"));
@@ -172,18 +207,29 @@ fn lab_hns_the_real_kube_proxy_finds_wkjoins_network_and_programs_the_lab_servic
     let dns = lab("WKJOIN_LAB_DNS");
     assert!(list(&st, "loadbalancers").iter().any(|lb| lb["FrontendVIPs"][0] == dns.as_str()), "{st:#}");
 
-    // reset's plan for the network start recorded: the host endpoint, then the network, through the same code.
-    drop(kp);
-    let observed = wkjoin::reset::Observed { state_file: true, hns_network: Some("cbr0".into()), ..Default::default() };
+    // reset's plan for what start made: the service stopped and removed, then the host endpoint and the network.
+    let observed = wkjoin::reset::Observed {
+        state_file: true,
+        hns_network: Some("cbr0".into()),
+        services: vec!["kube-proxy".into()],
+        ..Default::default()
+    };
     let mut undo = wkjoin::reset::plan(&s, &observed, &Default::default());
-    undo.actions.retain(|a| matches!(a, Action::RemoveHostEndpoint { .. } | Action::RemoveHnsNetwork { .. }));
-    assert_eq!(undo.actions.len(), 2, "{undo:#?}");
-    block_on(apply::apply(&undo, Os::Windows, &mut Native, &mut Offline, &Options::default())).expect("reset");
+    undo.actions.retain(|a| {
+        matches!(
+            a,
+            Action::StopService { .. }
+                | Action::RemoveService { .. }
+                | Action::RemoveHostEndpoint { .. }
+                | Action::RemoveHnsNetwork { .. }
+        )
+    });
+    assert_eq!(undo.actions.len(), 4, "{undo:#?}");
+    block_on(apply::apply(&undo, Os::Windows, &mut scm, &mut Offline, &Options::default())).expect("reset");
+    assert!(!host::service_active(Manager::Scm, "kube-proxy"), "kube-proxy still runs after reset");
     let after = state(standin.path());
     assert!(list(&after, "networks").is_empty(), "{after:#}");
     assert!(!list(&after, "endpoints").iter().any(|e| e["Name"] == "cbr0_ep"), "{after:#}");
-    // SAFETY: as above.
-    unsafe { std::env::remove_var("WKJOIN_HNS_STANDIN") };
 }
 
 fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {

@@ -136,9 +136,11 @@ pub fn kube_proxy_args(s: &Settings, v: KubeVersion) -> (Vec<String>, BTreeMap<S
         Os::Linux => a.push("--proxy-mode=iptables".into()),
         Os::Windows => {
             a.push("--proxy-mode=kernelspace".into());
+            // The #1 Windows pain point: this must name the same HNS network as the CNI config. The flag (read
+            // before KUBE_NETWORK, proxier.go) needs no service environment; the variable is the guide's way.
+            a.push(format!("--network-name={}", s.network_name));
             a.push("--windows-service".into());
             a.extend(windows_log_args(&l, KUBE_PROXY, v));
-            // The #1 Windows pain point: this must name the same HNS network as the CNI config.
             env.insert("KUBE_NETWORK".to_string(), s.network_name.clone());
         }
     }
@@ -493,5 +495,6 @@ mod tests {
         let cni: serde_json::Value =
             serde_json::from_str(&network::windows_cni_config(&s, "10.244.1.0/24".parse().unwrap())).unwrap();
         assert_eq!(env["KUBE_NETWORK"], cni["name"].as_str().unwrap());
+        assert!(args.contains(&format!("--network-name={}", cni["name"].as_str().unwrap())), "{args:?}");
     }
 }

@@ -2,8 +2,9 @@
 //! vmcompute.dll, for tests only (never shipped). Not HNS: it programs no switch, vNIC or load balancer; it keeps
 //! the objects callers create (networks, endpoints, load balancers, namespaces) as their JSON in a state file
 //! that every process of the prefix shares, and answers queries about them as HNS does, so wkjoin.exe and the
-//! real kube-proxy.exe see one another's objects. Active only when `WKJOIN_HNS_STANDIN` names the state directory
-//! (the calls are logged to `calls.log` there); otherwise every call fails with E_NOTIMPL, as if HNS were absent.
+//! real kube-proxy.exe see one another's objects. Active only when `WKJOIN_HNS_STANDIN` (or, for services,
+//! `%SystemRoot%\hns-standin.txt`) names the state directory (the calls are logged to `calls.log` there);
+//! otherwise every call fails with E_NOTIMPL, as if HNS were absent.
 //! scripts/wine-env builds it and installs it as vmcompute.dll (and as computenetwork.dll in the HNS prefix).
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 

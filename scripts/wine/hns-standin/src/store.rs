@@ -41,9 +41,16 @@ impl Kind {
 /// An HCN failure: the HRESULT and the error record's text.
 pub struct Failure(pub i32, pub String);
 
-/// The directory that holds the state; the stand-in is inert (as if HNS were absent) without it.
+/// The directory that holds the state; the stand-in is inert (as if HNS were absent) without it. A service gets
+/// none of a test's environment (wine's SCM passes no `Environment` value), so `%SystemRoot%\hns-standin.txt`,
+/// when a test wrote it, names the directory for every process of the prefix.
 pub fn dir() -> Option<PathBuf> {
-    std::env::var_os("WKJOIN_HNS_STANDIN").map(PathBuf::from)
+    if let Some(dir) = std::env::var_os("WKJOIN_HNS_STANDIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let root = std::env::var_os("SystemRoot")?;
+    let named = std::fs::read_to_string(PathBuf::from(root).join("hns-standin.txt")).ok()?;
+    Some(PathBuf::from(named.trim())).filter(|d| d.is_dir())
 }
 
 /// Appends one line to the call log (`calls.log` in the state dir).
