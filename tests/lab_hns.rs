@@ -21,7 +21,7 @@ use wkjoin::plan::{Action, Plan, ServiceSpec, Step};
 use wkjoin::settings::{HostFacts, Origin, PartialSettings, Settings, resolve};
 use wkjoin::version::KubeVersion;
 
-/// A fact of the lab (`scripts/lab env`), as a Windows path where it is one; missing fails the test.
+/// A fact of the lab (`scripts/lab env`); missing fails the test.
 fn lab(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run under `eval \"$(scripts/lab env)\"`"))
 }
@@ -67,10 +67,11 @@ fn list<'a>(state: &'a Value, kind: &str) -> Vec<&'a Value> {
 
 /// The plan's kube-proxy told another network (flag and variable), as a console process.
 fn kube_proxy_on(spec: &ServiceSpec, network: &str, stderr: &Path) -> Child {
-    let args = spec.args.iter().filter(|a| *a != "--windows-service").map(|a| match a.starts_with("--network-name=") {
-        true => format!("--network-name={network}"),
-        false => a.clone(),
-    });
+    let args = spec
+        .args
+        .iter()
+        .filter(|a| *a != "--windows-service")
+        .map(|a| if a.starts_with("--network-name=") { format!("--network-name={network}") } else { a.clone() });
     Command::new(&spec.program)
         .args(args)
         .envs(&spec.env)

@@ -124,14 +124,17 @@ unsafe fn create(
     id: *const Guid,
     settings: Pcwstr,
     network: Option<&str>,
-    out: Handle,
+    out: *mut Handle,
     record: *mut Pwstr,
 ) -> i32 {
+    if let Some(hr) = inactive() {
+        return hr;
+    }
     // SAFETY: the caller's arguments, as HCN takes them.
     unsafe {
         let settings = read(settings);
         store::log(&format!("HcnCreate {kind:?} {settings}"));
-        let result = store::create(kind, guid(id), &settings, network).map(|id| open_handle(kind, id, out.cast()));
+        let result = store::create(kind, guid(id), &settings, network).map(|id| open_handle(kind, id, out));
         finish(record, result)
     }
 }
@@ -210,10 +213,7 @@ macro_rules! hcn_object {
     ($kind:expr, $enumerate:ident, $create:ident, $open:ident, $modify:ident, $query:ident, $delete:ident, $close:ident) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "system" fn $create(id: *const Guid, s: Pcwstr, out: *mut Handle, record: *mut Pwstr) -> i32 {
-            if let Some(hr) = inactive() {
-                return hr;
-            }
-            unsafe { create($kind, id, s, None, out.cast(), record) }
+            unsafe { create($kind, id, s, None, out, record) }
         }
 
         hcn_object!($kind, $enumerate, $open, $modify, $query, $delete, $close);
@@ -300,13 +300,10 @@ pub unsafe extern "system" fn HcnCreateEndpoint(
     out: *mut Handle,
     record: *mut Pwstr,
 ) -> i32 {
-    if let Some(hr) = inactive() {
-        return hr;
-    }
     // SAFETY: the caller's arguments, as HCN takes them.
     unsafe {
         let Some(network) = opened(network).filter(|o| o.kind == Kind::Network) else { return E_NOTIMPL };
         let network = network.id.clone();
-        create(Kind::Endpoint, id, s, Some(&network), out.cast(), record)
+        create(Kind::Endpoint, id, s, Some(&network), out, record)
     }
 }
